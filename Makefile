@@ -1,0 +1,46 @@
+# Two entry points for a fresh clone: `make demo` and `make test`. Each sets itself up.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PY := $(VENV)/.installed
+STAMP_NPM := node_modules/.installed
+ABIS := $(wildcard abis/*.json)
+SOURCES := $(wildcard contracts/*.sol) scripts/build_contracts.mjs
+
+.PHONY: setup build demo test lint clean devchain-down
+
+setup: $(STAMP_PY) $(STAMP_NPM) build/contracts/BUILD_INFO.json
+
+$(STAMP_PY): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(STAMP_NPM): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found: install Node.js 20+ and npm" >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+build/contracts/BUILD_INFO.json: $(STAMP_NPM) $(SOURCES)
+	node scripts/build_contracts.mjs
+
+build: build/contracts/BUILD_INFO.json
+
+demo: setup
+	$(VENV)/bin/collateral-indexer demo --port $${DEMO_PORT:-8545}
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+devchain-down:
+	$(VENV)/bin/collateral-indexer devchain down
+
+clean:
+	rm -rf $(VENV) node_modules build .devchain .devchain-demo .pytest_cache .ruff_cache

@@ -1,0 +1,196 @@
+"""`collateral-indexer`: the command line. Owns processes, clocks and printing; logic lives below it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from indexer.errors import IndexerError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Collateral indexer for tokenized stocks.")
+devchain_app = typer.Typer(no_args_is_help=True, help="A local anvil chain with the demo world.")
+app.add_typer(devchain_app, name="devchain")
+
+console = Console()
+err = Console(stderr=True)
+DEFAULT_STATE = Path(".devchain")
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _terminate_on_sigterm() -> None:
+    """SIGTERM behaves like Ctrl-C so `finally` blocks stop what was started."""
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]building world"), BarColumn(), MofNCompleteColumn(), TextColumn("blocks"),
+        TimeElapsedColumn(), console=err, transient=True,
+    )
+
+
+@devchain_app.command("up")
+def devchain_up(
+    port: int = typer.Option(8545, help="TCP port for the node's JSON-RPC."),
+    seed: str = typer.Option("7", help="World seed: the same seed builds the same world."),
+    scale: str = typer.Option("small", help="small (1,200 wallets, ~50k transfers) or bench (100k wallets, 1M+)."),
+    live: bool = typer.Option(False, "--live", help="Keep producing blocks with transfers and price rounds."),
+    interval: float = typer.Option(2.0, help="Live: wall-clock seconds between blocks."),
+    step: int = typer.Option(900, help="Live: chain seconds between blocks (chain time runs faster)."),
+    state_dir: Path = typer.Option(DEFAULT_STATE, help="Folder for the node's state, logs and the manifest."),
+    foreground: bool = typer.Option(False, "--foreground", help="Stay attached; Ctrl-C stops the chain."),
+    seconds: float = typer.Option(0, help="With --foreground: stop after this many seconds (0: until Ctrl-C)."),
+    days: int = typer.Option(0, help="Build only the first DAYS days of the world (0: all of it), for quick checks."),
+) -> None:
+    """Start anvil, deploy the demo world and write its manifest (STATE_DIR/manifest.toml)."""
+    from indexer.devchain.chain import parse_seed, short_timeline, spawn_live, start_devchain
+    from indexer.devchain.specs import TIMELINE
+
+    try:
+        seed_value = parse_seed(seed)
+        _terminate_on_sigterm()
+        with _progress() as progress:
+            task = progress.add_task("world", total=None)
+            timeline = short_timeline(days) if days > 0 else TIMELINE
+            chain = start_devchain(port=port, state_dir=state_dir, seed=seed_value, scale=scale, timeline=timeline,
+                                   progress=lambda i, n: progress.update(task, completed=i, total=n))
+    except KeyboardInterrupt:
+        fail("interrupted: the dev chain was stopped", 130)
+    except IndexerError as exc:
+        fail(str(exc))
+    console.print(f"dev chain up at {chain.url}; manifest: {chain.manifest_path}")
+    if not foreground:
+        if live:
+            pid = spawn_live(state_dir, interval=interval, step=step)
+            console.print(f"live producer running (pid {pid}); stop both with `collateral-indexer devchain down`")
+        else:
+            console.print("stop it with `collateral-indexer devchain down`")
+        return
+    _attached(chain, live=live, interval=interval, step=step, seconds=seconds, state_dir=state_dir)
+
+
+def _attached(chain, *, live: bool, interval: float, step: int, seconds: float, state_dir: Path) -> None:
+    from indexer.chain.rpc import RpcClient
+    from indexer.config import load_settings
+    from indexer.devchain.live import run_live
+    from indexer.devchain.show import world_renderable
+
+    rpc = RpcClient(chain.url)
+    stop = threading.Event()
+    try:
+        settings = load_settings(chain.manifest_path)
+        console.print(world_renderable(settings, rpc))
+        limit = seconds if seconds > 0 else None
+        if live:
+            console.print(f"producing a block every {interval}s ({step}s of chain time); Ctrl-C stops")
+
+            def on_block(number: int, t: int, n_tx: int) -> None:
+                stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
+                console.print(f"block {number} at {stamp} UTC: {n_tx} transactions", highlight=False)
+
+            run_live(rpc, chain.sim, interval=interval, step=step, stop=stop, seconds=limit, on_block=on_block)
+        else:
+            deadline = None if limit is None else time.monotonic() + limit
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    except IndexerError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+    finally:
+        stop.set()
+        rpc.close()
+        chain.node.stop(remove_state=True)
+        console.print("dev chain stopped")
+
+
+@devchain_app.command("down")
+def devchain_down(state_dir: Path = typer.Option(DEFAULT_STATE, help="The folder given to `devchain up`.")) -> None:
+    """Stop the dev chain and its live producer, and remove the node's disposable state."""
+    from indexer.devchain.chain import stop_devchain
+
+    stopped = stop_devchain(state_dir)
+    console.print("stopped " + ", ".join(stopped) if stopped else f"no dev chain was running from {state_dir}")
+
+
+@devchain_app.command("live", hidden=True)
+def devchain_live(
+    state_dir: Path = typer.Option(DEFAULT_STATE),
+    interval: float = typer.Option(2.0),
+    step: int = typer.Option(900),
+) -> None:
+    """Produce live blocks on a dev chain started by `devchain up` (used by `up --live`)."""
+    from indexer.chain.rpc import RpcClient
+    from indexer.config import load_settings
+    from indexer.devchain.chain import MANIFEST
+    from indexer.devchain.live import load_sim, run_live
+
+    _terminate_on_sigterm()
+    try:
+        settings = load_settings(state_dir / MANIFEST)
+        rpc = RpcClient(settings.chain.rpc_urls[0])
+        run_live(rpc, load_sim(state_dir), interval=interval, step=step, stop=threading.Event())
+    except KeyboardInterrupt:
+        pass
+    except IndexerError as exc:
+        fail(str(exc))
+
+
+@devchain_app.command("show")
+def devchain_show(
+    manifest: Path = typer.Option(DEFAULT_STATE / "manifest.toml", help="Manifest written by `devchain up`."),
+) -> None:
+    """Show the world on a running dev chain: tokens, feeds, latest prices, events."""
+    from indexer.chain.rpc import RpcClient
+    from indexer.config import load_settings
+    from indexer.devchain.show import world_renderable
+
+    try:
+        settings = load_settings(manifest)
+        rpc = RpcClient(settings.chain.rpc_urls[0], max_retries=1, timeout=10)
+        console.print(world_renderable(settings, rpc))
+    except IndexerError as exc:
+        fail(str(exc))
+
+
+@app.command("demo")
+def demo(
+    port: int = typer.Option(8545, help="TCP port for the dev chain."),
+    seed: str = typer.Option("7"),
+    seconds: float = typer.Option(float(os.environ.get("DEMO_SECONDS", "0") or 0),
+                                  help="Stop after this many seconds (default $DEMO_SECONDS; 0: until Ctrl-C)."),
+    state_dir: Path = typer.Option(Path(".devchain-demo")),
+) -> None:
+    """Start the dev chain with the demo world, show it, and keep it live until Ctrl-C or --seconds."""
+    devchain_up(port=port, seed=seed, scale="small", live=True, interval=2.0, step=900, state_dir=state_dir,
+                foreground=True, seconds=seconds, days=0)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,201 @@
+"""The one settings model: chain, RPC URLs, tokens, feeds, database, policy.
+
+Loaded once at start-up from a TOML file (the dev chain's manifest is such a file) with
+environment overrides (`INDEXER_DATABASE_URL`, `INDEXER_CHAIN__RPC_URLS='["http://..."]'`, ...).
+Errors name the field and say what to put there.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from indexer.accounting import Accounting
+from indexer.errors import ConfigError
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+MULTICALL3_ADDRESS = "0xca11bde05977b3631167028862be2a173976ca11"
+
+
+def normalize_address(value: str, field: str = "address") -> str:
+    """Lowercase 0x-hex; raises ConfigError naming the field when it is not a 20-byte address."""
+    if not isinstance(value, str) or not _ADDRESS.match(value.strip()):
+        raise ConfigError(f"{field}: {value!r} is not a 20-byte 0x-hex address")
+    return value.strip().lower()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChainConfig(_Strict):
+    chain_id: int = Field(gt=0)
+    rpc_urls: list[str] = Field(min_length=1)
+    deployment_block: int = Field(ge=0)
+    confirmations: int | Literal["safe", "finalized"] = 0
+    multicall3: str | None = MULTICALL3_ADDRESS
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_url(cls, data: Any) -> Any:
+        # the manifest writes one `rpc_url`; configuration files may list several `rpc_urls`
+        if isinstance(data, dict) and "rpc_url" in data:
+            data = dict(data)
+            url = data.pop("rpc_url")
+            data.setdefault("rpc_urls", [url])
+        return data
+
+    @field_validator("rpc_urls")
+    @classmethod
+    def _urls(cls, urls: list[str]) -> list[str]:
+        for u in urls:
+            if not u.startswith(("http://", "https://")):
+                raise ValueError(f"{u!r} is not an http(s) URL")
+        return urls
+
+    @field_validator("multicall3")
+    @classmethod
+    def _mc(cls, v: str | None) -> str | None:
+        return None if v in (None, "") else normalize_address(v, "chain.multicall3")
+
+    @field_validator("confirmations")
+    @classmethod
+    def _conf(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 0:
+            raise ValueError("must be >= 0, or 'safe' / 'finalized'")
+        return v
+
+
+class TokenConfig(_Strict):
+    symbol: str = Field(min_length=1)
+    address: str
+    decimals: int = Field(ge=0, le=77)
+    underlying: str = ""
+    isin: str = ""
+    name: str = ""
+    asset_class: str
+    accounting: Accounting
+    feed: str | None = None  # name of the price feed that values this token
+    reserve_feed: str | None = None  # name of its proof-of-reserve feed
+    balance_source: Literal["logs", "poll"] = "logs"
+
+    @field_validator("address")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        return normalize_address(v, "tokens.address")
+
+
+class FeedConfig(_Strict):
+    name: str = Field(min_length=1)
+    address: str
+    decimals: int = Field(ge=0, le=36)
+    kind: Literal["stock", "crypto", "reserve", "stablecoin"]
+    quote: Literal["per_share", "per_token"] | None = None
+    heartbeat: int = Field(gt=0)
+    calendar: Literal["XNYS", "24/7"] = "24/7"
+    token: str | None = None  # the token it prices or whose reserves it reports
+
+    @field_validator("address")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        return normalize_address(v, "feeds.address")
+
+
+class Settings(BaseSettings):
+    """Everything the indexer needs to run against one chain."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INDEXER_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    chain: ChainConfig
+    tokens: list[TokenConfig] = Field(min_length=1)
+    feeds: list[FeedConfig] = Field(default_factory=list)
+    database_url: str = "sqlite:///collateral.sqlite"
+    policy_path: str = "policy/default.toml"
+    world: dict[str, Any] = Field(default_factory=dict)  # what the dev chain says about its world
+    events: list[dict[str, Any]] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment variables override what the file says
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        symbols = [t.symbol for t in self.tokens]
+        dup = {s for s in symbols if symbols.count(s) > 1}
+        if dup:
+            raise ValueError(f"tokens: symbol {sorted(dup)[0]!r} is listed twice")
+        addrs = [t.address for t in self.tokens] + [f.address for f in self.feeds]
+        dup_a = {a for a in addrs if addrs.count(a) > 1}
+        if dup_a:
+            raise ValueError(f"address {sorted(dup_a)[0]} is used by two tokens or feeds")
+        feeds = {f.name: f for f in self.feeds}
+        if len(feeds) != len(self.feeds):
+            raise ValueError("feeds: two feeds share a name")
+        for t in self.tokens:
+            for attr in ("feed", "reserve_feed"):
+                ref = getattr(t, attr)
+                if ref is not None and ref not in feeds:
+                    raise ValueError(f"tokens[{t.symbol}].{attr}: no feed named {ref!r} in [[feeds]]")
+            if t.feed is not None and feeds[t.feed].quote is None:
+                raise ValueError(f"feeds[{t.feed}].quote: a price feed must say per_share or per_token")
+        for f in self.feeds:
+            if f.token is not None and f.token not in symbols:
+                raise ValueError(f"feeds[{f.name}].token: no token with symbol {f.token!r}")
+        return self
+
+    def token(self, symbol: str) -> TokenConfig:
+        for t in self.tokens:
+            if t.symbol == symbol:
+                return t
+        raise ConfigError(f"unknown token {symbol!r}: known are {', '.join(t.symbol for t in self.tokens)}")
+
+    def feed(self, name: str) -> FeedConfig:
+        for f in self.feeds:
+            if f.name == name:
+                return f
+        raise ConfigError(f"unknown feed {name!r}")
+
+
+def load_settings(path: str | Path, **overrides: Any) -> Settings:
+    """Read a TOML configuration (or a dev chain manifest); raise ConfigError with the field path."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {p} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"configuration file {p} cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {p} is not valid TOML: {exc}") from None
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(f"{p}: {_describe(exc)}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

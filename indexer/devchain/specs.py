@@ -1,0 +1,171 @@
+"""What the demo world holds: tokenized stocks, feeds and the dated events that happen to them.
+
+Prices start near real late-2025 levels; volatilities are typical annualised figures. The two
+factor loadings (equity market, crypto market) give the correlated random walks; the crash days
+are calibrated to 2020-03-12 (S&P 500 -9.5%, BTC about -40% in one day).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from indexer.accounting import Accounting
+
+# 0.25% a year taken daily, the order of xStocks' disclosed management fee; WAD fraction per day.
+FEE_25BP_DAILY = 6_849_315_068_493  # round(1e18 * 0.0025 / 365)
+FEE_40BP_DAILY = 10_958_904_109_589  # round(1e18 * 0.0040 / 365)
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class TokenSpec:
+    symbol: str
+    name: str
+    underlying: str
+    isin: str
+    asset_class: str
+    accounting: Accounting
+    decimals: int
+    price: float  # USD per share at the start
+    vol: float  # annualised volatility of the share
+    equity_loading: float
+    crypto_loading: float
+    quote: str  # per_share or per_token: what the token's price feed quotes
+    fee_per_period: int = 0
+    period_length: int = 0
+    has_reserve_feed: bool = True
+
+
+@dataclass(frozen=True)
+class CryptoSpec:
+    pair: str
+    price: float
+    vol: float
+    equity_loading: float
+    crypto_loading: float
+
+
+R = Accounting.REBASING_SHARES
+U = Accounting.UI_MULTIPLIER
+
+TOKENS: tuple[TokenSpec, ...] = (
+    TokenSpec("AAPLx", "Apple xStock", "AAPL", "US0378331005", "single_stock", R, 18, 270.0, 0.28, 0.75, 0.10, "per_share", FEE_25BP_DAILY, DAY),
+    TokenSpec("NVDAx", "NVIDIA xStock", "NVDA", "US67066G1040", "single_stock", R, 18, 180.0, 0.50, 0.70, 0.20, "per_share", FEE_25BP_DAILY, DAY),
+    TokenSpec("TSLAx", "Tesla xStock", "TSLA", "US88160R1014", "single_stock", R, 18, 430.0, 0.60, 0.60, 0.25, "per_token", FEE_25BP_DAILY, DAY),
+    TokenSpec("MSTRx", "Strategy xStock", "MSTR", "US5949724083", "crypto_linked_stock", R, 18, 300.0, 0.85, 0.40, 0.70, "per_share", FEE_25BP_DAILY, DAY),
+    TokenSpec("SPYx", "SP500 xStock", "SPY", "US78462F1030", "broad_index_etf", R, 18, 670.0, 0.16, 0.95, 0.10, "per_token", FEE_25BP_DAILY, DAY),
+    TokenSpec("QQQx", "Nasdaq xStock", "QQQ", "US46090E1038", "broad_index_etf", R, 18, 610.0, 0.22, 0.92, 0.15, "per_token", FEE_25BP_DAILY, DAY),
+    TokenSpec("GLDx", "Gold xStock", "GLD", "US78463V1070", "commodity_etf", R, 18, 380.0, 0.15, 0.10, 0.05, "per_share", FEE_40BP_DAILY, DAY),
+    TokenSpec("AMZN", "Amazon Stock Token", "AMZN", "US0231351067", "single_stock", U, 6, 230.0, 0.32, 0.75, 0.10, "per_share"),
+    TokenSpec("MSFT", "Microsoft Stock Token", "MSFT", "US5949181045", "single_stock", U, 6, 510.0, 0.25, 0.80, 0.08, "per_share"),
+    TokenSpec("GOOGL", "Alphabet Stock Token", "GOOGL", "US02079K3059", "single_stock", U, 6, 280.0, 0.30, 0.75, 0.10, "per_token"),
+    TokenSpec("COIN", "Coinbase Stock Token", "COIN", "US19260Q1076", "crypto_linked_stock", U, 6, 320.0, 0.80, 0.45, 0.65, "per_share"),
+    TokenSpec("TLT", "Treasury Bond ETF Token", "TLT", "US4642874329", "bond_etf", U, 6, 90.0, 0.14, -0.20, 0.00, "per_share"),
+    TokenSpec("USDC", "USD Coin", "USD", "", "stablecoin", Accounting.PLAIN, 6, 1.0, 0.002, 0.0, 0.0, "per_token", has_reserve_feed=False),
+)
+
+CRYPTO: tuple[CryptoSpec, ...] = (
+    CryptoSpec("BTC/USD", 100_000.0, 0.55, 0.25, 0.90),
+    CryptoSpec("ETH/USD", 3_500.0, 0.70, 0.25, 0.85),
+)
+
+PRICE_DECIMALS = 8  # Chainlink USD feeds for equities and crypto
+RESERVE_DECIMALS = 18  # proof-of-reserve feeds report shares with 18 decimals
+
+# Chainlink-like heartbeats (seconds): equity feeds refresh within the session, crypto around the clock.
+STOCK_HEARTBEAT = 3_600
+CRYPTO_HEARTBEAT = 3_600
+RESERVE_HEARTBEAT = 86_400
+STABLE_HEARTBEAT = 86_400
+
+
+@dataclass(frozen=True)
+class Timeline:
+    start: int  # unix seconds of the first world block
+    days: int
+    block_seconds: int = 1_800
+
+    @property
+    def end(self) -> int:
+        return self.start + self.days * DAY
+
+    @property
+    def n_blocks(self) -> int:
+        return self.days * DAY // self.block_seconds
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp())
+
+
+# The world runs from the first trading day of January 2026 to the start of May 2026.
+TIMELINE = Timeline(start=utc(2026, 1, 2), days=120)
+
+# Joint risk-off days: (UTC date, equity-market log move, crypto-market log move), modelled on
+# 2020-03-11..13 (S&P 500 -4.9%, -9.5%; BTC -8%, about -40%).
+CRASH_DAYS: tuple[tuple[int, float, float], ...] = (
+    (utc(2026, 3, 10), -0.045, -0.10),
+    (utc(2026, 3, 11), -0.095, -0.40),
+    (utc(2026, 3, 12), -0.035, -0.08),
+)
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    wallets: int
+    transfers_per_block: float  # Poisson mean of holder-to-holder transfers per block
+    direct_share: float  # share of transfers sent by the holder itself, the rest by batch
+    initial_holders: float  # share of wallets holding something after the initial mints
+    block_seconds: int = 1_800  # chain time between world blocks
+    prune_history: int = 256  # states anvil keeps in memory (reorg depth available to tests)
+
+
+# anvil recomputes its state root over the whole state at every block, so a block costs time in
+# proportion to the state: the bench world puts its million transfers in fewer, fuller blocks
+# (three hours of chain time apart) and keeps fewer past states in memory.
+SCALES = {
+    "small": Scale("small", wallets=1_200, transfers_per_block=9.0, direct_share=0.10, initial_holders=0.7),
+    "bench": Scale("bench", wallets=100_000, transfers_per_block=1_100.0, direct_share=0.0, initial_holders=0.8,
+                   block_seconds=10_800, prune_history=16),
+}
+
+# Special wallets, by index in the world's wallet list.
+WHALES = (0, 1, 2, 3, 4)
+FROZEN_MSFT = (10, 11)
+FROZEN_AMZN = 12
+SANCTIONED = (20, 21)
+
+
+@dataclass(frozen=True)
+class ScheduledEvent:
+    """Something the issuer or an oracle does at a given time; `kind` names it in the manifest."""
+
+    at: int
+    kind: str
+    token: str
+    detail: dict
+
+
+def scheduled_events(tl: Timeline) -> list[ScheduledEvent]:
+    d = lambda n, hour=15: tl.start + n * DAY + hour * 3600  # noqa: E731
+    events = [
+        # TSLAx: a 3-for-1 split announced ten days ahead, in force before the open.
+        ScheduledEvent(d(33), "multiplier_scheduled", "TSLAx", {"ratio": "3/1", "activation": d(43, 12)}),
+        # AMZN: ERC-8056 2-for-1 split announced, taking effect later with no event.
+        ScheduledEvent(d(54), "ui_multiplier_scheduled", "AMZN", {"ratio": "2/1", "activation": d(62, 12)}),
+        # SPYx: quarterly dividend reinvested into the multiplier.
+        ScheduledEvent(d(75), "multiplier_scheduled", "SPYx", {"ratio": "10031/10000", "activation": d(81, 12)}),
+        ScheduledEvent(d(89), "freeze", "MSFT", {"wallets": list(FROZEN_MSFT)}),
+        ScheduledEvent(d(91), "freeze", "AMZN", {"wallets": [FROZEN_AMZN]}),
+        ScheduledEvent(d(99), "sanction", "*", {"wallets": list(SANCTIONED)}),
+        ScheduledEvent(d(100), "reserve_shortfall", "NVDAx", {"coverage": "97/100"}),
+        ScheduledEvent(d(109), "unfreeze", "AMZN", {"wallets": [FROZEN_AMZN]}),
+        ScheduledEvent(d(119), "pause", "TLT", {}),
+        # An in-session stall of one equity feed (no rounds for three hours on a trading afternoon).
+        ScheduledEvent(utc(2026, 4, 22, 17), "feed_stall", "GOOGL", {"until": utc(2026, 4, 22, 20)}),
+        # A round published with answeredInRound < roundId, as a stuck aggregator reports it.
+        ScheduledEvent(utc(2026, 2, 18, 16), "incomplete_round", "COIN", {}),
+    ]
+    return sorted(events, key=lambda e: e.at)

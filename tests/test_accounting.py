@@ -1,0 +1,64 @@
+"""Pure accounting rules: the multiplier models, exactly as the contracts compute them."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.accounting import (
+    WAD,
+    RebasingParams,
+    UiMultiplierUpdate,
+    balance_from_shares,
+    rebasing_fold,
+    rebasing_multiplier_at,
+    shares_from_amount,
+    ui_multiplier_at,
+)
+
+DAY = 86_400
+
+
+def test_fee_periods_compound_with_rounding_down_each_period():
+    p = RebasingParams(WAD, 1_000, fee_per_period=10**15, period_length=DAY)
+    m, periods, nonce = rebasing_multiplier_at(p, 1_000 + 3 * DAY + 5)
+    expected = WAD
+    for _ in range(3):
+        expected = expected * (WAD - 10**15) // WAD
+    assert (m, periods, nonce) == (expected, 3, 3)
+    assert rebasing_multiplier_at(p, 1_000 + DAY - 1) == (WAD, 0, 0)
+
+
+def test_a_scheduled_action_replaces_the_base_and_restarts_fee_periods():
+    p = RebasingParams(WAD, 0, 10**15, DAY, new_multiplier=3 * WAD, new_multiplier_activation_time=10 * DAY + 7)
+    assert rebasing_multiplier_at(p, 10 * DAY + 6)[0] < WAD
+    assert rebasing_multiplier_at(p, 10 * DAY + 7) == (3 * WAD, 0, 1)
+    m, periods, _ = rebasing_multiplier_at(p, 11 * DAY + 7)
+    assert (m, periods) == (3 * WAD * (WAD - 10**15) // WAD, 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fee=st.integers(0, 10**16),
+    period=st.sampled_from([0, 3600, DAY]),
+    checkpoints=st.lists(st.integers(0, 40 * DAY), min_size=1, max_size=6),
+    activation=st.one_of(st.just(0), st.integers(1, 40 * DAY)),
+)
+def test_folding_at_any_times_never_changes_the_multiplier(fee, period, checkpoints, activation):
+    p = RebasingParams(WAD, 0, fee, period, new_multiplier=2 * WAD if activation else 0,
+                       new_multiplier_activation_time=activation)
+    end = 41 * DAY
+    folded = p
+    for t in sorted(checkpoints):
+        folded = rebasing_fold(folded, t)
+    assert rebasing_multiplier_at(folded, end)[0] == rebasing_multiplier_at(p, end)[0]
+
+
+@given(shares=st.integers(0, 2**200), m=st.integers(1, 10 * WAD))
+def test_a_transfer_of_a_whole_balance_never_moves_more_shares_than_held(shares, m):
+    assert shares_from_amount(balance_from_shares(shares, m), m) <= shares
+
+
+def test_ui_multiplier_in_force_follows_effective_times():
+    ups = [UiMultiplierUpdate(2 * WAD, 100, 50), UiMultiplierUpdate(6 * WAD, 300, 200)]
+    assert [ui_multiplier_at(ups, t) for t in (0, 99, 100, 299, 300)] == [WAD, WAD, 2 * WAD, 2 * WAD, 6 * WAD]
