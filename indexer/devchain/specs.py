@@ -124,11 +124,11 @@ class Scale:
 
 # anvil recomputes its state root over the whole state at every block, so a block costs time in
 # proportion to the state: the bench world puts its million transfers in fewer, fuller blocks
-# (three hours of chain time apart) and keeps fewer past states in memory.
+# (four hours of chain time apart) and keeps fewer past states in memory.
 SCALES = {
     "small": Scale("small", wallets=1_200, transfers_per_block=9.0, direct_share=0.10, initial_holders=0.7),
-    "bench": Scale("bench", wallets=100_000, transfers_per_block=1_100.0, direct_share=0.0, initial_holders=0.8,
-                   block_seconds=10_800, prune_history=16),
+    "bench": Scale("bench", wallets=100_000, transfers_per_block=1_200.0, direct_share=0.0, initial_holders=0.8,
+                   block_seconds=14_400, prune_history=16),
 }
 
 # Special wallets, by index in the world's wallet list.

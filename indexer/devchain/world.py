@@ -42,7 +42,7 @@ from indexer.devchain.specs import (
     TokenSpec,
     scheduled_events,
 )
-from indexer.devchain.xnys import SessionTable
+from indexer.risk.calendar import xnys
 
 YEAR = 365 * DAY
 MAX_BATCH = 400  # transfers per batchForcedTransfer / batchMint transaction
@@ -111,7 +111,7 @@ class WorldSim:
         self.tl = timeline
         self.dep = deployment
         self.rng = np.random.default_rng(seed)
-        self.sessions = SessionTable.for_range(timeline.start - 7 * DAY, timeline.end + 400 * DAY)
+        self.calendar = xnys()
         self.wallets = [wallet_address(seed, i) for i in range(scale.wallets)]
         self.token_abi = {Accounting.REBASING_SHARES: load_abi("RebasingSharesStock"),
                           Accounting.UI_MULTIPLIER: load_abi("UiMultiplierStock"),
@@ -461,14 +461,15 @@ class WorldSim:
 
     def _plan_rounds(self, t: int, plan: BlockPlan) -> None:
         self._apply_due_splits(t)
-        in_session = self.sessions.is_open(t)
+        # stock feeds publish from the open to the close inclusive (the closing print)
+        in_session = bool(self.calendar.is_open(t) or self.calendar.is_open(t - 1))
         hourly = t % 3600 == 0
-        six_hourly = t % (6 * 3600) == 0
+        four_hourly = t % (4 * 3600) == 0
         for i, spec in enumerate(TOKENS):
             feed = price_feed_name(spec)
             price = self.share_price(i)
             if spec.accounting == Accounting.PLAIN:
-                if six_hourly:
+                if four_hourly:
                     answer = round((1.0 + 0.0004 * float(self.rng.standard_normal())) * 10**PRICE_DECIMALS)
                     plan.txs.append(self._transmit(feed, self.dep.price_feeds[feed], answer))
                 continue
@@ -483,7 +484,7 @@ class WorldSim:
                     plan.txs.append(self._transmit_incomplete(feed, address, answer, t))
                 else:
                     plan.txs.append(self._transmit(feed, address, answer))
-            if six_hourly and spec.has_reserve_feed:
+            if four_hourly and spec.has_reserve_feed:
                 need = self.shares_outstanding(spec.symbol, t)
                 num, den = self.reserve_coverage.get(spec.symbol, (1001, 1000))  # custodians hold a buffer
                 reserve = need * num // den

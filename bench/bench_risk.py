@@ -1,0 +1,110 @@
+"""Benchmark of the risk engine against the plain-Python reference (issue 5).
+
+Builds the synthetic world in process: 100,000 wallets x 20 tokens (each wallet holds each token
+with probability 0.5: about 1M holdings), two crypto positions per wallet, a year of feed history.
+Times the vectorized engine (median of several runs after one warm-up) and the reference
+(its run-level pass in full, its per-wallet pass on a sample of wallets, scaled to all wallets), and
+checks that both agree on the sample.
+
+    .venv/bin/python bench/bench_risk.py [--wallets 100000] [--sample 2000] [--runs 5]
+
+BLAS is pinned to one thread before numpy loads: the reference is single-threaded, the machine is
+shared, and the small (wallets x 15) products gain nothing from threads. Results: docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+import tomllib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from indexer.risk.calendar import xnys  # noqa: E402
+from indexer.risk.engine import run_risk  # noqa: E402
+from indexer.risk.policy import policy_from_mapping  # noqa: E402
+from indexer.risk.reference import ReferenceModel  # noqa: E402
+from indexer.risk.synthetic import DEFAULT_TOKENS, extra_token_specs, synthetic_world  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+# Wednesday 2025-11-26 15:00 New York: market open, the day before Thanksgiving
+NOW = 1764187200
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--wallets", type=int, default=100_000)
+    ap.add_argument("--tokens", type=int, default=20)
+    ap.add_argument("--sample", type=int, default=2_000, help="wallets timed in the reference")
+    ap.add_argument("--runs", type=int, default=5, help="engine runs after one warm-up")
+    ap.add_argument("--now", type=int, default=NOW, help="block timestamp (UTC seconds)")
+    args = ap.parse_args()
+
+    data = tomllib.loads((ROOT / "policy" / "default.toml").read_text())
+    extra = extra_token_specs(max(0, args.tokens - len(DEFAULT_TOKENS)))
+    for spec in extra:
+        data["tokens"][spec.symbol] = {"asset_class": "single_stock"}
+    policy = policy_from_mapping(data, source="policy/default.toml + synthetic tokens")
+    xnys()  # build the calendar once, outside the timed runs
+
+    t0 = time.perf_counter()
+    snap = synthetic_world(args.wallets, now=args.now, seed=7, tokens=DEFAULT_TOKENS + extra)
+    t_build = time.perf_counter() - t0
+    n_hold, n_pos = len(snap.holdings), len(snap.positions)
+
+    run_risk(snap, policy)  # warm-up: first-touch page faults, lazy imports
+    wall, cpu = [], []
+    for _ in range(args.runs):
+        c0, w0 = time.process_time(), time.perf_counter()
+        run = run_risk(snap, policy)
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    t_engine = statistics.median(wall)
+    cpu_engine = statistics.median(cpu)
+
+    w0 = time.perf_counter()
+    model = ReferenceModel(snap, policy)  # run-level pass: calendar, feeds, every holding for platform totals
+    t_ref_init = time.perf_counter() - w0
+    step = max(1, args.wallets // args.sample)
+    sample = list(range(0, args.wallets, step))
+    w0 = time.perf_counter()
+    ref_wallets = [model.wallet(w)[2] for w in sample]
+    t_ref_sample = time.perf_counter() - w0
+    t_ref = t_ref_init + t_ref_sample * (args.wallets / len(sample))
+
+    worst = 0.0
+    for w, ref in zip(sample, ref_wallets, strict=True):
+        for key in ("collateral", "equity", "l_joint", "stressed_excess"):
+            a, b = float(getattr(run.wallets, key)[w]), ref[key]
+            scale = max(abs(b), abs(ref["equity"]), abs(ref["im"]), ref["l_joint"], 1.0)
+            worst = max(worst, abs(a - b) / scale)
+
+    status = np.bincount(run.wallets.status, minlength=3)
+    print(
+        f"machine         : {platform.machine()}, {os.cpu_count()} cpu, numpy {np.__version__}, python {platform.python_version()}"
+    )
+    print(
+        f"world           : {args.wallets:,} wallets x {len(snap.tokens)} tokens, {n_hold:,} holdings, {n_pos:,} positions, {len(snap.feeds)} feeds (built in {t_build:.2f} s)"
+    )
+    print(f"market state    : {run.market_state.name}, policy {run.policy_version}")
+    print(
+        f"engine          : median {t_engine:.3f} s wall, {cpu_engine:.3f} s cpu over {args.runs} runs ({', '.join(f'{x:.3f}' for x in wall)})"
+    )
+    print(
+        f"reference       : run-level pass {t_ref_init:.2f} s + {len(sample)} wallets in {t_ref_sample:.2f} s ({1e6 * t_ref_sample / len(sample):.0f} us/wallet), scaled to all wallets {t_ref:.1f} s"
+    )
+    print(f"speed-up        : {t_ref / t_engine:.0f}x")
+    print(f"agreement       : max relative difference on the sample {worst:.2e}")
+    print(f"statuses        : healthy {status[0]:,}, margin_call {status[1]:,}, liquidate {status[2]:,}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Haircut components and concentration cuts (RISK.md section 4), vectorized over holdings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from indexer.risk.policy import SizePolicy
+
+
+def band_haircut(value: np.ndarray, bands_from: np.ndarray, bands_addon: np.ndarray) -> np.ndarray:
+    """Tiered value bands, applied marginally: the part of ``value`` inside band k takes ``addon[k]``.
+
+    Returns the effective rate ``sum_k addon_k * part_k / value`` (the first band's add-on at
+    value 0). Marginal bands keep the haircut amount continuous in the value, so adding one dollar
+    never removes collateral from the dollars already held (Bybit-style tiered collateral ratios).
+    The amount is piecewise linear in the value, so one ``np.interp`` over the band edges computes
+    it; a far knot carries the last band's slope past the last edge.
+    """
+    edges = np.asarray(bands_from, dtype=np.float64)
+    addon = np.asarray(bands_addon, dtype=np.float64)
+    cum = np.concatenate(([0.0], np.cumsum(addon[:-1] * np.diff(edges))))
+    far = max(1e300, float(edges[-1]) * 2.0)
+    knots_x = np.append(edges, far)
+    knots_y = np.append(cum, cum[-1] + addon[-1] * (far - edges[-1]))
+    amount = np.interp(value, knots_x, knots_y)
+    positive = value > 0
+    rate = np.divide(amount, value, out=np.full(value.shape, addon[0]), where=positive)
+    return rate
+
+
+def size_haircut(
+    market_value: np.ndarray,
+    units: np.ndarray,
+    token_idx: np.ndarray,
+    daily_liquidity_usd: np.ndarray,
+    supply_units: np.ndarray,
+    size: SizePolicy,
+) -> np.ndarray:
+    """``h_size = min(1, band(value) + k * sqrt(value / daily_liquidity) + k_s * sqrt(b / supply))``.
+
+    Per-token inputs (``daily_liquidity_usd``, ``supply_units``) are indexed by ``token_idx``. The
+    impact term applies only where a daily liquidity figure is configured (NaN = none). The supply
+    term measures the holding against the token's on-chain supply; the ratio is clipped to [0, 1]
+    (a holder cannot own more than the supply; a zero supply counts as fully held).
+    """
+    bands_from = np.array([b.from_usd for b in size.bands])
+    bands_addon = np.array([b.addon for b in size.bands])
+    h = band_haircut(market_value, bands_from, bands_addon)
+    # Both square-root terms are (per-token coefficient) * sqrt(per-holding amount):
+    # k * sqrt(v / L) = (k / sqrt(L)) * sqrt(v), and k_s * sqrt(min(b / S, 1)) = min((k_s / sqrt(S)) * sqrt(b), k_s).
+    if size.impact_k > 0:
+        has_liq = ~np.isnan(daily_liquidity_usd)
+        if has_liq.any():
+            coef = np.where(
+                has_liq, size.impact_k / np.sqrt(np.where(has_liq, daily_liquidity_usd, 1.0)), 0.0
+            )
+            h += coef[token_idx] * np.sqrt(market_value)
+    if size.supply_k > 0:
+        # a zero supply counts as fully held: an infinite coefficient, clipped to k_s below (0 * inf -> 0)
+        with np.errstate(divide="ignore"):
+            coef = np.where(
+                supply_units > 0,
+                size.supply_k / np.sqrt(np.where(supply_units > 0, supply_units, 1.0)),
+                np.inf,
+            )
+        term = np.sqrt(units)
+        with np.errstate(invalid="ignore"):
+            term *= coef[token_idx]
+        if np.isinf(coef).any():
+            term[units == 0] = 0.0
+        np.minimum(term, size.supply_k, out=term)
+        h += term
+    return np.minimum(h, 1.0, out=h)
+
+
+def wallet_concentration(
+    collateral: np.ndarray,
+    wallet_idx: np.ndarray,
+    token_idx: np.ndarray,
+    n_wallets: int,
+    share_cap: np.ndarray,
+    usd_cap: np.ndarray,
+) -> np.ndarray:
+    """Per-wallet caps: ``min(c, share_cap * C_wallet, usd_cap)``, ``C_wallet`` the wallet's
+    eligible collateral before this cut; ``share_cap`` and ``usd_cap`` are per token.
+
+    The excess of a token over ``share_cap`` of the wallet's eligible collateral takes a 100%
+    haircut (RISK.md section 4); the share is measured against the total before the cut, so the
+    result is exact and monotone (a larger collateral never yields a smaller capped value).
+    """
+    total = np.bincount(wallet_idx, weights=collateral, minlength=n_wallets)
+    cap = share_cap[token_idx] * total[wallet_idx]
+    if np.isfinite(usd_cap).any():
+        np.minimum(cap, usd_cap[token_idx], out=cap)
+    return np.minimum(collateral, cap, out=cap)

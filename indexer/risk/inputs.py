@@ -1,0 +1,279 @@
+"""One snapshot of the world at block B, as arrays (RISK.md section 1). Plain data, no I/O.
+
+Integers from the chain (balances, multipliers, supplies, reserves, oracle answers and round ids)
+stay Python ints (numpy ``object`` arrays; ``int64`` is accepted when the values fit) because uint256
+exceeds every machine type. They become floats in exactly one place, :func:`to_float_units`.
+
+Layout:
+- tokens, feeds: one row per token / feed; tokens point at their price feed by ``feed_idx``;
+- holdings: COO triplets ``(wallet_idx, token_idx, balance_raw)``, one row per non-empty pair, no
+  duplicate pairs (see :meth:`Snapshot.validate`);
+- accounts: one row per wallet index ``0..n_wallets-1`` (``has_account`` false where none is on file);
+- positions: one row per crypto position;
+- history: every feed's rounds up to B in CSR form (``offsets``), sorted by ``updated_at`` per feed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import IntEnum
+
+import numpy as np
+
+RawAmount = int  # an on-chain integer amount (uint256 / int256), never a float
+UnixSeconds = int
+
+
+class AccountingModel(IntEnum):
+    """How a token's balance relates to underlying shares (ARCHITECTURE.md)."""
+
+    PLAIN = 0  # shares = b / 10^d * external ratio (multiplier_raw, 18 decimals; 10**18 when none)
+    UI_MULTIPLIER = 1  # shares = b / 10^d * m / 10^18
+    REBASING_SHARES = 2  # balanceOf already includes the multiplier: shares = b / 10^d
+
+
+class PriceQuote(IntEnum):
+    PER_SHARE = 0  # the feed prices one underlying share
+    PER_TOKEN = 1  # the feed prices one token (multiplier already inside the price)
+
+
+class FeedKind(IntEnum):
+    """Which staleness clock and which side of the equity-crypto correlation floor a feed is on."""
+
+    STOCK = 0  # judged against the XNYS calendar; equity side of the stress floor
+    CRYPTO = 1  # judged 24/7; crypto side of the stress floor
+    STABLE = 2  # judged 24/7; outside the equity-crypto floor (a stablecoin is not risk-on crypto)
+
+    @property
+    def policy_key(self) -> str:
+        return self.name.lower()
+
+
+class SnapshotError(ValueError):
+    """Inputs that the engine cannot use; the message names the field and the fix."""
+
+
+# -- the one int -> float boundary ----------------------------------------------------------------
+
+_POW10 = np.array([float(10**k) for k in range(23)])  # exact: 10**k = 2**k * 5**k and 5**22 < 2**53
+
+
+def to_float_units(
+    raw: np.ndarray | list[int] | int, decimals: np.ndarray | int, index: np.ndarray | None = None
+) -> np.ndarray:
+    """``raw / 10**decimals`` as float64: the one place where chain integers become floats.
+
+    ``raw`` holds Python ints (object array, any size: uint256, int256) or numpy integers. Each
+    integer is converted to the nearest float64 (one correctly rounded step, done by numpy in C),
+    then divided by the power of ten, which is exact in float64 for ``decimals <= 22``: at most two
+    IEEE roundings, a relative error below 2**-52, and a single correctly rounded result whenever
+    ``|raw| < 2**53``. Decimals above 22 (no real token uses them) take Python's correctly rounded
+    ``int / int``. Exact ``Fraction`` arithmetic per element would cost a Python call per holding
+    for no visible gain: a result is reported to 1e-9 relative at best.
+
+    ``index``: when given, ``decimals`` is a small per-token table and element i uses
+    ``decimals[index[i]]`` (saves materializing a per-holding decimals column).
+    """
+    raw_arr = np.asarray(raw)
+    table = np.asarray(decimals, dtype=np.int64)
+    if raw_arr.size == 0:
+        return np.zeros(raw_arr.shape, dtype=np.float64)
+    if (table < 0).any():
+        raise SnapshotError("decimals must be >= 0")
+    out = raw_arr.astype(np.float64)
+    if index is None:
+        dec = np.broadcast_to(table, raw_arr.shape)
+        out /= _POW10[np.minimum(dec, 22)]
+    else:
+        out /= _POW10[np.minimum(table, 22)][index]
+        dec = table[index] if (table > 22).any() else np.zeros(raw_arr.shape, dtype=np.int64)
+    wide = dec > 22
+    if wide.any():
+        flat_raw, flat_dec, out = raw_arr.ravel(), dec.ravel(), out.ravel().copy()
+        for i in np.flatnonzero(wide.ravel()):  # rare: more than 22 decimals
+            out[i] = int(flat_raw[i]) / 10 ** int(flat_dec[i])
+        out = out.reshape(raw_arr.shape)
+    return out
+
+
+def int_array(values: list[int] | np.ndarray) -> np.ndarray:
+    """An object array of Python ints (for uint256 columns)."""
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = [int(v) for v in values]
+    return arr
+
+
+# -- snapshot parts --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Tokens:
+    symbol: np.ndarray  # str, keys into the policy's [tokens]
+    decimals: np.ndarray  # int64
+    accounting: np.ndarray  # int8, AccountingModel
+    multiplier_raw: np.ndarray  # object ints, 18-decimal fixed point in force at B (10**18 = 1)
+    paused: np.ndarray  # bool
+    feed_idx: np.ndarray  # int64 into Feeds, -1 = no price feed
+    quote: np.ndarray  # int8, PriceQuote of that feed for this token
+    total_supply_raw: np.ndarray  # object ints, totalSupply at B
+    has_reserve: np.ndarray  # bool, a proof-of-reserve figure is configured
+    reserve_raw: np.ndarray  # object ints, reserves held by the custodian, in shares
+    reserve_decimals: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.symbol)
+
+
+@dataclass(frozen=True, eq=False)
+class Feeds:
+    """The latest round of each feed at B (Chainlink AggregatorV3 ``latestRoundData``)."""
+
+    name: np.ndarray  # str, e.g. "AAPL/USD", "BTC/USD"
+    kind: np.ndarray  # int8, FeedKind
+    decimals: np.ndarray  # int64
+    has_round: np.ndarray  # bool, False: no round at all
+    round_id: np.ndarray  # object ints (uint80)
+    answer_raw: np.ndarray  # object ints (int256)
+    updated_at: np.ndarray  # int64, UTC seconds
+    answered_in_round: np.ndarray  # object ints (uint80)
+    heartbeat_s: np.ndarray  # int64, the feed's configured heartbeat; 0 = use the policy's for its kind
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+
+@dataclass(frozen=True, eq=False)
+class FeedHistory:
+    """Rounds per feed up to B, CSR: feed f owns rows ``offsets[f]:offsets[f+1]``, sorted by time."""
+
+    offsets: np.ndarray  # int64, len n_feeds + 1
+    updated_at: np.ndarray  # int64
+    answer_raw: np.ndarray  # object ints or int64
+
+    @classmethod
+    def empty(cls, n_feeds: int) -> FeedHistory:
+        return cls(
+            np.zeros(n_feeds + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Holdings:
+    wallet_idx: np.ndarray  # int64
+    token_idx: np.ndarray  # int64
+    balance_raw: np.ndarray  # object ints (balanceOf at B) or int64
+    frozen: np.ndarray  # bool, the wallet is frozen on that token
+
+    def __len__(self) -> int:
+        return len(self.wallet_idx)
+
+
+@dataclass(frozen=True, eq=False)
+class Accounts:
+    """Off-chain account records, one row per wallet index."""
+
+    wallet: np.ndarray  # str addresses, row i = wallet index i
+    has_account: np.ndarray  # bool
+    jurisdiction: np.ndarray  # numpy str ('<U2'), ISO 3166 alpha-2 ("" when unknown)
+    tier: np.ndarray  # numpy str ('<U16'); object arrays work but cost a conversion per run
+    kyc_approved: np.ndarray  # bool
+    sanctioned: np.ndarray  # bool
+    cash_usd: np.ndarray  # float64, cash held with the venue (0 when none)
+
+    def __len__(self) -> int:
+        return len(self.wallet)
+
+
+@dataclass(frozen=True, eq=False)
+class Positions:
+    """Crypto positions margined by the wallet's collateral (RISK.md section 6)."""
+
+    wallet_idx: np.ndarray  # int64
+    feed_idx: np.ndarray  # int64, the base asset's price feed (the mark)
+    size: np.ndarray  # float64, signed, in base units (long > 0)
+    entry_price: np.ndarray  # float64
+    leverage: np.ndarray  # float64, > 0
+
+    def __len__(self) -> int:
+        return len(self.wallet_idx)
+
+    @classmethod
+    def empty(cls) -> Positions:
+        z = np.zeros(0)
+        zi = np.zeros(0, dtype=np.int64)
+        return cls(zi, zi.copy(), z, z.copy(), z.copy())
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """Everything the engine needs about block B. ``block_timestamp`` is the engine's "now"."""
+
+    block_number: int
+    block_timestamp: UnixSeconds
+    tokens: Tokens
+    feeds: Feeds
+    history: FeedHistory
+    holdings: Holdings
+    accounts: Accounts
+    positions: Positions
+
+    @property
+    def n_wallets(self) -> int:
+        return len(self.accounts)
+
+    def validate(self) -> None:
+        """Check shapes, index ranges, ordering and uniqueness; raise SnapshotError naming the field.
+
+        Not called by the engine on every run (sorting a million pairs costs time): loaders call it
+        once after building a snapshot, tests call it on every generated world.
+        """
+        for part_name in ("tokens", "feeds", "holdings", "accounts", "positions"):
+            part = getattr(self, part_name)
+            n = len(part)
+            for f in fields(part):
+                col = getattr(part, f.name)
+                if len(col) != n:
+                    raise SnapshotError(
+                        f"{part_name}.{f.name}: {len(col)} rows, expected {n} like the others"
+                    )
+        n_t, n_f, n_w = len(self.tokens), len(self.feeds), self.n_wallets
+        _check_index("tokens.feed_idx", self.tokens.feed_idx, n_f, allow_minus_one=True)
+        _check_index("holdings.wallet_idx", self.holdings.wallet_idx, n_w)
+        _check_index("holdings.token_idx", self.holdings.token_idx, n_t)
+        _check_index("positions.wallet_idx", self.positions.wallet_idx, n_w)
+        _check_index("positions.feed_idx", self.positions.feed_idx, n_f)
+        if len(self.holdings):
+            key = self.holdings.wallet_idx.astype(np.int64) * max(n_t, 1) + self.holdings.token_idx
+            if len(np.unique(key)) != len(key):
+                raise SnapshotError(
+                    "holdings: duplicate (wallet_idx, token_idx) pairs; sum them into one row"
+                )
+            if any(int(b) < 0 for b in self.holdings.balance_raw):
+                raise SnapshotError("holdings.balance_raw: negative balance; balances are uint256")
+        if len(self.positions) and not (np.asarray(self.positions.leverage) > 0).all():
+            raise SnapshotError("positions.leverage: must be > 0; use 1 for an unlevered position")
+        bad = set(np.unique(self.feeds.kind).tolist()) - {int(k) for k in FeedKind}
+        if bad:
+            raise SnapshotError(f"feeds.kind: unknown codes {sorted(bad)}; use FeedKind")
+        bad = set(np.unique(self.tokens.accounting).tolist()) - {int(k) for k in AccountingModel}
+        if bad:
+            raise SnapshotError(f"tokens.accounting: unknown codes {sorted(bad)}; use AccountingModel")
+        h = self.history
+        if len(h.offsets) != n_f + 1 or h.offsets[0] != 0 or h.offsets[-1] != len(h.updated_at):
+            raise SnapshotError("history.offsets: must have n_feeds + 1 entries from 0 to len(updated_at)")
+        if len(h.answer_raw) != len(h.updated_at):
+            raise SnapshotError("history.answer_raw: one answer per updated_at")
+        for f in range(n_f):
+            ts = h.updated_at[h.offsets[f] : h.offsets[f + 1]]
+            if len(ts) > 1 and (np.diff(ts) < 0).any():
+                raise SnapshotError(
+                    f"history: rounds of feed {self.feeds.name[f]!r} are not sorted by updated_at"
+                )
+
+
+def _check_index(name: str, idx: np.ndarray, n: int, allow_minus_one: bool = False) -> None:
+    if len(idx) == 0:
+        return
+    lo = -1 if allow_minus_one else 0
+    if int(np.min(idx)) < lo or int(np.max(idx)) >= n:
+        raise SnapshotError(f"{name}: index out of range [{lo}, {n}); fix the row mapping in the loader")

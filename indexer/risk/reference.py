@@ -1,0 +1,654 @@
+"""Reference implementation of RISK.md in plain Python, one wallet at a time.
+
+For tests and the benchmark only. It shares no code with the engine's math: it asks
+exchange_calendars about each date directly (no session arrays), converts integers with Python's
+correctly rounded ``int / int``, estimates volatility and correlation with explicit loops, checks
+the stressed matrix's eigenvalues with the Jacobi method, and walks every wallet's holdings and
+positions in ordinary ``for`` loops. Where the engine and this
+module agree on random worlds, both agree with the text of RISK.md rather than with each other's
+shortcuts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from indexer.risk.inputs import Snapshot
+from indexer.risk.policy import Policy
+
+# Bits as RISK.md section 3 lists them (plus the two extensions documented in docs/risk.md).
+CODE_BITS = {
+    "TOKEN_NOT_ELIGIBLE": 0,
+    "TOKEN_PAUSED": 1,
+    "WALLET_FROZEN": 2,
+    "ACCOUNT_JURISDICTION": 3,
+    "ACCOUNT_TIER": 4,
+    "ACCOUNT_UNKNOWN": 5,
+    "ORACLE_MISSING": 6,
+    "ORACLE_NON_POSITIVE": 7,
+    "ORACLE_INCOMPLETE": 8,
+    "ORACLE_STALE": 9,
+    "RESERVE_SHORTFALL": 10,
+    "BELOW_MINIMUM": 11,
+    "ACCOUNT_KYC": 12,
+    "WALLET_SANCTIONED": 13,
+}
+STATE_CODES = {"open": 0, "overnight": 1, "weekend": 2, "holiday": 3, "early_close": 4, "continuous": 5}
+KIND_NAMES = {0: "stock", 1: "crypto", 2: "stable"}
+PLAIN, UI_MULTIPLIER, REBASING = 0, 1, 2
+PER_TOKEN = 1
+
+
+def bit(name: str) -> int:
+    return 1 << CODE_BITS[name]
+
+
+# -- the calendar, asked date by date -----------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _xnys() -> Any:
+    import exchange_calendars as xcals
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return xcals.get_calendar("XNYS", start="2000-01-01", end="2040-12-31")
+
+
+@lru_cache(maxsize=20_000)
+def _session(day: date) -> tuple[int, int, bool] | None:
+    """(open, close, early) in UTC seconds for a New York date, or None when it has no session."""
+    import pandas as pd
+
+    cal = _xnys()
+    label = pd.Timestamp(day)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not cal.is_session(label):
+            return None
+        o = cal.session_open(label)
+        c = cal.session_close(label)
+        early = label in cal.early_closes
+    return int(o.timestamp()), int(c.timestamp()), bool(early)
+
+
+def _ny_date(ts: int) -> date:
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(ts, tz=UTC).astimezone(ZoneInfo("America/New_York")).date()
+
+
+def market_state(ts: int) -> str:
+    day = _ny_date(ts)
+    s = _session(day)
+    if s is None:
+        return "weekend" if day.weekday() >= 5 else "holiday"
+    o, c, early = s
+    if o <= ts < c:
+        return "open"
+    if ts >= c and early:
+        return "early_close"
+    return "overnight"
+
+
+def last_close(ts: int) -> tuple[int, int]:
+    """(close, open of that session) of the most recent session closing at or before ts."""
+    day = _ny_date(ts)
+    while True:
+        s = _session(day)
+        if s is not None and s[1] <= ts:
+            return s[1], s[0]
+        day -= timedelta(days=1)
+
+
+def next_open(ts: int) -> int:
+    day = _ny_date(ts)
+    while True:
+        s = _session(day)
+        if s is not None and s[0] >= ts:
+            return s[0]
+        day += timedelta(days=1)
+
+
+def closes_up_to(ts: int, count: int) -> list[int]:
+    out: list[int] = []
+    day = _ny_date(ts)
+    first = date(2000, 1, 3)
+    while len(out) < count and day >= first:
+        s = _session(day)
+        if s is not None and s[1] <= ts:
+            out.append(s[1])
+        day -= timedelta(days=1)
+    return out[::-1]
+
+
+def trading_days_until_next_open(ts: int) -> int:
+    if market_state(ts) == "open":
+        return 0
+    d0 = _ny_date(last_close(ts)[0])
+    d1 = _ny_date(next_open(ts))
+    n, d = 0, d0 + timedelta(days=1)
+    while d <= d1:
+        n += d.weekday() < 5
+        d += timedelta(days=1)
+    return n
+
+
+# -- small linear algebra ----------------------------------------------------------------------------
+
+
+def jacobi_eigen(a: list[list[float]], sweeps: int = 100) -> tuple[list[float], list[list[float]]]:
+    """Eigenvalues and eigenvectors (columns) of a symmetric matrix by cyclic Jacobi rotations."""
+    n = len(a)
+    m = [row[:] for row in a]
+    v = [[1.0 if i == j else 0.0 for j in range(n)] for i in range(n)]
+    for _ in range(sweeps):
+        off = sum(m[i][j] ** 2 for i in range(n) for j in range(n) if i != j)
+        if off < 1e-30:
+            break
+        for p in range(n - 1):
+            for q in range(p + 1, n):
+                if abs(m[p][q]) < 1e-300:
+                    continue
+                theta = (m[q][q] - m[p][p]) / (2.0 * m[p][q])
+                t = math.copysign(1.0, theta) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+                c = 1.0 / math.sqrt(t * t + 1.0)
+                s = t * c
+                for k in range(n):
+                    mkp, mkq = m[k][p], m[k][q]
+                    m[k][p] = c * mkp - s * mkq
+                    m[k][q] = s * mkp + c * mkq
+                for k in range(n):
+                    mpk, mqk = m[p][k], m[q][k]
+                    m[p][k] = c * mpk - s * mqk
+                    m[q][k] = s * mpk + c * mqk
+                for k in range(n):
+                    vkp, vkq = v[k][p], v[k][q]
+                    v[k][p] = c * vkp - s * vkq
+                    v[k][q] = s * vkp + c * vkq
+    return [m[i][i] for i in range(n)], v
+
+
+# -- the reference run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ReferenceRun:
+    market_state: str
+    trading_days_until_next_open: int
+    feed_sigma: list[float]
+    feed_codes: list[int]
+    stressed_corr: list[list[float]]
+    blend_weight: float
+    min_eigenvalue: float
+    holdings: list[dict[str, Any]] = field(default_factory=list)  # in snapshot row order
+    wallets: list[dict[str, Any]] = field(default_factory=list)
+    positions: list[dict[str, Any]] = field(default_factory=list)  # in snapshot row order
+
+
+class ReferenceModel:
+    """Run-level facts (calendar, feeds, tokens, platform totals), then :meth:`wallet` per wallet."""
+
+    def __init__(self, snapshot: Snapshot, policy: Policy) -> None:
+        self.snap = snapshot
+        self.policy = policy
+        self.now = now = int(snapshot.block_timestamp)
+        vol = policy.volatility
+        self.z = vol.z
+        self.state = market_state(now)
+        self.gap_days = trading_days_until_next_open(now)
+        feeds = snapshot.feeds
+        n_f = len(feeds.name)
+        self.feed_kind = [KIND_NAMES[int(k)] for k in feeds.kind]
+
+        # Oracle rounds (RISK.md sections 3 and 5)
+        if self.state == "open":
+            day = _ny_date(now)
+            ref_clock, session_start = now, _session(day)[0]  # type: ignore[index]
+        else:
+            ref_clock, session_start = last_close(now)
+        self.feed_price: list[float] = []
+        self.feed_codes: list[int] = []
+        self.feed_age: list[int] = []
+        for f in range(n_f):
+            if not bool(feeds.has_round[f]):
+                self.feed_price.append(0.0)
+                self.feed_codes.append(bit("ORACLE_MISSING"))
+                self.feed_age.append(-1)
+                continue
+            answer = int(feeds.answer_raw[f])
+            updated = int(feeds.updated_at[f])
+            rule = getattr(policy.staleness, self.feed_kind[f])
+            heartbeat = int(feeds.heartbeat_s[f]) if int(feeds.heartbeat_s[f]) > 0 else rule.heartbeat_s
+            limit = heartbeat + rule.grace_s
+            if self.feed_kind[f] == "stock":
+                stale = ref_clock - max(updated, session_start) > limit
+            else:
+                stale = now - updated > limit
+            code = 0
+            if answer <= 0:
+                code |= bit("ORACLE_NON_POSITIVE")
+            if updated == 0 or int(feeds.answered_in_round[f]) < int(feeds.round_id[f]):
+                code |= bit("ORACLE_INCOMPLETE")
+            if stale:
+                code |= bit("ORACLE_STALE")
+            self.feed_codes.append(code)
+            self.feed_price.append(answer / 10 ** int(feeds.decimals[f]) if answer > 0 else 0.0)
+            self.feed_age.append(now - updated)
+
+        # Daily log returns at equity closes, EWMA (RISK.md sections 4 and 7)
+        closes = closes_up_to(now, vol.lookback_days + 1)
+        hist = snapshot.history
+        series: list[list[float | None]] = []
+        for f in range(n_f):
+            lo, hi = int(hist.offsets[f]), int(hist.offsets[f + 1])
+            ts = [int(t) for t in hist.updated_at[lo:hi]]
+            ans = [int(a) for a in hist.answer_raw[lo:hi]]
+            dec = int(feeds.decimals[f])
+            px: list[float | None] = []
+            for c in closes:
+                k = bisect.bisect_right(ts, c) - 1
+                px.append(ans[k] / 10**dec if k >= 0 and ans[k] > 0 else None)
+            series.append(px)
+        n_ret = max(0, len(closes) - 1)
+        rets: list[list[float | None]] = []
+        for f in range(n_f):
+            row: list[float | None] = []
+            for i in range(1, len(closes)):
+                a, b = series[f][i - 1], series[f][i]
+                row.append(math.log(b / a) if a is not None and b is not None else None)
+            rets.append(row)
+        lam = vol.ewma_lambda
+        self.feed_sigma: list[float] = []
+        for f in range(n_f):
+            valid = [r for r in rets[f] if r is not None]
+            if not valid:
+                raw = None
+            else:
+                v = sum(r * r for r in valid) / len(valid)
+                vmax = -math.inf
+                for r in rets[f]:
+                    if r is not None:
+                        v = lam * v + (1 - lam) * r * r
+                    vmax = max(vmax, v)
+                raw = math.sqrt(vmax)
+            floor = vol.floor[self.feed_kind[f]]
+            self.feed_sigma.append(max(floor, vol.sigma_without_history if raw is None else raw))
+        zf = [[(rets[f][i] if rets[f][i] is not None else 0.0) for f in range(n_f)] for i in range(n_ret)]
+        cov = [[0.0] * n_f for _ in range(n_f)]
+        if n_ret:
+            for i in range(n_f):
+                for j in range(n_f):
+                    cov[i][j] = sum(zf[t][i] * zf[t][j] for t in range(n_ret)) / n_ret
+            for t in range(n_ret):
+                for i in range(n_f):
+                    for j in range(n_f):
+                        cov[i][j] = lam * cov[i][j] + (1 - lam) * zf[t][i] * zf[t][j]
+        corr = [[0.0] * n_f for _ in range(n_f)]
+        for i in range(n_f):
+            for j in range(n_f):
+                if i == j:
+                    corr[i][j] = 1.0
+                elif cov[i][i] > 0 and cov[j][j] > 0:
+                    corr[i][j] = max(-1.0, min(1.0, cov[i][j] / math.sqrt(cov[i][i] * cov[j][j])))
+        sp = policy.stress
+        tok = snapshot.tokens
+        equity = [False] * n_f
+        for t in range(len(tok.symbol)):
+            f, tp = int(tok.feed_idx[t]), policy.tokens.get(str(tok.symbol[t]))
+            if (
+                f >= 0
+                and tp is not None
+                and tp.asset_class in sp.equity_classes
+                and self.feed_kind[f] == "stock"
+            ):
+                equity[f] = True
+        crypto = [k == "crypto" for k in self.feed_kind]
+        # RISK.md s7 floor, reached by blending toward the crisis matrix (docs/risk.md, "Stressed correlation")
+        w = 0.0
+        for i in range(n_f):
+            for j in range(n_f):
+                if equity[i] and crypto[j] and corr[i][j] < sp.equity_crypto_corr_floor:
+                    w = max(w, (sp.equity_crypto_corr_floor - corr[i][j]) / (1 - corr[i][j]))
+        w = min(1.0, w)
+        block = [equity[i] or crypto[i] for i in range(n_f)]
+        stressed = [[0.0] * n_f for _ in range(n_f)]
+        for i in range(n_f):
+            for j in range(n_f):
+                if i == j or block[i] and block[j]:
+                    crisis = 1.0
+                elif not block[i] and not block[j]:
+                    crisis = corr[i][j]
+                else:
+                    crisis = 0.0
+                stressed[i][j] = 1.0 if i == j else (1 - w) * corr[i][j] + w * crisis
+        self.blend_weight = w
+        self.stressed_corr = stressed
+        self.min_eigenvalue = min(jacobi_eigen(stressed)[0]) if n_f else 1.0
+        s = [sp.vol_multiplier * x for x in self.feed_sigma]
+        self.cov_joint = [[stressed[i][j] * s[i] * s[j] for j in range(n_f)] for i in range(n_f)]
+        self.cov_indep = [
+            [0.0 if crypto[i] != crypto[j] else self.cov_joint[i][j] for j in range(n_f)] for i in range(n_f)
+        ]
+
+        # Tokens
+        self.n_tokens = n_t = len(tok.symbol)
+        self.token: list[dict[str, Any]] = []
+        for t in range(n_t):
+            sym = str(tok.symbol[t])
+            d = int(tok.decimals[t])
+            feed = int(tok.feed_idx[t])
+            model = int(tok.accounting[t])
+            m = int(tok.multiplier_raw[t]) / 10**18
+            supply = int(tok.total_supply_raw[t]) / 10**d
+            supply_shares = supply if model == REBASING else supply * m
+            code = 0
+            if not policy.token_eligible(sym):
+                code |= bit("TOKEN_NOT_ELIGIBLE")
+            if bool(tok.paused[t]):
+                code |= bit("TOKEN_PAUSED")
+            code |= self.feed_codes[feed] if feed >= 0 else bit("ORACLE_MISSING")
+            if bool(tok.has_reserve[t]):
+                reserves = int(tok.reserve_raw[t]) / 10 ** int(tok.reserve_decimals[t])
+                if reserves < supply_shares * (1 - policy.reserves.tolerance):
+                    code |= bit("RESERVE_SHORTFALL")
+            sigma = self.feed_sigma[feed] if feed >= 0 else vol.sigma_without_history
+            kind = self.feed_kind[feed] if feed >= 0 else None
+            h_vol = min(1.0, self.z * sigma * math.sqrt(vol.horizon_days)) if vol.enabled else 0.0
+            h_gap = 0.0
+            if policy.gap.enabled and kind == "stock" and self.state != "open":
+                h_gap = min(policy.gap.cap, self.z * sigma * math.sqrt(self.gap_days))
+            tp = policy.tokens.get(sym)
+            state = self.state if feed < 0 else self.state if kind == "stock" else "continuous"
+            self.token.append(
+                {
+                    "symbol": sym,
+                    "decimals": d,
+                    "feed": feed,
+                    "model": model,
+                    "m": m,
+                    "per_token": int(tok.quote[t]) == PER_TOKEN,
+                    "price": self.feed_price[feed] if feed >= 0 else 0.0,
+                    "supply": supply,
+                    "code": code,
+                    "h_base": policy.token_base_haircut(sym),
+                    "h_vol": h_vol,
+                    "h_gap": h_gap,
+                    "liquidity": None if tp is None else tp.daily_liquidity_usd,
+                    "share_cap": policy.token_wallet_share_cap(sym),
+                    "usd_cap": math.inf if tp is None or tp.wallet_cap_usd is None else tp.wallet_cap_usd,
+                    "state": state,
+                    "age": self.feed_age[feed] if feed >= 0 else -1,
+                    "shocks": [policy.scenario_token_shock(sc, sym) for sc in sp.scenarios],
+                }
+            )
+
+        # Rows per wallet, and the platform-wide pledged total per token (needs every holding)
+        hold = snapshot.holdings
+        self.rows_of: dict[int, list[int]] = {}
+        for r, w in enumerate(hold.wallet_idx.tolist()):
+            self.rows_of.setdefault(w, []).append(r)
+        self.pos_of: dict[int, list[int]] = {}
+        for r, w in enumerate(snapshot.positions.wallet_idx.tolist()):
+            self.pos_of.setdefault(w, []).append(r)
+        self.account_code = [self._account_code(w) for w in range(snapshot.n_wallets)]
+        pledged = [0.0] * n_t
+        for r in range(len(hold.wallet_idx)):
+            w, t = int(hold.wallet_idx[r]), int(hold.token_idx[r])
+            units, _, mv = self._value(t, int(hold.balance_raw[r]))
+            if self._holding_code(w, t, r, mv) == 0:
+                pledged[t] += units
+        cap = policy.concentration.platform_supply_share_cap
+        self.platform = [
+            cap * self.token[t]["supply"] / pledged[t] if pledged[t] > cap * self.token[t]["supply"] else 1.0
+            for t in range(n_t)
+        ]
+        self.scenario_names = [sc.name for sc in sp.scenarios]
+        self.position_shocks = [
+            [policy.scenario_crypto_shock(sc, str(feeds.name[f])) for sc in sp.scenarios] for f in range(n_f)
+        ]
+
+    # -- per holding -------------------------------------------------------------------------------
+
+    def _account_code(self, w: int) -> int:
+        acc, ap = self.snap.accounts, self.policy.accounts
+        code = 0
+        if bool(acc.sanctioned[w]):
+            code |= bit("WALLET_SANCTIONED")
+        if not bool(acc.has_account[w]):
+            return code | (bit("ACCOUNT_UNKNOWN") if ap.require_account else 0)
+        j = str(acc.jurisdiction[w])
+        if (
+            "*" not in ap.allowed_jurisdictions and j not in ap.allowed_jurisdictions
+        ) or j in ap.blocked_jurisdictions:
+            code |= bit("ACCOUNT_JURISDICTION")
+        if "*" not in ap.allowed_tiers and str(acc.tier[w]) not in ap.allowed_tiers:
+            code |= bit("ACCOUNT_TIER")
+        if ap.require_kyc and not bool(acc.kyc_approved[w]):
+            code |= bit("ACCOUNT_KYC")
+        return code
+
+    def _value(self, t: int, balance: int) -> tuple[float, float, float]:
+        """RISK.md section 2: (token units, shares, market value)."""
+        tk = self.token[t]
+        units = balance / 10 ** tk["decimals"]
+        shares = units if tk["model"] == REBASING else units * tk["m"]
+        mv = (units if tk["per_token"] else shares) * tk["price"]
+        return units, shares, mv
+
+    def _holding_code(self, w: int, t: int, r: int, mv: float) -> int:
+        code = self.token[t]["code"] | self.account_code[w]
+        if bool(self.snap.holdings.frozen[r]):
+            code |= bit("WALLET_FROZEN")
+        if mv < self.policy.eligibility.min_value_usd:
+            code |= bit("BELOW_MINIMUM")
+        return code
+
+    def _size(self, mv: float, units: float, t: int) -> float:
+        sz = self.policy.size
+        bands = sz.bands
+        if mv > 0:
+            amount = 0.0
+            for k, band in enumerate(bands):
+                upper = bands[k + 1].from_usd if k + 1 < len(bands) else math.inf
+                if mv > band.from_usd:
+                    amount += band.addon * (min(mv, upper) - band.from_usd)
+            h = amount / mv
+        else:
+            h = bands[0].addon
+        liq = self.token[t]["liquidity"]
+        if sz.impact_k > 0 and liq is not None:
+            h += sz.impact_k * math.sqrt(mv / liq)
+        if sz.supply_k > 0 and units > 0:
+            supply = self.token[t]["supply"]
+            ratio = 1.0 if supply <= 0 else min(1.0, units / supply)
+            h += sz.supply_k * math.sqrt(ratio)
+        return min(1.0, h)
+
+    # -- per wallet -----------------------------------------------------------------------------------
+
+    def wallet(
+        self, w: int
+    ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, dict[str, Any]]], dict[str, Any]]:
+        policy, snap = self.policy, self.snap
+        hold = snap.holdings
+        rows = []
+        for r in self.rows_of.get(w, []):
+            t = int(hold.token_idx[r])
+            tk = self.token[t]
+            units, shares, mv = self._value(t, int(hold.balance_raw[r]))
+            code = self._holding_code(w, t, r, mv)
+            h_size = self._size(mv, units, t)
+            h = min(1.0, tk["h_base"] + tk["h_vol"] + h_size + tk["h_gap"])
+            c0 = mv * (1 - h) if code == 0 else 0.0
+            c1 = c0 * self.platform[t]
+            rows.append(
+                (
+                    r,
+                    t,
+                    {
+                        "balance": units,
+                        "shares": shares,
+                        "price": tk["price"],
+                        "market_value": mv,
+                        "codes": code,
+                        "h_base": tk["h_base"],
+                        "h_vol": tk["h_vol"],
+                        "h_size": h_size,
+                        "h_gap": tk["h_gap"],
+                        "haircut": h,
+                        "collateral_before_caps": c0,
+                        "platform_cut": c0 - c1,
+                        "c1": c1,
+                        "round_age_s": tk["age"],
+                        "market_state": STATE_CODES[tk["state"]],
+                    },
+                )
+            )
+        total_c1 = 0.0
+        for _, _, h in rows:
+            total_c1 += h["c1"]
+        out_rows = []
+        collateral = 0.0
+        market_value = 0.0
+        n_f = len(self.feed_sigma)
+        x = [0.0] * n_f
+        n_sc = len(self.scenario_names)
+        pnl = [0.0] * n_sc
+        for r, t, h in rows:
+            tk = self.token[t]
+            y = min(h["c1"], tk["share_cap"] * total_c1, tk["usd_cap"])
+            h["wallet_cut"] = h["c1"] - y
+            h["concentration_cut"] = h["platform_cut"] + h["wallet_cut"]
+            h["collateral_value"] = y
+            del h["c1"]
+            collateral += y
+            market_value += h["market_value"]
+            if tk["feed"] >= 0:
+                x[tk["feed"]] += y
+            for k in range(n_sc):
+                pnl[k] += y * tk["shocks"][k]
+            out_rows.append((r, h))
+
+        pos = snap.positions
+        im = mm = upnl = 0.0
+        out_pos = []
+        mp = policy.margin
+        for p in self.pos_of.get(w, []):
+            f = int(pos.feed_idx[p])
+            size = float(pos.size[p])
+            entry = float(pos.entry_price[p])
+            mark = self.feed_price[f] if self.feed_price[f] > 0 else entry
+            notional = abs(size) * mark
+            if mp.im_mode == "leverage":
+                p_im = notional / min(float(pos.leverage[p]), mp.max_leverage)
+                p_mm = notional * mp.mm_rate
+            else:
+                tier = next(
+                    tr
+                    for tr in mp.tiers
+                    if tr.up_to_notional_usd is None or notional <= tr.up_to_notional_usd
+                )
+                p_im, p_mm = notional * tier.im_rate, notional * tier.mm_rate
+            p_upnl = size * (mark - entry)
+            im += p_im
+            mm += p_mm
+            upnl += p_upnl
+            x[f] += size * mark
+            for k in range(n_sc):
+                pnl[k] += size * mark * self.position_shocks[f][k]
+            out_pos.append(
+                (
+                    p,
+                    {
+                        "mark": mark,
+                        "mark_ok": self.feed_codes[f] == 0,
+                        "notional": notional,
+                        "im": p_im,
+                        "mm": p_mm,
+                        "upnl": p_upnl,
+                    },
+                )
+            )
+
+        cash = float(snap.accounts.cash_usd[w])
+        equity = collateral + upnl + cash
+        if equity >= im:
+            status = 0
+        elif equity >= mm:
+            status = 1
+        else:
+            status = 2
+        scale = self.z * math.sqrt(policy.volatility.horizon_days)
+        l_joint = scale * math.sqrt(max(0.0, _quad(x, self.cov_joint)))
+        l_indep = scale * math.sqrt(max(0.0, _quad(x, self.cov_indep)))
+        losses = [-v for v in pnl]
+        worst = 0
+        for k in range(1, n_sc):
+            if losses[k] > losses[worst]:
+                worst = k
+        worst_loss = losses[worst]
+        wallet = {
+            "market_value": market_value,
+            "collateral": collateral,
+            "im": im,
+            "mm": mm,
+            "upnl": upnl,
+            "cash": cash,
+            "equity": equity,
+            "excess": equity - im,
+            "status": status,
+            "l_joint": l_joint,
+            "l_indep": l_indep,
+            "wrong_way": max(0.0, l_joint - l_indep),
+            "worst_scenario": worst,
+            "worst_scenario_loss": worst_loss,
+            "stressed_excess": equity - im - max(l_joint, worst_loss),
+            "binding": 0 if l_joint >= worst_loss else worst + 1,
+        }
+        return out_rows, out_pos, wallet
+
+
+def _quad(x: list[float], s: list[list[float]]) -> float:
+    total = 0.0
+    n = len(x)
+    for i in range(n):
+        if x[i] == 0.0:
+            continue
+        row = s[i]
+        acc = 0.0
+        for j in range(n):
+            acc += row[j] * x[j]
+        total += x[i] * acc
+    return total
+
+
+def reference_run(snapshot: Snapshot, policy: Policy, wallets: list[int] | None = None) -> ReferenceRun:
+    """Run the reference for all wallets (or the given ones); holdings/positions keep snapshot row order."""
+    model = ReferenceModel(snapshot, policy)
+    chosen = range(snapshot.n_wallets) if wallets is None else wallets
+    run = ReferenceRun(
+        market_state=model.state,
+        trading_days_until_next_open=model.gap_days,
+        feed_sigma=model.feed_sigma,
+        feed_codes=model.feed_codes,
+        stressed_corr=model.stressed_corr,
+        blend_weight=model.blend_weight,
+        min_eigenvalue=model.min_eigenvalue,
+    )
+    rows: dict[int, dict[str, Any]] = {}
+    positions: dict[int, dict[str, Any]] = {}
+    for w in chosen:
+        hrows, prows, wallet = model.wallet(w)
+        rows.update(dict(hrows))
+        positions.update(dict(prows))
+        run.wallets.append(wallet)
+    run.holdings = [rows[r] for r in sorted(rows)]
+    run.positions = [positions[p] for p in sorted(positions)]
+    return run

@@ -1,0 +1,93 @@
+"""Daily returns at equity closes, EWMA volatility and correlation (RISK.md sections 4 and 7).
+
+All feeds, stock and crypto alike, are sampled at the same XNYS session closes so that their returns
+line up for the covariance: a crypto feed's Friday-to-Monday move is one return, like a stock's.
+Loops here run over feeds or over the ~250 return dates, never over wallets or holdings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from indexer.risk.inputs import FeedHistory, to_float_units
+
+
+def prices_at_closes(history: FeedHistory, feed_decimals: np.ndarray, closes: np.ndarray) -> np.ndarray:
+    """Price of each feed at each close: the answer of its last round with ``updated_at <= close``.
+
+    Returns ``(len(closes), n_feeds)`` float64; NaN where the feed had no round yet or a
+    non-positive answer.
+    """
+    n_feeds = len(history.offsets) - 1
+    out = np.full((len(closes), n_feeds), np.nan)
+    if len(history.updated_at) == 0 or len(closes) == 0:
+        return out
+    row_feed = np.repeat(np.arange(n_feeds), np.diff(history.offsets))
+    answers = to_float_units(history.answer_raw, np.asarray(feed_decimals, dtype=np.int64)[row_feed])
+    answers = np.where(answers > 0, answers, np.nan)
+    for f in range(n_feeds):
+        lo, hi = int(history.offsets[f]), int(history.offsets[f + 1])
+        if hi == lo:
+            continue
+        k = np.searchsorted(history.updated_at[lo:hi], closes, side="right") - 1
+        has = k >= 0
+        out[has, f] = answers[lo + k[has]]
+    return out
+
+
+def log_returns(prices: np.ndarray) -> np.ndarray:
+    """``ln(p_i / p_{i-1})`` per feed; NaN where either price is missing."""
+    if len(prices) < 2:
+        return np.zeros((0, prices.shape[1]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.log(prices[1:] / prices[:-1])
+
+
+@dataclass(frozen=True)
+class VolatilityEstimate:
+    sigma_raw: np.ndarray  # max over the window of the EWMA sigma path; NaN when no valid return
+    sigma_last: np.ndarray  # EWMA sigma at the last close (for reporting)
+    corr: np.ndarray  # EWMA correlation at the last close, unit diagonal
+    n_returns: np.ndarray  # valid returns per feed
+
+
+def ewma_volatility(returns: np.ndarray, lam: float) -> VolatilityEstimate:
+    """RiskMetrics EWMA: ``v_i = lam * v_{i-1} + (1 - lam) * r_i**2`` (RiskMetrics 1996, zero mean).
+
+    Seed ``v_0`` = mean of the squared valid returns in the window (the sample second moment), so
+    the path does not depend on returns outside the window. A missing return leaves ``v`` unchanged.
+    ``sigma_raw`` = ``sqrt(max_i v_i)`` over the window: the anti-procyclical maximum.
+
+    Correlation: the same recursion on outer products with missing returns as 0 (a PSD sum of PSD
+    terms), seeded with their mean; ``corr_ij = C_ij / sqrt(C_ii C_jj)``, 0 where a variance is 0.
+    """
+    n, n_feeds = returns.shape
+    valid = ~np.isnan(returns)
+    n_valid = valid.sum(axis=0)
+    z = np.where(valid, returns, 0.0)
+    sq = z * z
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = np.where(n_valid > 0, sq.sum(axis=0) / n_valid, np.nan)
+    vmax = np.full(n_feeds, -np.inf)
+    for i in range(n):
+        v = np.where(valid[i], lam * v + (1.0 - lam) * sq[i], v)
+        vmax = np.maximum(vmax, v)
+    sigma_raw = np.where(n_valid > 0, np.sqrt(np.maximum(vmax, 0.0)), np.nan)
+    sigma_last = np.where(n_valid > 0, np.sqrt(np.maximum(v, 0.0)), np.nan)
+
+    if n:
+        c = (z.T @ z) / n
+        weights = (1.0 - lam) * lam ** np.arange(n - 1, -1, -1, dtype=np.float64)
+        c = lam**n * c + (z * weights[:, None]).T @ z
+        c = 0.5 * (c + c.T)
+    else:
+        c = np.zeros((n_feeds, n_feeds))
+    d = np.sqrt(np.clip(np.diag(c), 0.0, None))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = c / np.outer(d, d)
+    corr = np.where(np.outer(d > 0, d > 0), corr, 0.0)
+    corr = np.clip(corr, -1.0, 1.0)
+    np.fill_diagonal(corr, 1.0)
+    return VolatilityEstimate(sigma_raw=sigma_raw, sigma_last=sigma_last, corr=corr, n_returns=n_valid)

@@ -1,0 +1,425 @@
+"""Worlds for the risk tests: a small builder for hand-made cases and a hypothesis strategy for random ones."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hypothesis import strategies as st
+
+from indexer.risk.inputs import (
+    AccountingModel,
+    Accounts,
+    FeedHistory,
+    FeedKind,
+    Feeds,
+    Holdings,
+    Positions,
+    PriceQuote,
+    Snapshot,
+    Tokens,
+    int_array,
+)
+from indexer.risk.policy import Policy, load_policy, policy_from_mapping
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_POLICY = ROOT / "policy" / "default.toml"
+KRAKEN_POLICY = ROOT / "policy" / "kraken_2026.toml"
+E18 = 10**18
+
+
+def ny(text: str) -> int:
+    """UTC epoch seconds of a New York wall-clock time, e.g. ny("2025-11-28 13:00")."""
+    return int(pd.Timestamp(text, tz="America/New_York").timestamp())
+
+
+@lru_cache(maxsize=1)
+def default_policy_data() -> dict[str, Any]:
+    return tomllib.loads(DEFAULT_POLICY.read_text())
+
+
+@lru_cache(maxsize=1)
+def default_policy() -> Policy:
+    return load_policy(DEFAULT_POLICY)
+
+
+def policy_with(**changes: Any) -> Policy:
+    """The default policy with dotted-path changes: policy_with(**{"gap.cap": 0.2})."""
+    import copy
+
+    data = copy.deepcopy(default_policy_data())
+    for path, value in changes.items():
+        node = data
+        parts = path.split(".")
+        for p in parts[:-1]:
+            node = node[p]
+        node[parts[-1]] = value
+    return policy_from_mapping(data)
+
+
+# -- hand-made worlds ---------------------------------------------------------------------------------
+
+
+@dataclass
+class WorldBuilder:
+    """Feeds, tokens, wallets, holdings and positions added one by one; ``build(now)`` makes the Snapshot."""
+
+    feeds: list[dict[str, Any]] = field(default_factory=list)
+    tokens: list[dict[str, Any]] = field(default_factory=list)
+    wallets: list[dict[str, Any]] = field(default_factory=list)
+    holdings: list[dict[str, Any]] = field(default_factory=list)
+    positions: list[dict[str, Any]] = field(default_factory=list)
+
+    def feed(
+        self,
+        name: str,
+        price: float | None,
+        *,
+        kind: FeedKind = FeedKind.STOCK,
+        updated_at: int,
+        decimals: int = 8,
+        round_id: int = 100,
+        answered_in_round: int | None = None,
+        heartbeat_s: int = 0,
+        history: list[tuple[int, float]] | None = None,
+        answer_raw: int | None = None,
+    ) -> int:
+        if answer_raw is None and price is not None:
+            answer_raw = round(price * 10**decimals)
+        self.feeds.append(
+            dict(
+                name=name,
+                kind=kind,
+                decimals=decimals,
+                has_round=answer_raw is not None,
+                round_id=round_id,
+                answer_raw=answer_raw if answer_raw is not None else 0,
+                updated_at=updated_at,
+                answered_in_round=round_id if answered_in_round is None else answered_in_round,
+                heartbeat_s=heartbeat_s,
+                history=[(t, round(p * 10**decimals)) for t, p in (history or [])],
+            )
+        )
+        return len(self.feeds) - 1
+
+    def token(
+        self,
+        symbol: str,
+        feed: int,
+        *,
+        decimals: int = 18,
+        accounting: AccountingModel = AccountingModel.REBASING_SHARES,
+        multiplier: int = E18,
+        quote: PriceQuote = PriceQuote.PER_SHARE,
+        supply_units: float = 1e9,
+        reserve_units: float | None = None,
+        paused: bool = False,
+    ) -> int:
+        self.tokens.append(
+            dict(
+                symbol=symbol,
+                feed=feed,
+                decimals=decimals,
+                accounting=accounting,
+                multiplier=multiplier,
+                quote=quote,
+                supply_raw=int(supply_units * 10**decimals),
+                reserve_raw=None if reserve_units is None else int(reserve_units * E18),
+                paused=paused,
+            )
+        )
+        return len(self.tokens) - 1
+
+    def wallet(
+        self,
+        *,
+        jurisdiction: str = "DE",
+        tier: str = "retail",
+        kyc: bool = True,
+        has_account: bool = True,
+        sanctioned: bool = False,
+        cash: float = 0.0,
+    ) -> int:
+        self.wallets.append(
+            dict(
+                jurisdiction=jurisdiction,
+                tier=tier,
+                kyc=kyc,
+                has_account=has_account,
+                sanctioned=sanctioned,
+                cash=cash,
+            )
+        )
+        return len(self.wallets) - 1
+
+    def hold(
+        self,
+        wallet: int,
+        token: int,
+        units: float | None = None,
+        *,
+        raw: int | None = None,
+        frozen: bool = False,
+    ) -> None:
+        if raw is None:
+            raw = int(round((units or 0.0) * 10 ** self.tokens[token]["decimals"]))
+        self.holdings.append(dict(wallet=wallet, token=token, raw=raw, frozen=frozen))
+
+    def position(self, wallet: int, feed: int, size: float, entry: float, leverage: float = 5.0) -> None:
+        self.positions.append(dict(wallet=wallet, feed=feed, size=size, entry=entry, leverage=leverage))
+
+    def build(self, now: int, block_number: int = 1) -> Snapshot:
+        f, t, w, h, p = self.feeds, self.tokens, self.wallets, self.holdings, self.positions
+        hist_ts: list[int] = []
+        hist_ans: list[int] = []
+        offsets = [0]
+        for feed in f:
+            for ts, ans in sorted(feed["history"]):
+                hist_ts.append(ts)
+                hist_ans.append(ans)
+            offsets.append(len(hist_ts))
+        snap = Snapshot(
+            block_number=block_number,
+            block_timestamp=now,
+            tokens=Tokens(
+                symbol=np.array([x["symbol"] for x in t], dtype=object),
+                decimals=np.array([x["decimals"] for x in t], dtype=np.int64),
+                accounting=np.array([x["accounting"] for x in t], dtype=np.int8),
+                multiplier_raw=int_array([x["multiplier"] for x in t]),
+                paused=np.array([x["paused"] for x in t], dtype=bool),
+                feed_idx=np.array([x["feed"] for x in t], dtype=np.int64),
+                quote=np.array([x["quote"] for x in t], dtype=np.int8),
+                total_supply_raw=int_array([x["supply_raw"] for x in t]),
+                has_reserve=np.array([x["reserve_raw"] is not None for x in t], dtype=bool),
+                reserve_raw=int_array([x["reserve_raw"] or 0 for x in t]),
+                reserve_decimals=np.full(len(t), 18, dtype=np.int64),
+            ),
+            feeds=Feeds(
+                name=np.array([x["name"] for x in f], dtype=object),
+                kind=np.array([x["kind"] for x in f], dtype=np.int8),
+                decimals=np.array([x["decimals"] for x in f], dtype=np.int64),
+                has_round=np.array([x["has_round"] for x in f], dtype=bool),
+                round_id=int_array([x["round_id"] for x in f]),
+                answer_raw=int_array([x["answer_raw"] for x in f]),
+                updated_at=np.array([x["updated_at"] for x in f], dtype=np.int64),
+                answered_in_round=int_array([x["answered_in_round"] for x in f]),
+                heartbeat_s=np.array([x["heartbeat_s"] for x in f], dtype=np.int64),
+            ),
+            history=FeedHistory(
+                offsets=np.array(offsets, dtype=np.int64),
+                updated_at=np.array(hist_ts, dtype=np.int64),
+                answer_raw=int_array(hist_ans),
+            ),
+            holdings=Holdings(
+                wallet_idx=np.array([x["wallet"] for x in h], dtype=np.int64),
+                token_idx=np.array([x["token"] for x in h], dtype=np.int64),
+                balance_raw=int_array([x["raw"] for x in h]),
+                frozen=np.array([x["frozen"] for x in h], dtype=bool),
+            ),
+            accounts=Accounts(
+                wallet=np.array([f"0x{i:040x}" for i in range(len(w))], dtype=object),
+                has_account=np.array([x["has_account"] for x in w], dtype=bool),
+                jurisdiction=np.array([x["jurisdiction"] for x in w], dtype="<U2"),
+                tier=np.array([x["tier"] for x in w], dtype="<U16"),
+                kyc_approved=np.array([x["kyc"] for x in w], dtype=bool),
+                sanctioned=np.array([x["sanctioned"] for x in w], dtype=bool),
+                cash_usd=np.array([x["cash"] for x in w], dtype=np.float64),
+            ),
+            positions=Positions(
+                wallet_idx=np.array([x["wallet"] for x in p], dtype=np.int64),
+                feed_idx=np.array([x["feed"] for x in p], dtype=np.int64),
+                size=np.array([x["size"] for x in p], dtype=np.float64),
+                entry_price=np.array([x["entry"] for x in p], dtype=np.float64),
+                leverage=np.array([x["leverage"] for x in p], dtype=np.float64),
+            ),
+        )
+        snap.validate()
+        return snap
+
+
+def daily_history(
+    start: int, days: int, price: float, daily_returns: list[float] | np.ndarray
+) -> list[tuple[int, float]]:
+    """One round every day at ``start + k * 86400`` following the given daily simple returns."""
+    out, p = [], price
+    for k in range(days):
+        out.append((start + k * 86_400, p))
+        p *= 1.0 + float(daily_returns[k % len(daily_returns)])
+    return out
+
+
+# -- random worlds ------------------------------------------------------------------------------------
+
+INTERESTING_TIMES = [
+    ny("2025-03-07 10:00"),  # Friday, open (before the DST switch)
+    ny("2025-03-10 10:00"),  # Monday after the spring DST switch, open
+    ny("2025-03-10 09:29"),  # a minute before the open
+    ny("2025-03-08 12:00"),  # Saturday
+    ny("2025-06-19 11:00"),  # Juneteenth holiday
+    ny("2025-04-18 11:00"),  # Good Friday
+    ny("2025-01-09 12:00"),  # national day of mourning, one-off closure
+    ny("2025-11-28 14:00"),  # after the early close, day after Thanksgiving
+    ny("2025-11-28 12:00"),  # in the shortened session
+    ny("2025-11-03 15:00"),  # Monday after the autumn DST switch, open
+    ny("2025-11-04 20:00"),  # overnight
+]
+POLICY_SYMBOLS = ["AAPLx", "SPYx", "MSTRx", "USDC", "TLT", "GLDx"]
+UNKNOWN_SYMBOLS = ["ZZZx"]
+MAX_UINT256 = 2**256 - 1
+
+
+@st.composite
+def balances(draw: st.DrawFn, decimals: int) -> int:
+    return draw(
+        st.one_of(
+            st.just(0),
+            st.just(1),
+            st.integers(1, 10**decimals * 10**6),
+            st.integers(10 ** max(decimals - 3, 0), 10**decimals * 10**4),
+            st.integers(2**200, MAX_UINT256),
+            st.just(MAX_UINT256),
+        )
+    )
+
+
+@st.composite
+def random_policy(draw: st.DrawFn) -> Policy:
+    import copy
+
+    data = copy.deepcopy(default_policy_data())
+    if draw(st.booleans()):
+        data["margin"]["im_mode"] = "tiers"
+    if draw(st.integers(0, 3)) == 0:
+        data["accounts"]["require_account"] = False
+    if draw(st.booleans()):
+        data["accounts"]["allowed_jurisdictions"] = ["DE", "SG"]
+    data["concentration"]["platform_supply_share_cap"] = draw(st.sampled_from([0.001, 0.25, 1.0]))
+    data["concentration"]["wallet_share_cap"] = draw(st.sampled_from([0.2, 0.4, 1.0]))
+    if draw(st.booleans()):
+        data["tokens"]["AAPLx"]["wallet_cap_usd"] = draw(st.sampled_from([0.0, 1000.0, 1e7]))
+    data["eligibility"]["min_value_usd"] = draw(st.sampled_from([0.0, 1.0, 1e6]))
+    data["stress"]["equity_crypto_corr_floor"] = draw(st.sampled_from([-1.0, 0.0, 0.5, 0.8, 1.0]))
+    data["volatility"]["lookback_days"] = draw(st.sampled_from([2, 20, 60]))
+    data["reserves"]["tolerance"] = draw(st.sampled_from([0.0, 0.001, 0.5]))
+    return policy_from_mapping(data)
+
+
+@st.composite
+def random_world(draw: st.DrawFn) -> Snapshot:
+    """Small worlds that reach every branch: empty wallets, zero and negative prices, uint256
+    balances, 6 and 18 decimals, every eligibility failure, every market state."""
+    now = draw(
+        st.one_of(
+            st.sampled_from(INTERESTING_TIMES), st.integers(ny("2024-01-02 00:00"), ny("2026-06-30 00:00"))
+        )
+    )
+    b = WorldBuilder()
+    n_feeds = draw(st.integers(1, 4))
+    for f in range(n_feeds):
+        kind = draw(st.sampled_from(list(FeedKind)))
+        dec = draw(st.sampled_from([0, 6, 8, 18]))
+        has_round = draw(st.integers(0, 9)) > 0
+        answer = (
+            draw(st.one_of(st.integers(1, 10**6 * 10**dec), st.integers(-(10**dec), 0)))
+            if has_round
+            else None
+        )
+        age = draw(st.sampled_from([0, 30, 2_000, 4_000, 90_000, 400_000, 10**7]))
+        updated = draw(st.sampled_from([now - age, 0])) if draw(st.integers(0, 9)) == 0 else now - age
+        round_id = draw(st.integers(1, 2**80 - 1))
+        answered = round_id - draw(st.sampled_from([0, 0, 0, 1]))
+        n_hist = draw(st.integers(0, 40))
+        hist_times = sorted(
+            draw(st.lists(st.integers(now - 400 * 86_400, now), min_size=n_hist, max_size=n_hist))
+        )
+        hist_answers = draw(st.lists(st.integers(-5, 10**5), min_size=n_hist, max_size=n_hist))
+        b.feeds.append(
+            dict(
+                name=["BTC/USD", "ETH/USD", "AAPL/USD", "SPY/USD"][f],
+                kind=kind,
+                decimals=dec,
+                has_round=has_round,
+                round_id=round_id,
+                answer_raw=answer if answer is not None else 0,
+                updated_at=updated,
+                answered_in_round=answered,
+                heartbeat_s=draw(st.sampled_from([0, 0, 600, 86_400])),
+                history=[
+                    (t, a * 10 ** max(dec - 2, 0)) for t, a in zip(hist_times, hist_answers, strict=True)
+                ],
+            )
+        )
+    n_tokens = draw(st.integers(1, 5))
+    symbols = draw(
+        st.lists(
+            st.sampled_from(POLICY_SYMBOLS + UNKNOWN_SYMBOLS),
+            min_size=n_tokens,
+            max_size=n_tokens,
+            unique=True,
+        )
+    )
+    for sym in symbols:
+        dec = draw(st.sampled_from([6, 18, 0, 8]))
+        supply = draw(
+            st.one_of(st.just(0), st.integers(1, 10**dec * 10**9), st.integers(2**200, MAX_UINT256))
+        )
+        b.tokens.append(
+            dict(
+                symbol=sym,
+                feed=draw(st.integers(-1, n_feeds - 1))
+                if draw(st.integers(0, 9)) == 0
+                else draw(st.integers(0, n_feeds - 1)),
+                decimals=dec,
+                accounting=draw(st.sampled_from(list(AccountingModel))),
+                multiplier=draw(st.sampled_from([E18, E18 // 2, 3 * E18, draw(st.integers(1, 5 * E18))])),
+                quote=draw(st.sampled_from(list(PriceQuote))),
+                supply_raw=supply,
+                reserve_raw=draw(st.one_of(st.none(), st.integers(0, 10**18 * 10**12))),
+                paused=draw(st.integers(0, 9)) == 0,
+            )
+        )
+    n_wallets = draw(st.integers(0, 6))
+    for _ in range(n_wallets):
+        b.wallet(
+            jurisdiction=draw(st.sampled_from(["DE", "SG", "US", ""])),
+            tier=draw(st.sampled_from(["retail", "professional", "trial"])),
+            kyc=draw(st.integers(0, 9)) > 0,
+            has_account=draw(st.integers(0, 4)) > 0,
+            sanctioned=draw(st.integers(0, 19)) == 0,
+            cash=draw(st.sampled_from([0.0, 100.0, -50.0, 1e6])),
+        )
+        w = len(b.wallets) - 1
+        held = draw(st.lists(st.integers(0, n_tokens - 1), max_size=n_tokens, unique=True))
+        for t in held:
+            b.hold(w, t, raw=draw(balances(b.tokens[t]["decimals"])), frozen=draw(st.integers(0, 9)) == 0)
+        for _ in range(draw(st.integers(0, 3))):
+            b.position(
+                w,
+                draw(st.integers(0, n_feeds - 1)),
+                size=draw(st.sampled_from([0.0, 1.0, -2.5, 0.001, 1e4, -1e3])),
+                entry=draw(st.sampled_from([1.0, 100.0, 65_000.0, 0.5])),
+                leverage=draw(st.sampled_from([0.5, 1.0, 3.0, 20.0, 100.0])),
+            )
+    return b.build(now)
+
+
+FLAT = {
+    "volatility.enabled": False,
+    "gap.enabled": False,
+    "size.impact_k": 0.0,
+    "size.supply_k": 0.0,
+    "size.bands": [{"from_usd": 0.0, "addon": 0.0}],
+    "concentration.wallet_share_cap": 1.0,
+    "concentration.platform_supply_share_cap": 1.0,
+    "eligibility.min_value_usd": 0.0,
+}
+
+
+def flat_policy(**changes: Any) -> Policy:
+    """The default policy reduced to base haircuts only (no vol, size, gap or caps), plus changes."""
+    return policy_with(**{**FLAT, **changes})
