@@ -183,6 +183,108 @@ def demo(
                 foreground=True, seconds=seconds, days=0)
 
 
+DEFAULT_CONFIG = Path(".devchain/manifest.toml")
+
+
+def _settings(config: Path, database_url: str | None):
+    from indexer.config import load_settings
+
+    return load_settings(config, **({"database_url": database_url} if database_url else {}))
+
+
+@app.command("init-db")
+def init_db(
+    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
+    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
+) -> None:
+    """Create or upgrade the schema (Alembic migrations) and register the configured tokens and feeds."""
+    from indexer.store.engine import make_engine, upgrade
+    from indexer.sync.pipeline import register
+
+    try:
+        settings = _settings(config, database_url)
+        upgrade(settings.database_url)
+        engine = make_engine(settings.database_url)
+        with engine.begin() as conn:
+            register(conn, settings)
+        engine.dispose()
+    except IndexerError as exc:
+        fail(str(exc))
+    console.print(f"schema ready at {settings.database_url}")
+
+
+@app.command("sync")
+def sync_cmd(
+    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
+    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
+    once: bool = typer.Option(False, "--once", help="Sync to the target block, then exit."),
+    to_block: int = typer.Option(None, "--to-block", help="Stop at this block instead of the head."),
+    interval: float = typer.Option(2.0, help="Seconds between ticks while following the head."),
+    blocks_per_tick: int = typer.Option(2_000, help="Largest block range written in one transaction."),
+) -> None:
+    """Backfill from the deployment block to the head, then follow it (Ctrl-C stops between ticks)."""
+    from indexer.chain.rpc import RpcClient
+    from indexer.store.engine import make_engine, upgrade
+    from indexer.sync.pipeline import prepare, register, sync_tick, target_block
+
+    _terminate_on_sigterm()
+    log = logging.getLogger("indexer.sync")
+    try:
+        settings = _settings(config, database_url)
+        upgrade(settings.database_url)
+        engine = make_engine(settings.database_url)
+        with engine.begin() as conn:
+            register(conn, settings)
+        rpc = RpcClient(settings.chain.rpc_urls)
+        ctx = prepare(settings, rpc, max_blocks_per_tick=blocks_per_tick)
+        goal = to_block if to_block is not None else target_block(ctx)
+        _backfill(engine, ctx, goal)
+        if once or to_block is not None:
+            return
+        console.print("following the head; Ctrl-C stops")
+        while True:
+            result = sync_tick(engine, ctx)
+            if result is not None:
+                log.info("tick %d..%d logs=%d transfers=%d rounds=%d reorg_to=%s %.2fs", result.from_block,
+                         result.to_block, result.logs, result.transfers, result.rounds, result.reorg_to, result.seconds)
+                console.print(f"synced to block {result.to_block} ({result.logs} logs, {result.rounds} rounds)"
+                              + (f"; reorg rolled back to {result.reorg_to}" if result.reorg_to is not None else ""),
+                              highlight=False)
+            else:
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        console.print("stopped between ticks: the database is consistent")
+    except IndexerError as exc:
+        fail(str(exc))
+
+
+def _backfill(engine, ctx, goal: int) -> None:
+    from rich.progress import TaskProgressColumn, TimeRemainingColumn
+
+    from indexer.sync.pipeline import load_checkpoint, sync_tick
+
+    with engine.connect() as conn:
+        cp = load_checkpoint(conn, ctx.chain_id)
+    first = ctx.settings.chain.deployment_block if cp is None else cp.block_number + 1
+    total = max(0, goal - first + 1)
+    started = time.monotonic()
+    n_logs = 0
+    columns = [TextColumn("[bold]backfill"), BarColumn(), TaskProgressColumn(), MofNCompleteColumn(),
+               TextColumn("blocks · {task.fields[bps]:,.0f} blocks/s · {task.fields[lps]:,.0f} logs/s"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task("backfill", total=total, bps=0.0, lps=0.0)
+        while True:
+            result = sync_tick(engine, ctx, to_block=goal)
+            if result is None:
+                break
+            n_logs += result.logs
+            done = max(0, result.to_block - first + 1)
+            elapsed = max(time.monotonic() - started, 1e-9)
+            progress.update(task, completed=done, bps=done / elapsed, lps=n_logs / elapsed)
+    console.print(f"synced blocks {first}..{goal}: {n_logs:,} logs in {time.monotonic() - started:.1f}s")
+
+
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     logging.basicConfig(

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from indexer.chain.rpc import RpcClient
+from indexer.config import Settings, load_settings
 from indexer.devchain.anvil import AnvilNode, anvil_binary, free_port
+from indexer.devchain.chain import DevChain, start_devchain
 from indexer.errors import DevchainError
 
 # A fixed genesis time (2026-01-01T00:00:00Z) keeps block timestamps, and so every time-dependent
@@ -22,10 +24,7 @@ def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
     Module scope: starting a node per test would dominate the run time. Tests sharing the node deploy
     their own contracts and only ever move time forward.
     """
-    try:
-        anvil_binary()
-    except DevchainError as exc:
-        pytest.skip(str(exc))
+    anvil_binary()  # `make test` installs it: a missing binary is a failure, never a skip
     state_dir = tmp_path_factory.mktemp("anvil")
     node = None
     for attempt in range(3):
@@ -53,3 +52,48 @@ def rpc(anvil: AnvilNode) -> Iterator[RpcClient]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> Iterator[DevChain]:
+    """The small demo world (seed 7), built once per test session on its own anvil. Read-only."""
+    chain = start_devchain(port=free_port(), state_dir=tmp_path_factory.mktemp("world"), seed=7, scale="small")
+    yield chain
+    chain.node.stop(remove_state=True)
+
+
+@pytest.fixture(scope="session")
+def manifest(world: DevChain) -> Settings:
+    return load_settings(world.manifest_path)
+
+
+@pytest.fixture(scope="session")
+def world_rpc(world: DevChain) -> Iterator[RpcClient]:
+    client = RpcClient(world.url, timeout=120)
+    yield client
+    client.close()
+
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty database of each kind; the PostgreSQL one is created and dropped by the test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'indexer.sqlite'}"
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"ci_indexer_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -99,7 +99,7 @@ class AnvilNode:
             "--host", "127.0.0.1",
             "--port", str(port),
             "--chain-id", str(CHAIN_ID),
-            *(["--prune-history", str(prune_history)] if prune_history else ["--prune-history"]),
+            *_history_args(prune_history),
             "--auto-impersonate",
             "--block-base-fee-per-gas", "0",
             "--gas-limit", str(GAS_LIMIT),
@@ -184,3 +184,11 @@ def stop_process_group(pid: int, timeout: float = 10.0) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
     return True
+
+
+def _history_args(prune_history: int | None) -> list[str]:
+    """None: keep every state (an archive node; states beyond memory go to disk under the node's HOME).
+    0: keep none. N: keep the last N states in memory."""
+    if prune_history is None or prune_history < 0:
+        return []
+    return ["--prune-history", str(prune_history)] if prune_history else ["--prune-history"]

@@ -28,6 +28,22 @@ def load_sim(state_dir: Path) -> WorldSim:
     return pickle.loads((state_dir / SIM_FILE).read_bytes())
 
 
+def produce_blocks(rpc: RpcClient, sim: WorldSim, count: int, step: int) -> list[int]:
+    """Mine `count` world blocks, each `step` seconds of chain time after the previous; automine stays off."""
+    writer = ChainWriter(rpc)
+    rpc.call("evm_setAutomine", [False])
+    numbers = []
+    for _ in range(count):
+        head = rpc.call("eth_getBlockByNumber", ["latest", False])
+        t = max(sim.last_time, int(head["timestamp"], 16)) + step
+        plan = sim.next_block(t)
+        writer.send_all(plan.txs)
+        number = writer.mine(t)
+        writer.check_block(number, len(plan.txs))
+        numbers.append(number)
+    return numbers
+
+
 def run_live(
     rpc: RpcClient,
     sim: WorldSim,
@@ -43,22 +59,15 @@ def run_live(
     Chain time runs faster than the wall clock so that market opens and closes pass during a demo.
     Returns the number of blocks mined. Stops when `stop` is set or after `seconds`.
     """
-    writer = ChainWriter(rpc)
-    rpc.call("evm_setAutomine", [False])
     deadline = None if seconds is None else time.monotonic() + seconds
     mined = 0
     try:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             started = time.monotonic()
-            head = rpc.call("eth_getBlockByNumber", ["latest", False])
-            t = max(sim.last_time, int(head["timestamp"], 16)) + step
-            plan = sim.next_block(t)
-            writer.send_all(plan.txs)
-            number = writer.mine(t)
-            writer.check_block(number, len(plan.txs))
+            (number,) = produce_blocks(rpc, sim, 1, step)
             mined += 1
             if on_block is not None:
-                on_block(number, t, len(plan.txs))
+                on_block(number, sim.last_time, len(sim.last_plan.txs))
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
     finally:
         try:

@@ -154,6 +154,7 @@ class WorldSim:
         self.rounds_planned: dict[str, int] = {}
         self._m_cache: dict[tuple[str, int], int] = {}
         self._pending_splits: list[tuple[int, str, float]] = []
+        self.last_plan = BlockPlan(timestamp=0)
 
     # -- books --------------------------------------------------------------------------------
     def _credit(self, sym: str, w: int, units: int) -> None:
@@ -286,6 +287,7 @@ class WorldSim:
         self._plan_rounds(t, plan)
         self.last_time = t
         self.block_index += 1
+        self.last_plan = plan
         return plan
 
     def _advance_prices(self, t0: int, t1: int) -> None:

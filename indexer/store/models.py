@@ -1,0 +1,222 @@
+"""The schema: one SQLModel class per table, the same on SQLite and PostgreSQL.
+
+Facts (what the chain said) are keyed by (chain_id, block_number, log_index) or (chain_id, feed,
+round_id) and written idempotently. Derived rows (balances, balance changes, token state, account
+status) can be rebuilt from facts; a reorg deletes both above the fork point in one transaction.
+Addresses are lowercase 0x-hex text; `*_raw` columns are exact integers (see store/types.py).
+Column names listed in docs/sql.md are a contract with analysts: change them with a migration.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index
+from sqlmodel import Field, SQLModel
+
+from indexer.store.types import Int256, Uint256
+
+
+def U256(nullable: bool = False) -> Column:
+    return Column(Uint256(), nullable=nullable)
+
+
+def I256(nullable: bool = False) -> Column:
+    return Column(Int256(), nullable=nullable)
+
+
+# ---------------------------------------------------------------- configuration mirrored in SQL
+class Token(SQLModel, table=True):
+    __tablename__ = "tokens"
+    chain_id: int = Field(primary_key=True)
+    address: str = Field(primary_key=True, max_length=42)
+    symbol: str
+    name: str = ""
+    decimals: int
+    underlying: str = ""
+    asset_class: str
+    accounting: str  # plain | ui_multiplier | rebasing_shares
+    balance_source: str = "logs"  # logs | poll
+    feed: str | None = None
+    reserve_feed: str | None = None
+
+
+class Feed(SQLModel, table=True):
+    __tablename__ = "feeds"
+    chain_id: int = Field(primary_key=True)
+    address: str = Field(primary_key=True, max_length=42)
+    name: str
+    kind: str  # stock | crypto | reserve | stablecoin
+    quote: str | None = None  # per_share | per_token
+    decimals: int
+    heartbeat: int
+    calendar: str
+    token: str | None = None
+
+
+# ---------------------------------------------------------------- facts
+class Block(SQLModel, table=True):
+    __tablename__ = "blocks"
+    chain_id: int = Field(primary_key=True)
+    number: int = Field(primary_key=True, sa_type=BigInteger)
+    hash: str = Field(max_length=66)
+    parent_hash: str = Field(max_length=66)
+    timestamp: int = Field(sa_type=BigInteger)
+
+
+class Transfer(SQLModel, table=True):
+    __tablename__ = "transfers"
+    __table_args__ = (Index("ix_transfers_token_block", "chain_id", "token", "block_number"),
+                      Index("ix_transfers_to", "chain_id", "to_address"),
+                      Index("ix_transfers_from", "chain_id", "from_address"))
+    chain_id: int = Field(primary_key=True)
+    block_number: int = Field(primary_key=True, sa_type=BigInteger)
+    log_index: int = Field(primary_key=True)
+    tx_hash: str = Field(max_length=66)
+    token: str = Field(max_length=42)
+    from_address: str = Field(max_length=42)
+    to_address: str = Field(max_length=42)
+    amount_raw: int = Field(sa_column=U256())
+
+
+class ShareTransfer(SQLModel, table=True):
+    """TransferShares logs of `rebasing_shares` tokens: the exact share movements."""
+
+    __tablename__ = "share_transfers"
+    __table_args__ = (Index("ix_share_transfers_token_block", "chain_id", "token", "block_number"),)
+    chain_id: int = Field(primary_key=True)
+    block_number: int = Field(primary_key=True, sa_type=BigInteger)
+    log_index: int = Field(primary_key=True)
+    tx_hash: str = Field(max_length=66)
+    token: str = Field(max_length=42)
+    from_address: str = Field(max_length=42)
+    to_address: str = Field(max_length=42)
+    shares_raw: int = Field(sa_column=U256())
+
+
+class TokenEvent(SQLModel, table=True):
+    """Every other token or list event the indexer understands, with its decoded arguments as JSON."""
+
+    __tablename__ = "token_events"
+    __table_args__ = (Index("ix_token_events_contract", "chain_id", "contract", "block_number"),)
+    chain_id: int = Field(primary_key=True)
+    block_number: int = Field(primary_key=True, sa_type=BigInteger)
+    log_index: int = Field(primary_key=True)
+    tx_hash: str = Field(max_length=66)
+    contract: str = Field(max_length=42)
+    event: str  # Paused, Unpaused, UIMultiplierUpdated, MultiplierScheduled, AddressFrozen, ...
+    args: str  # JSON object; integers as decimal strings
+
+
+class PriceRound(SQLModel, table=True):
+    __tablename__ = "price_rounds"
+    __table_args__ = (Index("ix_price_rounds_feed_updated", "chain_id", "feed", "updated_at"),)
+    chain_id: int = Field(primary_key=True)
+    feed: str = Field(primary_key=True, max_length=42)
+    round_id: int = Field(sa_column=Column(Uint256(), primary_key=True))
+    answer_raw: int = Field(sa_column=I256())
+    started_at: int = Field(sa_type=BigInteger)
+    updated_at: int = Field(sa_type=BigInteger)
+    answered_in_round: int = Field(sa_column=U256())
+    block_number: int = Field(sa_type=BigInteger)  # the block the round was read at
+    quality: str = "ok"  # ok | non_positive | no_update_time | carried_over (answeredInRound < roundId)
+
+
+# ---------------------------------------------------------------- derived
+class BalanceChange(SQLModel, table=True):
+    """One row per movement of a holder's event-sourced units, with the running total.
+
+    Units are raw token units for `plain` and `ui_multiplier` tokens, and shares for
+    `rebasing_shares` tokens (their balances move with the multiplier between rows).
+    """
+
+    __tablename__ = "balance_changes"
+    __table_args__ = (Index("ix_balance_changes_wallet", "chain_id", "wallet", "token", "block_number"),)
+    chain_id: int = Field(primary_key=True)
+    token: str = Field(primary_key=True, max_length=42)
+    wallet: str = Field(primary_key=True, max_length=42)
+    block_number: int = Field(primary_key=True, sa_type=BigInteger)
+    log_index: int = Field(primary_key=True)
+    delta_raw: int = Field(sa_column=I256())
+    units_raw: int = Field(sa_column=U256())
+
+
+class Balance(SQLModel, table=True):
+    """Current balance per (token, wallet): `balance_raw` equals balanceOf at `block_number`."""
+
+    __tablename__ = "balances"
+    __table_args__ = (Index("ix_balances_wallet", "chain_id", "wallet"),)
+    chain_id: int = Field(primary_key=True)
+    token: str = Field(primary_key=True, max_length=42)
+    wallet: str = Field(primary_key=True, max_length=42)
+    balance_raw: int = Field(sa_column=U256())
+    shares_raw: int | None = Field(default=None, sa_column=U256(nullable=True))
+    units_raw: int = Field(sa_column=U256())  # event-sourced units (raw for plain/ui, shares for rebasing)
+    block_number: int = Field(sa_type=BigInteger)
+
+
+class TokenState(SQLModel, table=True):
+    """Token state read at a synced block (a row when anything changed)."""
+
+    __tablename__ = "token_state"
+    chain_id: int = Field(primary_key=True)
+    token: str = Field(primary_key=True, max_length=42)
+    block_number: int = Field(primary_key=True, sa_type=BigInteger)
+    block_timestamp: int = Field(sa_type=BigInteger)
+    multiplier_raw: int = Field(sa_column=U256())  # in force at the block (uiMultiplier or getCurrentMultiplier)
+    base_multiplier_raw: int | None = Field(default=None, sa_column=U256(nullable=True))
+    new_multiplier_raw: int | None = Field(default=None, sa_column=U256(nullable=True))
+    activation_time: int | None = Field(default=None, sa_type=BigInteger)
+    fee_per_period_raw: int | None = Field(default=None, sa_column=U256(nullable=True))
+    period_length: int | None = Field(default=None, sa_type=BigInteger)
+    last_time_fee_applied: int | None = Field(default=None, sa_type=BigInteger)
+    paused: bool = False
+    total_supply_raw: int = Field(sa_column=U256())
+
+
+class AccountStatus(SQLModel, table=True):
+    """Frozen (per token) and sanctioned (per sanctions list) wallets, as of `block_number`."""
+
+    __tablename__ = "account_status"
+    chain_id: int = Field(primary_key=True)
+    contract: str = Field(primary_key=True, max_length=42)  # the token, or the sanctions list
+    wallet: str = Field(primary_key=True, max_length=42)
+    frozen: bool = False
+    sanctioned: bool = False
+    block_number: int = Field(sa_type=BigInteger)
+
+
+class ReconcileMismatch(SQLModel, table=True):
+    __tablename__ = "reconcile_mismatches"
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int
+    token: str = Field(max_length=42)
+    wallet: str = Field(max_length=42)
+    block_number: int = Field(sa_type=BigInteger)
+    stored_raw: int = Field(sa_column=U256())
+    chain_raw: int = Field(sa_column=U256())
+    detected_at: int = Field(sa_type=BigInteger)
+    repaired: bool = False
+
+
+class SyncIssue(SQLModel, table=True):
+    """A recorded, explained problem with one contract or feed; the service carries on with the rest."""
+
+    __tablename__ = "sync_issues"
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int
+    contract: str = Field(max_length=42)
+    kind: str
+    message: str
+    block_number: int = Field(sa_type=BigInteger)
+    seen_at: int = Field(sa_type=BigInteger)
+
+
+class SyncCheckpoint(SQLModel, table=True):
+    __tablename__ = "sync_checkpoints"
+    chain_id: int = Field(primary_key=True)
+    name: str = Field(primary_key=True)  # "head" for the main pipeline
+    block_number: int = Field(sa_type=BigInteger)
+    block_hash: str = Field(max_length=66)
+    updated_at: int = Field(sa_type=BigInteger)
+
+
+metadata = SQLModel.metadata

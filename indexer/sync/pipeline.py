@@ -1,0 +1,592 @@
+"""The sync pipeline: pick the next block range, fetch, decode, write it all in one transaction.
+
+A tick reads the chain first (logs, headers, contract state at the tick's last block) without
+holding the database, then writes facts, derived rows and the checkpoint in ONE transaction, so a
+crash anywhere resumes with no gap and no duplicate. Reorgs are found by parent hash against the
+stored hash chain and rolled back above the fork point, facts and derived rows together.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
+
+from indexer.accounting import (
+    WAD,
+    Accounting,
+    RebasingParams,
+    UiMultiplierUpdate,
+    rebasing_multiplier_at,
+    ui_multiplier_at,
+)
+from indexer.chain.decode import TOPICS, ZERO_ADDRESS, DecodedLogs, decode_logs
+from indexer.chain.logs import LogFetcher
+from indexer.chain.rpc import RpcClient
+from indexer.config import Settings
+from indexer.errors import ChainDataError, ConfigError, RpcError
+from indexer.store import models as m
+from indexer.store.writes import insert_ignore, upsert
+from indexer.sync.reads import (
+    CONTRACT_OF,
+    RoundRead,
+    TokenRead,
+    read_latest_rounds,
+    read_rounds,
+    read_token_states,
+    round_quality,
+)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "head"
+PHASE_SHIFT = 64
+MAX_REORG_DEPTH = 1_000
+
+
+class ReorgDetected(Exception):
+    """The chain no longer holds a block this tick relied on; the tick is abandoned."""
+
+
+@dataclass
+class SyncContext:
+    """What a sync needs, prepared once at start-up."""
+
+    settings: Settings
+    rpc: RpcClient
+    chain_id: int
+    accounting: dict[str, Accounting]  # token address -> model
+    feeds: list[str]
+    sanctions_lists: list[str]
+    fetcher: LogFetcher
+    max_blocks_per_tick: int = 2_000
+    open_issues: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def log_addresses(self) -> list[str]:
+        return list(self.accounting) + self.sanctions_lists
+
+    @property
+    def multicall(self) -> str | None:
+        return self.settings.chain.multicall3
+
+
+@dataclass
+class TickResult:
+    from_block: int
+    to_block: int
+    logs: int
+    transfers: int
+    rounds: int
+    reorg_to: int | None = None
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------------- start-up
+def prepare(settings: Settings, rpc: RpcClient, *, max_blocks_per_tick: int = 2_000) -> SyncContext:
+    """Check the chain and every contract once; raise ConfigError naming what is wrong."""
+    try:
+        chain_id = int(rpc.call("eth_chainId"), 16)
+    except RpcError as exc:
+        raise ConfigError(f"chain.rpc_urls: cannot reach {rpc.url}: {exc}") from None
+    if chain_id != settings.chain.chain_id:
+        raise ConfigError(f"chain.chain_id: the node at {rpc.url} is chain {chain_id}, the configuration says "
+                          f"{settings.chain.chain_id}")
+    addresses = [t.address for t in settings.tokens] + [f.address for f in settings.feeds]
+    codes = rpc.batch([("eth_getCode", [a, "latest"]) for a in addresses])
+    empty = [a for a, c in zip(addresses, codes, strict=True) if c in ("0x", "", None)]
+    if empty:
+        names = {t.address: t.symbol for t in settings.tokens} | {f.address: f.name for f in settings.feeds}
+        raise ConfigError("no contract code at " + ", ".join(f"{names[a]} ({a})" for a in empty)
+                          + ": check the address and the chain")
+    head = int(rpc.call("eth_blockNumber"), 16)
+    reads = read_token_states(rpc, [(t.address, t.accounting) for t in settings.tokens], head,
+                              settings.chain.multicall3)
+    for t, r in zip(settings.tokens, reads, strict=True):
+        if "totalSupply" in r.failed:
+            raise ConfigError(f"tokens[{t.symbol}] ({t.address}) does not answer totalSupply(): not an ERC-20")
+        if r.failed:
+            raise ConfigError(f"tokens[{t.symbol}].accounting = {t.accounting.value!r}, but the contract does not "
+                              f"answer {', '.join(r.failed)}(): check the token's accounting model")
+    sanctions: list[str] = []
+    rebasing = [t for t in settings.tokens if t.accounting == Accounting.REBASING_SHARES]
+    if rebasing:
+        fn = _abi(Accounting.REBASING_SHARES).fn("sanctionsList")
+        answers = rpc.batch([("eth_call", [{"to": t.address, "data": fn.encode()}, hex(head)]) for t in rebasing],
+                            raise_errors=False)
+        for ans in answers:
+            if isinstance(ans, str) and len(ans) >= 66:
+                addr = fn.decode(ans)[0].lower()
+                if addr != ZERO_ADDRESS and addr not in sanctions:
+                    sanctions.append(addr)
+    fetcher = LogFetcher()
+    return SyncContext(settings, rpc, chain_id, {t.address: t.accounting for t in settings.tokens},
+                       [f.address for f in settings.feeds], sanctions, fetcher,
+                       max_blocks_per_tick)
+
+
+def _abi(accounting: Accounting):
+    from indexer.chain.abi import load_abi
+
+    return load_abi(CONTRACT_OF[accounting])
+
+
+def register(conn: Connection, settings: Settings) -> None:
+    """Mirror the configured tokens and feeds into SQL (analysts join on them)."""
+    cid = settings.chain.chain_id
+    upsert(conn, m.Token.__table__, [dict(
+        chain_id=cid, address=t.address, symbol=t.symbol, name=t.name, decimals=t.decimals, underlying=t.underlying,
+        asset_class=t.asset_class, accounting=t.accounting.value, balance_source=t.balance_source, feed=t.feed,
+        reserve_feed=t.reserve_feed) for t in settings.tokens], ["chain_id", "address"])
+    upsert(conn, m.Feed.__table__, [dict(
+        chain_id=cid, address=f.address, name=f.name, kind=f.kind, quote=f.quote, decimals=f.decimals,
+        heartbeat=f.heartbeat, calendar=f.calendar, token=f.token) for f in settings.feeds], ["chain_id", "address"])
+
+
+# ---------------------------------------------------------------------------------- chain reads
+def target_block(ctx: SyncContext) -> int:
+    conf = ctx.settings.chain.confirmations
+    if isinstance(conf, str):
+        block = ctx.rpc.call("eth_getBlockByNumber", [conf, False])
+        if block is None:
+            raise ChainDataError(f"the node has no {conf!r} block yet")
+        return int(block["number"], 16)
+    return int(ctx.rpc.call("eth_blockNumber"), 16) - conf
+
+
+def headers(rpc: RpcClient, numbers: list[int]) -> dict[int, dict]:
+    out: dict[int, dict] = {}
+    numbers = sorted(set(numbers))
+    for i in range(0, len(numbers), 500):
+        chunk = numbers[i:i + 500]
+        for n, h in zip(chunk, rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in chunk]), strict=True):
+            if h is None:
+                raise ReorgDetected(f"block {n} is gone")
+            out[n] = h
+    return out
+
+
+@dataclass
+class Fetched:
+    start: int
+    end: int
+    decoded: DecodedLogs
+    n_logs: int
+    blocks: dict[int, dict]
+    token_reads: list[TokenRead] | None  # None: the node no longer serves state at `end`
+    latest_rounds: list[RoundRead | None]
+    state_block: int  # where contract state (rounds, and token state when available) was read
+
+
+# How nodes and providers say that they no longer hold the state of an old block (not an archive node).
+_NO_STATE = ("blockoutofrange", "missing trie node", "header not found", "state not available",
+             "historical state", "pruned", "state histories", "required data unavailable", "not available for block")
+
+
+def state_unavailable(exc: RpcError) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in _NO_STATE)
+
+
+def fetch_range(ctx: SyncContext, start: int, end: int, parent_hash: str | None) -> Fetched:
+    raw: list[dict] = []
+    for batch in ctx.fetcher.iter_logs(ctx.rpc, ctx.log_addresses, [TOPICS], start, end):
+        raw.extend(batch.logs)
+    decoded = decode_logs(raw)
+    by_block = decoded.block_hashes()
+    blocks = headers(ctx.rpc, [start, end, *by_block])
+    for n, h in by_block.items():
+        if blocks[n]["hash"] != h:
+            raise ReorgDetected(f"block {n} changed while its logs were read")
+    if parent_hash is not None and blocks[start]["parentHash"] != parent_hash:
+        raise ReorgDetected(f"block {start} does not extend the stored block {start - 1}")
+    tokens = [(a, acc) for a, acc in ctx.accounting.items()]
+    state_block = end
+    try:
+        token_reads: list[TokenRead] | None = read_token_states(ctx.rpc, tokens, end, ctx.multicall)
+    except RpcError as exc:
+        if not state_unavailable(exc):
+            raise
+        # Not an archive node: keep the logs exact now, read state where the node still has it.
+        token_reads = None
+        state_block = int(ctx.rpc.call("eth_blockNumber"), 16)
+    latest = read_latest_rounds(ctx.rpc, ctx.feeds, state_block, ctx.multicall)
+    return Fetched(start, end, decoded, len(raw), blocks, token_reads, latest, state_block)
+
+
+# ---------------------------------------------------------------------------------- the tick
+def load_checkpoint(conn: Connection, chain_id: int) -> m.SyncCheckpoint | None:
+    row = conn.execute(select(m.SyncCheckpoint.__table__).where(
+        m.SyncCheckpoint.chain_id == chain_id, m.SyncCheckpoint.name == CHECKPOINT)).first()
+    return None if row is None else m.SyncCheckpoint(**row._mapping)
+
+
+def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None) -> TickResult | None:
+    """Sync the next range (at most `max_blocks_per_tick` blocks). None when already at the target."""
+    started = time.monotonic()
+    target = target_block(ctx) if to_block is None else to_block
+    with engine.connect() as conn:
+        cp = load_checkpoint(conn, ctx.chain_id)
+    if cp is not None:
+        chain_block = ctx.rpc.call("eth_getBlockByNumber", [hex(cp.block_number), False])
+        if chain_block is None or chain_block["hash"] != cp.block_hash:
+            fork = rollback_to_fork(engine, ctx)
+            return TickResult(fork + 1, fork, 0, 0, 0, reorg_to=fork, seconds=time.monotonic() - started)
+    start = ctx.settings.chain.deployment_block if cp is None else cp.block_number + 1
+    if start > target:
+        return None
+    end = min(target, start + ctx.max_blocks_per_tick - 1)
+    try:
+        fetched = fetch_range(ctx, start, end, None if cp is None else cp.block_hash)
+        rounds = missing_rounds(engine, ctx, fetched)
+    except ReorgDetected as exc:
+        log.warning("reorg while reading blocks %d..%d: %s", start, end, exc)
+        fork = rollback_to_fork(engine, ctx)
+        return TickResult(start, end, 0, 0, 0, reorg_to=fork, seconds=time.monotonic() - started)
+    with engine.begin() as conn:
+        now_cp = load_checkpoint(conn, ctx.chain_id)
+        if (now_cp is None) != (cp is None) or (now_cp and cp and now_cp.block_number != cp.block_number):
+            raise ChainDataError("the checkpoint moved during the tick: another writer is running on this chain")
+        write_range(conn, ctx, fetched, rounds)
+    d = fetched.decoded
+    return TickResult(start, end, fetched.n_logs, len(d.transfers), len(rounds), seconds=time.monotonic() - started)
+
+
+def sync(engine: Engine, ctx: SyncContext, *, to_block: int | None = None, on_tick=None) -> int:
+    """Run ticks until the target block is synced; returns the number of ticks."""
+    ticks = 0
+    while True:
+        result = sync_tick(engine, ctx, to_block=to_block)
+        if result is None:
+            return ticks
+        ticks += 1
+        if on_tick is not None:
+            on_tick(result)
+
+
+# ---------------------------------------------------------------------------------- prices
+def missing_rounds(engine: Engine, ctx: SyncContext, fetched: Fetched) -> list[dict]:
+    """Every round of every feed not stored yet, read at the tick's block (history on the first tick)."""
+    pr = m.PriceRound.__table__
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(pr.c.feed, func.max(pr.c.round_id)).where(pr.c.chain_id == ctx.chain_id)
+                                   .group_by(pr.c.feed)).all())
+    rows: list[dict] = []
+    for feed, latest in zip(ctx.feeds, fetched.latest_rounds, strict=True):
+        if latest is None:
+            continue
+        phase, agg = latest.round_id >> PHASE_SHIFT, latest.round_id & (2**PHASE_SHIFT - 1)
+        last = stored.get(feed)
+        first_agg = 1
+        if last is not None and last >> PHASE_SHIFT == phase:
+            first_agg = (last & (2**PHASE_SHIFT - 1)) + 1
+        ids = [(phase << PHASE_SHIFT) | a for a in range(first_agg, agg + 1)]
+        reads = read_rounds(ctx.rpc, feed, ids[:-1], fetched.state_block, ctx.multicall) + [latest] if ids else []
+        for r in reads:
+            if r is None:
+                continue
+            rows.append(dict(chain_id=ctx.chain_id, feed=feed, round_id=r.round_id, answer_raw=r.answer,
+                             started_at=r.started_at, updated_at=r.updated_at, answered_in_round=r.answered_in_round,
+                             block_number=fetched.state_block, quality=round_quality(r)))
+    return rows
+
+
+# ---------------------------------------------------------------------------------- writing
+def write_range(conn: Connection, ctx: SyncContext, f: Fetched, rounds: list[dict]) -> None:
+    cid = ctx.chain_id
+    d = f.decoded
+    insert_ignore(conn, m.Block.__table__, [dict(
+        chain_id=cid, number=n, hash=h["hash"], parent_hash=h["parentHash"], timestamp=int(h["timestamp"], 16))
+        for n, h in f.blocks.items()])
+    insert_ignore(conn, m.Transfer.__table__, [dict(
+        chain_id=cid, block_number=t.block_number, log_index=t.log_index, tx_hash=t.tx_hash, token=t.token,
+        from_address=t.from_address, to_address=t.to_address, amount_raw=t.amount) for t in d.transfers])
+    insert_ignore(conn, m.ShareTransfer.__table__, [dict(
+        chain_id=cid, block_number=t.block_number, log_index=t.log_index, tx_hash=t.tx_hash, token=t.token,
+        from_address=t.from_address, to_address=t.to_address, shares_raw=t.amount) for t in d.share_transfers])
+    insert_ignore(conn, m.TokenEvent.__table__, [dict(
+        chain_id=cid, block_number=e.block_number, log_index=e.log_index, tx_hash=e.tx_hash, contract=e.contract,
+        event=e.event, args=e.args_json()) for e in d.events])
+    insert_ignore(conn, m.PriceRound.__table__, rounds)
+    for feed, latest in zip(ctx.feeds, f.latest_rounds, strict=True):
+        if latest is None:
+            _issue(conn, ctx, feed, "feed_unreadable", f"latestRoundData() reverted or returned no round at "
+                   f"block {f.state_block}: no price from this feed", f.end)
+    end_ts = int(f.blocks[f.end]["timestamp"], 16)
+    if f.token_reads is None:
+        _issue(conn, ctx, "*", "historical_state_unavailable",
+               f"the node holds no state for block {f.end} (not an archive node): balances are exact in units; "
+               "multiplier-scaled balances catch up at the first block whose state the node still holds", f.end)
+        multipliers, moved = _last_multipliers(conn, cid), set()
+    else:
+        multipliers, moved = write_token_state(conn, ctx, f, end_ts)
+    apply_movements(conn, ctx, d, f.end, multipliers, moved)
+    apply_account_events(conn, ctx, d)
+    upsert(conn, m.SyncCheckpoint.__table__, [dict(
+        chain_id=cid, name=CHECKPOINT, block_number=f.end, block_hash=f.blocks[f.end]["hash"],
+        updated_at=int(time.time()))], ["chain_id", "name"])
+
+
+def _issue(conn: Connection, ctx: SyncContext, contract: str, kind: str, message: str, block: int) -> None:
+    key = (contract, kind)
+    if key in ctx.open_issues:
+        return
+    ctx.open_issues.add(key)
+    log.warning("%s %s: %s", contract, kind, message)
+    conn.execute(m.SyncIssue.__table__.insert().values(
+        chain_id=ctx.chain_id, contract=contract, kind=kind, message=message, block_number=block,
+        seen_at=int(time.time())))
+
+
+def write_token_state(conn: Connection, ctx: SyncContext, f: Fetched, end_ts: int) -> tuple[dict[str, int], set[str]]:
+    """Store each token's state at the tick's block; return the multiplier in force per token and
+    the tokens whose multiplier moved since the previous tick."""
+    cid = ctx.chain_id
+    rows, multipliers = [], {}
+    previous = _last_multipliers(conn, cid)
+    ui_updates = _ui_schedule(conn, ctx, f.decoded)
+    for read in f.token_reads:
+        acc = ctx.accounting[read.address]
+        v = read.values
+        if read.failed:
+            _issue(conn, ctx, read.address, "state_read_failed",
+                   f"calls failed at block {f.end}: {', '.join(read.failed)}", f.end)
+        row = dict(chain_id=cid, token=read.address, block_number=f.end, block_timestamp=end_ts,
+                   multiplier_raw=WAD, base_multiplier_raw=None, new_multiplier_raw=None, activation_time=None,
+                   fee_per_period_raw=None, period_length=None, last_time_fee_applied=None,
+                   paused=bool(v.get("paused") or False), total_supply_raw=int(v.get("totalSupply") or 0))
+        if acc == Accounting.REBASING_SHARES and v.get("getCurrentMultiplier") is not None:
+            params = RebasingParams(v["multiplier"], v["lastTimeFeeApplied"], v["feePerPeriod"], v["periodLength"],
+                                    v["newMultiplier"], v["newMultiplierActivationTime"], v["multiplierNonce"])
+            computed = rebasing_multiplier_at(params, end_ts)[0]
+            reported = v["getCurrentMultiplier"][0]
+            if computed != reported:
+                _issue(conn, ctx, read.address, "multiplier_rule_mismatch",
+                       f"getCurrentMultiplier() = {reported} but the stored parameters give {computed} "
+                       f"at block {f.end}; using the contract's value", f.end)
+            row.update(multiplier_raw=reported, base_multiplier_raw=params.multiplier,
+                       new_multiplier_raw=params.new_multiplier, activation_time=params.new_multiplier_activation_time,
+                       fee_per_period_raw=params.fee_per_period, period_length=params.period_length,
+                       last_time_fee_applied=params.last_time_fee_applied)
+        elif acc == Accounting.UI_MULTIPLIER and v.get("uiMultiplier") is not None:
+            reported = v["uiMultiplier"]
+            computed = ui_multiplier_at(ui_updates.get(read.address, []), end_ts)
+            if computed != reported:
+                _issue(conn, ctx, read.address, "multiplier_schedule_mismatch",
+                       f"uiMultiplier() = {reported} but the UIMultiplierUpdated events give {computed} "
+                       f"at block {f.end}; using the contract's value", f.end)
+            row.update(multiplier_raw=reported, new_multiplier_raw=v.get("newUIMultiplier"),
+                       activation_time=v.get("effectiveAt"))
+        multipliers[read.address] = row["multiplier_raw"]
+        rows.append(row)
+    upsert(conn, m.TokenState.__table__, rows, ["chain_id", "token", "block_number"])
+    moved = {t for t, mult in multipliers.items() if previous.get(t, WAD) != mult}
+    return multipliers, moved
+
+
+def _last_multipliers(conn: Connection, cid: int) -> dict[str, int]:
+    ts = m.TokenState.__table__
+    latest = select(ts.c.token, func.max(ts.c.block_number).label("b")).where(ts.c.chain_id == cid) \
+        .group_by(ts.c.token).subquery()
+    rows = conn.execute(select(ts.c.token, ts.c.multiplier_raw).join(
+        latest, (ts.c.token == latest.c.token) & (ts.c.block_number == latest.c.b)).where(ts.c.chain_id == cid))
+    return dict(rows.all())
+
+
+def _ui_schedule(conn: Connection, ctx: SyncContext, d: DecodedLogs) -> dict[str, list[UiMultiplierUpdate]]:
+    rows = conn.execute(select(m.TokenEvent.contract, m.TokenEvent.args).where(
+        m.TokenEvent.chain_id == ctx.chain_id, m.TokenEvent.event == "UIMultiplierUpdated")
+        .order_by(m.TokenEvent.block_number, m.TokenEvent.log_index)).all()
+    out: dict[str, list[UiMultiplierUpdate]] = defaultdict(list)
+    for contract, args in rows:
+        a = json.loads(args)
+        out[contract].append(UiMultiplierUpdate(int(a["new_multiplier"]), int(a["effective_at"]), int(a["set_at"])))
+    return out
+
+
+def _balance_of(acc: Accounting, units: int, multiplier: int) -> tuple[int, int | None]:
+    """(balance_raw, shares_raw) of a holder with `units` event-sourced units."""
+    if acc == Accounting.REBASING_SHARES:
+        return units * multiplier // WAD, units
+    if acc == Accounting.UI_MULTIPLIER:
+        return units, units * multiplier // WAD
+    return units, None
+
+
+def apply_movements(conn: Connection, ctx: SyncContext, d: DecodedLogs, end: int, multipliers: dict[str, int],
+                    moved: set[str]) -> None:
+    """Running units per holder from the logs, then balances at the tick's block for every model."""
+    cid = ctx.chain_id
+    moves = [t for t in d.transfers if ctx.accounting[t.token] != Accounting.REBASING_SHARES]
+    moves += [t for t in d.share_transfers if ctx.accounting.get(t.token) == Accounting.REBASING_SHARES]
+    moves.sort(key=lambda t: (t.block_number, t.log_index))
+    touched: dict[str, set[str]] = defaultdict(set)
+    for t in moves:
+        for w in (t.from_address, t.to_address):
+            if w != ZERO_ADDRESS:
+                touched[t.token].add(w)
+    units = _load_units(conn, cid, touched)
+    changes = []
+    for t in moves:
+        if t.from_address != ZERO_ADDRESS:
+            key = (t.token, t.from_address)
+            new = units.get(key, 0) - t.amount
+            if new < 0:
+                raise ChainDataError(f"{t.from_address} would hold a negative balance of {t.token} after log "
+                                     f"{t.block_number}#{t.log_index}: the stored history is incomplete")
+            units[key] = new
+            changes.append(dict(chain_id=cid, token=t.token, wallet=t.from_address, block_number=t.block_number,
+                                log_index=t.log_index, delta_raw=-t.amount, units_raw=new))
+        if t.to_address != ZERO_ADDRESS:
+            key = (t.token, t.to_address)
+            new = units.get(key, 0) + t.amount
+            units[key] = new
+            changes.append(dict(chain_id=cid, token=t.token, wallet=t.to_address, block_number=t.block_number,
+                                log_index=t.log_index, delta_raw=t.amount, units_raw=new))
+    # a self-transfer gives two rows with one key: keep the last (same net units)
+    dedup = {(c["token"], c["wallet"], c["block_number"], c["log_index"]): c for c in changes}
+    insert_ignore(conn, m.BalanceChange.__table__, list(dedup.values()))
+    rows = []
+    for (token, wallet), u in units.items():
+        bal, shares = _balance_of(ctx.accounting[token], u, multipliers.get(token, WAD))
+        rows.append(dict(chain_id=cid, token=token, wallet=wallet, balance_raw=bal, shares_raw=shares, units_raw=u,
+                         block_number=end))
+    upsert(conn, m.Balance.__table__, rows, ["chain_id", "token", "wallet"])
+    # A multiplier that moved since the last tick moves every holder's balance with no event.
+    for token in moved:
+        if ctx.accounting[token] == Accounting.PLAIN:
+            continue
+        rescale_holders(conn, cid, token, ctx.accounting[token], multipliers[token], end,
+                        skip=touched.get(token, set()))
+
+
+def rescale_holders(conn: Connection, cid: int, token: str, acc: Accounting, mult: int, end: int,
+                    skip: set[str] = frozenset()) -> None:
+    b = m.Balance.__table__
+    rows = conn.execute(select(b.c.wallet, b.c.units_raw, b.c.balance_raw, b.c.shares_raw).where(
+        b.c.chain_id == cid, b.c.token == token)).all()
+    updates = []
+    for wallet, u, bal, shares in rows:
+        if wallet in skip:
+            continue
+        new_bal, new_shares = _balance_of(acc, u, mult)
+        if new_bal != bal or new_shares != shares:
+            updates.append(dict(w=wallet, balance_raw=new_bal, shares_raw=new_shares, block_number=end))
+    if updates:
+        stmt = update(b).where(b.c.chain_id == cid, b.c.token == token, b.c.wallet == bindparam("w")).values(
+            balance_raw=bindparam("balance_raw"), shares_raw=bindparam("shares_raw"),
+            block_number=bindparam("block_number"))
+        conn.execute(stmt, updates)
+
+
+def _load_units(conn: Connection, cid: int, touched: dict[str, set[str]]) -> dict[tuple[str, str], int]:
+    b = m.Balance.__table__
+    out: dict[tuple[str, str], int] = {}
+    for token, wallets in touched.items():
+        ws = sorted(wallets)
+        for i in range(0, len(ws), 500):
+            for wallet, u in conn.execute(select(b.c.wallet, b.c.units_raw).where(
+                    b.c.chain_id == cid, b.c.token == token, b.c.wallet.in_(ws[i:i + 500]))):
+                out[(token, wallet)] = u
+    return out
+
+
+def apply_account_events(conn: Connection, ctx: SyncContext, d: DecodedLogs) -> None:
+    status: dict[tuple[str, str], dict] = {}
+    for e in d.events:
+        if e.event == "AddressFrozen":
+            status[(e.contract, e.args["wallet"])] = dict(frozen=bool(e.args["frozen"]), sanctioned=False,
+                                                          block_number=e.block_number)
+        elif e.event in ("SanctionedAddressesAdded", "SanctionedAddressesRemoved"):
+            for w in e.args["wallets"]:
+                status[(e.contract, w)] = dict(frozen=False, sanctioned=e.event == "SanctionedAddressesAdded",
+                                               block_number=e.block_number)
+    upsert(conn, m.AccountStatus.__table__, [dict(chain_id=ctx.chain_id, contract=c, wallet=w, **v)
+                                             for (c, w), v in status.items()], ["chain_id", "contract", "wallet"])
+
+
+# ---------------------------------------------------------------------------------- reorgs
+def find_fork(engine: Engine, ctx: SyncContext) -> int:
+    """The highest stored block whose hash the chain still has; everything above it is orphaned."""
+    with engine.connect() as conn:
+        stored = conn.execute(select(m.Block.number, m.Block.hash).where(m.Block.chain_id == ctx.chain_id)
+                              .order_by(m.Block.number.desc()).limit(MAX_REORG_DEPTH)).all()
+    if not stored:
+        return ctx.settings.chain.deployment_block - 1
+    for i in range(0, len(stored), 100):
+        chunk = stored[i:i + 100]
+        answers = ctx.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n, _ in chunk])
+        for (n, h), block in zip(chunk, answers, strict=True):
+            if block is not None and block["hash"] == h:
+                return n
+    raise ChainDataError(f"reorg deeper than the {len(stored)} stored blocks: re-sync from scratch (drop the database)")
+
+
+def rollback_to_fork(engine: Engine, ctx: SyncContext) -> int:
+    fork = find_fork(engine, ctx)
+    with engine.begin() as conn:
+        rollback(conn, ctx, fork)
+    log.warning("reorg: rolled back to block %d", fork)
+    return fork
+
+
+def rollback(conn: Connection, ctx: SyncContext, fork: int) -> None:
+    """Delete facts and derived rows above `fork` and rebuild the current rows as of `fork`."""
+    cid = ctx.chain_id
+    bc = m.BalanceChange.__table__
+    touched = conn.execute(select(bc.c.token, bc.c.wallet).where(bc.c.chain_id == cid, bc.c.block_number > fork)
+                           .distinct()).all()
+    for model, col in ((m.Transfer, "block_number"), (m.ShareTransfer, "block_number"), (m.TokenEvent, "block_number"),
+                       (m.BalanceChange, "block_number"), (m.TokenState, "block_number"),
+                       (m.PriceRound, "block_number"), (m.Block, "number")):
+        t = model.__table__
+        conn.execute(delete(t).where(t.c.chain_id == cid, t.c[col] > fork))
+    b = m.Balance.__table__
+    for token, wallet in touched:
+        last = conn.execute(select(bc.c.units_raw).where(
+            bc.c.chain_id == cid, bc.c.token == token, bc.c.wallet == wallet)
+            .order_by(bc.c.block_number.desc(), bc.c.log_index.desc()).limit(1)).scalar()
+        if last is None:
+            conn.execute(delete(b).where(b.c.chain_id == cid, b.c.token == token, b.c.wallet == wallet))
+        else:
+            conn.execute(update(b).where(b.c.chain_id == cid, b.c.token == token, b.c.wallet == wallet)
+                         .values(units_raw=last))
+    ts = m.TokenState.__table__
+    for token, acc in ctx.accounting.items():
+        mult = conn.execute(select(ts.c.multiplier_raw).where(ts.c.chain_id == cid, ts.c.token == token)
+                            .order_by(ts.c.block_number.desc()).limit(1)).scalar() or WAD
+        rescale_holders(conn, cid, token, acc, mult if acc != Accounting.PLAIN else WAD, fork)
+    rebuild_account_status(conn, cid, fork)
+    blk = conn.execute(select(m.Block.hash).where(m.Block.chain_id == cid, m.Block.number == fork)).scalar()
+    cp = m.SyncCheckpoint.__table__
+    if blk is None:
+        conn.execute(delete(cp).where(cp.c.chain_id == cid, cp.c.name == CHECKPOINT))
+    else:
+        conn.execute(update(cp).where(cp.c.chain_id == cid, cp.c.name == CHECKPOINT).values(
+            block_number=fork, block_hash=blk, updated_at=int(time.time())))
+
+
+def rebuild_account_status(conn: Connection, cid: int, fork: int) -> None:
+    a = m.AccountStatus.__table__
+    conn.execute(delete(a).where(a.c.chain_id == cid, a.c.block_number > fork))
+    te = m.TokenEvent.__table__
+    rows = conn.execute(select(te.c.contract, te.c.event, te.c.args, te.c.block_number).where(
+        te.c.chain_id == cid, te.c.event.in_(["AddressFrozen", "SanctionedAddressesAdded",
+                                               "SanctionedAddressesRemoved"]))
+        .order_by(te.c.block_number, te.c.log_index)).all()
+    status: dict[tuple[str, str], dict] = {}
+    for contract, event, args, block in rows:
+        a_ = json.loads(args)
+        if event == "AddressFrozen":
+            status[(contract, a_["wallet"])] = dict(frozen=bool(a_["frozen"]), sanctioned=False, block_number=block)
+        else:
+            for w in a_["wallets"]:
+                status[(contract, w)] = dict(frozen=False, sanctioned=event == "SanctionedAddressesAdded",
+                                             block_number=block)
+    conn.execute(delete(a).where(a.c.chain_id == cid))
+    upsert(conn, a, [dict(chain_id=cid, contract=c, wallet=w, **v) for (c, w), v in status.items()],
+           ["chain_id", "contract", "wallet"])

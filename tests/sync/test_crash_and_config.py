@@ -1,0 +1,103 @@
+"""A backfill killed with SIGKILL resumes with no gap and no duplicate; bad configuration is named."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tomli_w
+
+from indexer.accounting import Accounting
+from indexer.chain.rpc import RpcClient
+from indexer.config import load_settings
+from indexer.errors import ConfigError
+from indexer.store.engine import make_engine
+from indexer.sync.pipeline import prepare
+from tests.sync.checks import (
+    assert_balances_match_chain,
+    assert_rounds_match_chain,
+    assert_transfers_match_logs,
+    synced_block,
+)
+
+
+def _sync_cmd(manifest, db_url, *extra):
+    return [sys.executable, "-m", "indexer.cli", "sync", "--once", "--config", str(manifest),
+            "--database-url", db_url, "--blocks-per-tick", "20", *extra]
+
+
+def test_sigkill_at_random_points_of_a_backfill_then_resume(world, manifest, db_url):
+    """The world's backfill is killed four times at random moments; the resumed run equals the chain."""
+    rng = random.Random(5)
+    kills = 0
+    for _ in range(4):
+        proc = subprocess.Popen(_sync_cmd(world.manifest_path, db_url), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.5, 4.0))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=30)
+    assert kills >= 3
+    settings = manifest.model_copy(update={"database_url": db_url})
+    engine = make_engine(db_url)
+    rpc = RpcClient(world.url, timeout=120)
+    partial = synced_block(engine, settings.chain.chain_id)
+    assert partial is not None and partial < manifest.world["head_block"]
+    done = subprocess.run(_sync_cmd(world.manifest_path, db_url), capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert synced_block(engine, settings.chain.chain_id) == manifest.world["head_block"]
+    assert_transfers_match_logs(engine, settings, rpc)
+    assert_balances_match_chain(engine, settings, rpc)
+    assert_rounds_match_chain(engine, settings, rpc)
+    engine.dispose()
+
+
+def _manifest_data(short_chain):
+    import tomllib
+
+    return tomllib.loads(short_chain.manifest_path.read_text())
+
+
+def _load(tmp_path, data):
+    p = tmp_path / "bad.toml"
+    p.write_text(tomli_w.dumps(data))
+    return load_settings(p)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_bad_configuration_is_named_at_start_up(short_chain, tmp_path, db_url):
+    rpc = RpcClient(short_chain.url, max_retries=0)
+    data = _manifest_data(short_chain)
+
+    wrong_chain = {**data, "chain": {**data["chain"], "chain_id": 1}}
+    with pytest.raises(ConfigError, match="chain.chain_id: the node at .* is chain 31337"):
+        prepare(_load(tmp_path, wrong_chain), rpc)
+
+    no_code = {**data, "tokens": [{**data["tokens"][0], "address": "0x" + "42" * 20}, *data["tokens"][1:]]}
+    with pytest.raises(ConfigError, match="no contract code at AAPLx"):
+        prepare(_load(tmp_path, no_code), rpc)
+
+    ui = next(i for i, t in enumerate(data["tokens"]) if t["accounting"] == Accounting.UI_MULTIPLIER.value)
+    tokens = [dict(t) for t in data["tokens"]]
+    tokens[ui]["accounting"] = "rebasing_shares"
+    with pytest.raises(ConfigError, match=rf"tokens\[{tokens[ui]['symbol']}\].accounting = 'rebasing_shares'"):
+        prepare(_load(tmp_path, {**data, "tokens": tokens}), rpc)
+
+    feed = data["feeds"][0]["address"]
+    not_erc20 = {**data, "tokens": [{**data["tokens"][0], "address": feed}, *data["tokens"][1:]],
+                 "feeds": data["feeds"][1:]}
+    not_erc20["tokens"][0].pop("feed")
+    not_erc20["tokens"][0].pop("reserve_feed")
+    with pytest.raises(ConfigError, match="does not answer totalSupply"):
+        prepare(_load(tmp_path, not_erc20), rpc)
+
+    unreachable = RpcClient("http://127.0.0.1:9", max_retries=1, backoff_base=0.01, timeout=1)
+    with pytest.raises(ConfigError, match="cannot reach"):
+        prepare(_load(tmp_path, data), unreachable)
