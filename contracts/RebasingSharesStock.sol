@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {IssuedToken} from "./IssuedToken.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {ISanctionsList} from "./SanctionsList.sol";
@@ -16,7 +17,7 @@ import {ISanctionsList} from "./SanctionsList.sol";
 /// @dev Balances therefore change with time alone. Storage is brought up to date lazily by `_applyMultiplier`
 /// at the start of every state-changing call, and `getCurrentMultiplier` computes the same value without
 /// writing, so readers see identical figures whether or not a fold has happened yet.
-contract RebasingSharesStock is ERC20, Ownable, Pausable {
+contract RebasingSharesStock is IssuedToken, Pausable {
     uint256 private constant ONE = 1e18;
 
     uint8 private immutable _decimals;
@@ -54,7 +55,6 @@ contract RebasingSharesStock is ERC20, Ownable, Pausable {
     error InvalidFee(uint256 fee);
     error ActivationTimeNotInFuture(uint256 activationTime, uint256 nowTimestamp);
     error MultiplierAlreadyScheduled(uint256 activationTime);
-    error ArrayLengthMismatch();
 
     constructor(
         string memory name,
@@ -237,34 +237,7 @@ contract RebasingSharesStock is ERC20, Ownable, Pausable {
         _unpause();
     }
 
-    // ------------------------------------------------------------------ issuance (amounts in balance units)
-
-    function mint(address to, uint256 amount) external onlyOwner {
-        _mint(to, amount);
-    }
-
-    function burn(address from, uint256 amount) external onlyOwner {
-        _burn(from, amount);
-    }
-
-    function batchMint(address[] calldata to, uint256[] calldata amounts) external onlyOwner {
-        if (to.length != amounts.length) revert ArrayLengthMismatch();
-        for (uint256 i = 0; i < to.length; ++i) {
-            _mint(to[i], amounts[i]);
-        }
-    }
-
-    /// @notice Issuer-initiated transfers. Each leg is an ordinary transfer with both events, and pause and
-    /// sanctions screening still apply.
-    function batchForcedTransfer(address[] calldata from, address[] calldata to, uint256[] calldata amounts)
-        external
-        onlyOwner
-    {
-        if (from.length != to.length || from.length != amounts.length) revert ArrayLengthMismatch();
-        for (uint256 i = 0; i < from.length; ++i) {
-            _transfer(from[i], to[i], amounts[i]);
-        }
-    }
+    // ------------------------------------------------------------------ bookkeeping in shares (IssuedToken mints, burns and moves balance units)
 
     /// @dev Every ERC-20 path (transfer, transferFrom, mint, burn) lands here with `value` in balance units.
     /// OpenZeppelin's balance bookkeeping is bypassed entirely; holdings live in `sharesOf`.

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {IssuedToken} from "./IssuedToken.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
@@ -13,7 +14,7 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 /// @dev The issuer (owner) schedules multiplier changes ahead of time. A scheduled change takes effect
 /// silently when its timestamp is reached: no transaction and no event mark that moment, so consumers must
 /// evaluate `uiMultiplier()` at the block they care about rather than wait for a log.
-contract UiMultiplierStock is ERC20, Ownable, Pausable {
+contract UiMultiplierStock is IssuedToken, Pausable {
     uint256 private constant ONE = 1e18;
 
     uint8 private immutable _decimals;
@@ -42,7 +43,6 @@ contract UiMultiplierStock is ERC20, Ownable, Pausable {
     error InvalidMultiplier();
     error EffectiveTimeInPast(uint256 effectiveAtTimestamp, uint256 nowTimestamp);
     error UpdateAlreadyPending(uint256 effectiveAtTimestamp);
-    error ArrayLengthMismatch();
 
     constructor(
         string memory name,
@@ -143,33 +143,6 @@ contract UiMultiplierStock is ERC20, Ownable, Pausable {
     }
 
     // ------------------------------------------------------------------ issuance
-
-    function mint(address to, uint256 amount) external onlyOwner {
-        _mint(to, amount);
-    }
-
-    function burn(address from, uint256 amount) external onlyOwner {
-        _burn(from, amount);
-    }
-
-    function batchMint(address[] calldata to, uint256[] calldata amounts) external onlyOwner {
-        if (to.length != amounts.length) revert ArrayLengthMismatch();
-        for (uint256 i = 0; i < to.length; ++i) {
-            _mint(to[i], amounts[i]);
-        }
-    }
-
-    /// @notice Issuer-initiated transfers (ERC-3643 `batchForcedTransfer`). Each leg is an ordinary
-    /// transfer, so balances move and a standard Transfer event is emitted, and pause and freeze still apply.
-    function batchForcedTransfer(address[] calldata from, address[] calldata to, uint256[] calldata amounts)
-        external
-        onlyOwner
-    {
-        if (from.length != to.length || from.length != amounts.length) revert ArrayLengthMismatch();
-        for (uint256 i = 0; i < from.length; ++i) {
-            _transfer(from[i], to[i], amounts[i]);
-        }
-    }
 
     /// @dev Single choke point for transfers, mints and burns. A frozen account can neither send nor
     /// receive, but the issuer may still burn from it: that is how frozen holdings are seized.

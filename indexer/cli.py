@@ -60,22 +60,11 @@ def devchain_up(
     days: int = typer.Option(0, help="Build only the first DAYS days of the world (0: all of it), for quick checks."),
 ) -> None:
     """Start anvil, deploy the demo world and write its manifest (STATE_DIR/manifest.toml)."""
-    from indexer.devchain.chain import parse_seed, short_timeline, spawn_live, start_devchain
+    from indexer.devchain.chain import short_timeline, spawn_live
     from indexer.devchain.specs import TIMELINE
 
-    try:
-        seed_value = parse_seed(seed)
-        _terminate_on_sigterm()
-        with _progress() as progress:
-            task = progress.add_task("world", total=None)
-            timeline = short_timeline(days) if days > 0 else TIMELINE
-            chain = start_devchain(port=port, state_dir=state_dir, seed=seed_value, scale=scale, timeline=timeline,
-                                   progress=lambda i, n: progress.update(task, completed=i, total=n))
-    except KeyboardInterrupt:
-        fail("interrupted: the dev chain was stopped", 130)
-    except IndexerError as exc:
-        fail(str(exc))
-    console.print(f"dev chain up at {chain.url}; manifest: {chain.manifest_path}")
+    chain = _start(port=port, state_dir=state_dir, seed=seed, scale=scale,
+                   timeline=short_timeline(days) if days > 0 else TIMELINE)
     if not foreground:
         if live:
             pid = spawn_live(state_dir, interval=interval, step=step)
@@ -86,7 +75,28 @@ def devchain_up(
     _attached(chain, live=live, interval=interval, step=step, seconds=seconds, state_dir=state_dir)
 
 
-def _attached(chain, *, live: bool, interval: float, step: int, seconds: float, state_dir: Path) -> None:
+def _start(*, port: int, state_dir: Path, seed: str, scale: str, timeline):
+    """Start the dev chain with a progress bar; one clear line and exit 1 on failure, nothing left running."""
+    from indexer.devchain.chain import parse_seed, start_devchain
+
+    try:
+        seed_value = parse_seed(seed)
+        _terminate_on_sigterm()
+        with _progress() as progress:
+            task = progress.add_task("world", total=None)
+            chain = start_devchain(port=port, state_dir=state_dir, seed=seed_value, scale=scale, timeline=timeline,
+                                   progress=lambda i, n: progress.update(task, completed=i, total=n))
+    except KeyboardInterrupt:
+        fail("interrupted: the dev chain was stopped", 130)
+    except IndexerError as exc:
+        fail(str(exc))
+    console.print(f"dev chain up at {chain.url}; manifest: {chain.manifest_path}")
+    return chain
+
+
+def _attached(chain, *, live: bool, interval: float, step: int, seconds: float, state_dir: Path,
+              database_url: str | None = None) -> None:
+    """Show the world, keep it live, and (with a database) sync it as it grows; Ctrl-C stops everything."""
     from indexer.chain.rpc import RpcClient
     from indexer.config import load_settings
     from indexer.devchain.live import run_live
@@ -94,20 +104,27 @@ def _attached(chain, *, live: bool, interval: float, step: int, seconds: float, 
 
     rpc = RpcClient(chain.url)
     stop = threading.Event()
+    producer = None
     try:
         settings = load_settings(chain.manifest_path)
         console.print(world_renderable(settings, rpc))
         limit = seconds if seconds > 0 else None
+        deadline = None if limit is None else time.monotonic() + limit
         if live:
             console.print(f"producing a block every {interval}s ({step}s of chain time); Ctrl-C stops")
 
             def on_block(number: int, t: int, n_tx: int) -> None:
-                stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
-                console.print(f"block {number} at {stamp} UTC: {n_tx} transactions", highlight=False)
+                if database_url is None:
+                    stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
+                    console.print(f"block {number} at {stamp} UTC: {n_tx} transactions", highlight=False)
 
-            run_live(rpc, chain.sim, interval=interval, step=step, stop=stop, seconds=limit, on_block=on_block)
+            producer = threading.Thread(target=run_live, name="live", daemon=True, kwargs=dict(
+                rpc=RpcClient(chain.url), sim=chain.sim, interval=interval, step=step, stop=stop,
+                seconds=limit, on_block=on_block))
+            producer.start()
+        if database_url is not None:
+            _follow(settings.model_copy(update={"database_url": database_url}), deadline)
         else:
-            deadline = None if limit is None else time.monotonic() + limit
             while deadline is None or time.monotonic() < deadline:
                 time.sleep(0.2)
     except KeyboardInterrupt:
@@ -116,9 +133,38 @@ def _attached(chain, *, live: bool, interval: float, step: int, seconds: float, 
         err.print(f"[red]error:[/red] {exc}")
     finally:
         stop.set()
+        if producer is not None:
+            producer.join(timeout=10)
         rpc.close()
         chain.node.stop(remove_state=True)
         console.print("dev chain stopped")
+
+
+def _follow(settings, deadline: float | None) -> None:
+    """Sync the live dev chain into the database and print one line per tick."""
+    from sqlalchemy import func, select
+
+    from indexer.chain.rpc import RpcClient
+    from indexer.store import models as m
+    from indexer.sync.pipeline import open_store, prepare, sync_tick, target_block
+
+    engine = open_store(settings)
+    ctx = prepare(settings, RpcClient(settings.chain.rpc_urls))
+    console.print(f"syncing into {settings.database_url}")
+    _backfill(engine, ctx, target_block(ctx))
+    while deadline is None or time.monotonic() < deadline:
+        result = sync_tick(engine, ctx)
+        if result is None:
+            time.sleep(0.5)
+            continue
+        with engine.connect() as conn:
+            holders = conn.execute(select(func.count()).select_from(m.Balance)
+                                   .where(m.Balance.units_raw > 0)).scalar()
+            rounds = conn.execute(select(func.count()).select_from(m.PriceRound)).scalar()
+        reorg = f"; reorg rolled back to {result.reorg_to}" if result.reorg_to is not None else ""
+        console.print(f"synced to block {result.to_block}: {result.transfers} transfers, {result.rounds} new rounds "
+                      f"· {holders:,} holdings, {rounds:,} rounds stored{reorg}", highlight=False)
+    engine.dispose()
 
 
 @devchain_app.command("down")
@@ -177,10 +223,17 @@ def demo(
     seconds: float = typer.Option(float(os.environ.get("DEMO_SECONDS", "0") or 0),
                                   help="Stop after this many seconds (default $DEMO_SECONDS; 0: until Ctrl-C)."),
     state_dir: Path = typer.Option(Path(".devchain-demo")),
+    database_url: str = typer.Option("sqlite:///demo.sqlite", help="Where the demo syncs the world."),
 ) -> None:
-    """Start the dev chain with the demo world, show it, and keep it live until Ctrl-C or --seconds."""
-    devchain_up(port=port, seed=seed, scale="small", live=True, interval=2.0, step=900, state_dir=state_dir,
-                foreground=True, seconds=seconds, days=0)
+    """Start the dev chain with the demo world, sync it into SQLite and keep both live until Ctrl-C or --seconds."""
+    from indexer.devchain.specs import TIMELINE
+
+    if database_url.startswith("sqlite:///"):  # a fresh demo database each run
+        for suffix in ("", "-wal", "-shm"):
+            Path(database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    chain = _start(port=port, state_dir=state_dir, seed=seed, scale="small", timeline=TIMELINE)
+    _attached(chain, live=True, interval=2.0, step=900, seconds=seconds, state_dir=state_dir,
+              database_url=database_url)
 
 
 DEFAULT_CONFIG = Path(".devchain/manifest.toml")
@@ -198,16 +251,11 @@ def init_db(
     database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
 ) -> None:
     """Create or upgrade the schema (Alembic migrations) and register the configured tokens and feeds."""
-    from indexer.store.engine import make_engine, upgrade
-    from indexer.sync.pipeline import register
+    from indexer.sync.pipeline import open_store
 
     try:
         settings = _settings(config, database_url)
-        upgrade(settings.database_url)
-        engine = make_engine(settings.database_url)
-        with engine.begin() as conn:
-            register(conn, settings)
-        engine.dispose()
+        open_store(settings).dispose()
     except IndexerError as exc:
         fail(str(exc))
     console.print(f"schema ready at {settings.database_url}")
@@ -224,17 +272,13 @@ def sync_cmd(
 ) -> None:
     """Backfill from the deployment block to the head, then follow it (Ctrl-C stops between ticks)."""
     from indexer.chain.rpc import RpcClient
-    from indexer.store.engine import make_engine, upgrade
-    from indexer.sync.pipeline import prepare, register, sync_tick, target_block
+    from indexer.sync.pipeline import open_store, prepare, sync_tick, target_block
 
     _terminate_on_sigterm()
     log = logging.getLogger("indexer.sync")
     try:
         settings = _settings(config, database_url)
-        upgrade(settings.database_url)
-        engine = make_engine(settings.database_url)
-        with engine.begin() as conn:
-            register(conn, settings)
+        engine = open_store(settings)
         rpc = RpcClient(settings.chain.rpc_urls)
         ctx = prepare(settings, rpc, max_blocks_per_tick=blocks_per_tick)
         goal = to_block if to_block is not None else target_block(ctx)

@@ -62,45 +62,42 @@ class Block(SQLModel, table=True):
     timestamp: int = Field(sa_type=BigInteger)
 
 
-class Transfer(SQLModel, table=True):
+class _LogFact(SQLModel):
+    """The key every log-derived fact shares: a log is identified by its chain, block and index."""
+
+    chain_id: int = Field(primary_key=True)
+    block_number: int = Field(primary_key=True, sa_type=BigInteger)
+    log_index: int = Field(primary_key=True)
+    tx_hash: str = Field(max_length=66)
+
+
+class _Movement(_LogFact):
+    token: str = Field(max_length=42)
+    from_address: str = Field(max_length=42)
+    to_address: str = Field(max_length=42)
+
+
+class Transfer(_Movement, table=True):
     __tablename__ = "transfers"
     __table_args__ = (Index("ix_transfers_token_block", "chain_id", "token", "block_number"),
                       Index("ix_transfers_to", "chain_id", "to_address"),
                       Index("ix_transfers_from", "chain_id", "from_address"))
-    chain_id: int = Field(primary_key=True)
-    block_number: int = Field(primary_key=True, sa_type=BigInteger)
-    log_index: int = Field(primary_key=True)
-    tx_hash: str = Field(max_length=66)
-    token: str = Field(max_length=42)
-    from_address: str = Field(max_length=42)
-    to_address: str = Field(max_length=42)
     amount_raw: int = Field(sa_column=U256())
 
 
-class ShareTransfer(SQLModel, table=True):
+class ShareTransfer(_Movement, table=True):
     """TransferShares logs of `rebasing_shares` tokens: the exact share movements."""
 
     __tablename__ = "share_transfers"
     __table_args__ = (Index("ix_share_transfers_token_block", "chain_id", "token", "block_number"),)
-    chain_id: int = Field(primary_key=True)
-    block_number: int = Field(primary_key=True, sa_type=BigInteger)
-    log_index: int = Field(primary_key=True)
-    tx_hash: str = Field(max_length=66)
-    token: str = Field(max_length=42)
-    from_address: str = Field(max_length=42)
-    to_address: str = Field(max_length=42)
     shares_raw: int = Field(sa_column=U256())
 
 
-class TokenEvent(SQLModel, table=True):
+class TokenEvent(_LogFact, table=True):
     """Every other token or list event the indexer understands, with its decoded arguments as JSON."""
 
     __tablename__ = "token_events"
     __table_args__ = (Index("ix_token_events_contract", "chain_id", "contract", "block_number"),)
-    chain_id: int = Field(primary_key=True)
-    block_number: int = Field(primary_key=True, sa_type=BigInteger)
-    log_index: int = Field(primary_key=True)
-    tx_hash: str = Field(max_length=66)
     contract: str = Field(max_length=42)
     event: str  # Paused, Unpaused, UIMultiplierUpdated, MultiplierScheduled, AddressFrozen, ...
     args: str  # JSON object; integers as decimal strings

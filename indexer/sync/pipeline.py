@@ -135,6 +135,17 @@ def _abi(accounting: Accounting):
     return load_abi(CONTRACT_OF[accounting])
 
 
+def open_store(settings: Settings) -> Engine:
+    """Apply the migrations, open the database and register the configured tokens and feeds."""
+    from indexer.store.engine import make_engine, upgrade
+
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with engine.begin() as conn:
+        register(conn, settings)
+    return engine
+
+
 def register(conn: Connection, settings: Settings) -> None:
     """Mirror the configured tokens and feeds into SQL (analysts join on them)."""
     cid = settings.chain.chain_id

@@ -10,8 +10,7 @@ from indexer.chain.rpc import RpcClient
 from indexer.config import Settings, load_settings
 from indexer.devchain.anvil import free_port
 from indexer.devchain.chain import DevChain, short_timeline, start_devchain
-from indexer.store.engine import make_engine, upgrade
-from indexer.sync.pipeline import SyncContext, prepare, register
+from indexer.sync.pipeline import SyncContext, open_store, prepare
 
 
 @pytest.fixture
@@ -30,10 +29,7 @@ def short_settings(short_chain: DevChain, db_url: str) -> Settings:
 @pytest.fixture
 def synced(short_chain, short_settings):
     """(engine, ctx, rpc) with the schema applied and the configuration registered, nothing synced yet."""
-    upgrade(short_settings.database_url)
-    engine = make_engine(short_settings.database_url)
-    with engine.begin() as conn:
-        register(conn, short_settings)
+    engine = open_store(short_settings)
     rpc = RpcClient(short_chain.url, timeout=60)
     ctx: SyncContext = prepare(short_settings, rpc, max_blocks_per_tick=60)
     yield engine, ctx, rpc

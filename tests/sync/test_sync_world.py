@@ -8,8 +8,7 @@ from sqlalchemy import func, select
 
 from indexer.chain.rpc import RpcClient
 from indexer.store import models as m
-from indexer.store.engine import make_engine, upgrade
-from indexer.sync.pipeline import prepare, register, sync
+from indexer.sync.pipeline import open_store, prepare, sync
 from tests.sync.checks import (
     assert_balances_match_chain,
     assert_rounds_match_chain,
@@ -21,10 +20,7 @@ from tests.sync.checks import (
 
 def test_world_sync_equals_the_chain_for_every_model(world, manifest, db_url):
     settings = manifest.model_copy(update={"database_url": db_url})
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    with engine.begin() as conn:
-        register(conn, settings)
+    engine = open_store(settings)
     rpc = RpcClient(world.url, timeout=120)
     ctx = prepare(settings, rpc, max_blocks_per_tick=1_500)
     head = manifest.world["head_block"]
