@@ -302,6 +302,28 @@ def sync_cmd(
         fail(str(exc))
 
 
+@app.command("reconcile")
+def reconcile_cmd(
+    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
+    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
+) -> None:
+    """Check every stored balance against balanceOf at the synced block; record and repair mismatches."""
+    from indexer.chain.rpc import RpcClient
+    from indexer.sync.pipeline import open_store, prepare
+    from indexer.sync.reconcile import reconcile
+
+    try:
+        settings = _settings(config, database_url)
+        engine = open_store(settings)
+        result = reconcile(engine, prepare(settings, RpcClient(settings.chain.rpc_urls)))
+    except IndexerError as exc:
+        fail(str(exc))
+    if result is None:
+        fail("nothing is synced yet: run `collateral-indexer sync` first")
+    console.print(f"block {result.block}: {result.checked:,} balances checked, {result.mismatches} mismatches "
+                  f"recorded and repaired, {result.failed_reads} failed reads, {result.seconds:.1f}s")
+
+
 def _backfill(engine, ctx, goal: int) -> None:
     from rich.progress import TaskProgressColumn, TimeRemainingColumn
 
