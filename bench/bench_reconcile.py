@@ -39,7 +39,7 @@ def main() -> None:
             for spec in sim.specs.values():
                 fn = load_abi(CONTRACT_OF[spec.accounting]).fn("balanceOf")
                 token = sim.dep.tokens[spec.symbol]
-                calls += [Call(token, fn.encode_bytes(sim.wallets[w])) for w in sim.holders[spec.symbol]]
+                calls += [Call(token, fn.encode_address(sim.wallets[w])) for w in sim.holders[spec.symbol]]
             started = time.perf_counter()
             answers = read_calls(rpc, calls, block, chunk=1_000)
             multicall_s = time.perf_counter() - started

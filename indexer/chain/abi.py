@@ -44,6 +44,12 @@ class Function:
     def encode_bytes(self, *args: Any) -> bytes:
         return self.selector + encode(list(self.inputs), list(args))
 
+    def encode_address(self, address: str) -> bytes:
+        """Calldata for a function of one address (balanceOf, sharesOf, isFrozen): no ABI machinery,
+        for hot loops over many holders."""
+        assert self.inputs == ("address",), f"{self.name} does not take one address"
+        return self.selector + bytes(12) + bytes.fromhex(address[2:])
+
     def decode(self, data: str | bytes) -> tuple:
         raw = bytes.fromhex(data[2:]) if isinstance(data, str) else data
         return decode(list(self.outputs), raw)

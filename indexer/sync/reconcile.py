@@ -45,10 +45,10 @@ def reconcile(engine: Engine, ctx: SyncContext, *, chunk: int = 1_000) -> Reconc
     for i, (token, wallet, _, _) in enumerate(rows):
         acc = ctx.accounting[token]
         abi = load_abi(CONTRACT_OF[acc])
-        calls.append(Call(token, abi.fn("balanceOf").encode_bytes(wallet)))
+        calls.append(Call(token, abi.fn("balanceOf").encode_address(wallet)))
         plan.append((i, "balance"))
         if acc == Accounting.REBASING_SHARES:
-            calls.append(Call(token, abi.fn("sharesOf").encode_bytes(wallet)))
+            calls.append(Call(token, abi.fn("sharesOf").encode_address(wallet)))
             plan.append((i, "shares"))
     answers = read_calls(ctx.rpc, calls, cp.block_number, multicall=ctx.multicall, chunk=chunk)
     chain_balance: dict[int, int] = {}

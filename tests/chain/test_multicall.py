@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import pytest
 from eth_abi import decode, encode
 from eth_utils import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexer.chain.abi import load_abi, load_artifact
 from indexer.chain.multicall import AGGREGATE3_SELECTOR, MULTICALL3, Call, read_calls
@@ -185,3 +187,16 @@ def test_no_calls_need_no_request(anvil) -> None:
 def test_a_tag_is_passed_through(rpc, reads) -> None:
     calls = _calls(reads)[:30]
     assert read_calls(rpc, calls, "latest") == read_calls(rpc, calls, reads.later)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=20, max_size=20), st.booleans(), st.binary(max_size=100)), max_size=8),
+       st.lists(st.tuples(st.booleans(), st.binary(max_size=100)), max_size=8))
+def test_hand_rolled_aggregate3_codec_equals_eth_abi(calls, results):
+    from indexer.chain.multicall import _decode_aggregate3, _encode_aggregate3
+
+    ours = _encode_aggregate3([Call("0x" + t.hex(), d, allow_failure=f) for t, f, d in calls])
+    theirs = AGGREGATE3_SELECTOR + encode(["(address,bool,bytes)[]"], [[("0x" + t.hex(), f, d) for t, f, d in calls]])
+    assert ours == "0x" + theirs.hex()
+    answer = "0x" + encode(["(bool,bytes)[]"], [results]).hex()
+    assert _decode_aggregate3(answer, "0xca11", "0x1") == [(ok, data) for ok, data in results]
