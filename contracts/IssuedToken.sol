@@ -10,7 +10,17 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 /// own `_update` rules (pause, freeze, sanctions, share accounting) apply to it, and it emits the token's
 /// ordinary events. The owner is the issuer.
 abstract contract IssuedToken is ERC20, Ownable {
+    uint8 private immutable _decimals;
+
     error ArrayLengthMismatch();
+
+    constructor(uint8 decimals_) {
+        _decimals = decimals_;
+    }
+
+    function decimals() public view override returns (uint8) {
+        return _decimals;
+    }
 
     function mint(address to, uint256 amount) external onlyOwner {
         _mint(to, amount);

@@ -9,17 +9,9 @@ import {IssuedToken} from "./IssuedToken.sol";
 /// @notice Fixed-balance ERC-20 (e.g. a stablecoin) whose issuer can mint, burn and move balances. It is the
 /// baseline against which the stock tokens' scaled and rebasing balances are compared.
 contract PlainToken is IssuedToken {
-    uint8 private immutable _decimals;
-
     constructor(string memory name, string memory symbol, uint8 decimals_, address issuer)
         ERC20(name, symbol)
         Ownable(issuer)
-    {
-        _decimals = decimals_;
-    }
-
-    function decimals() public view override returns (uint8) {
-        return _decimals;
-    }
-
+        IssuedToken(decimals_)
+    {}
 }

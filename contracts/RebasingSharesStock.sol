@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IssuedToken} from "./IssuedToken.sol";
+import {StockToken} from "./StockToken.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {ISanctionsList} from "./SanctionsList.sol";
@@ -17,12 +18,8 @@ import {ISanctionsList} from "./SanctionsList.sol";
 /// @dev Balances therefore change with time alone. Storage is brought up to date lazily by `_applyMultiplier`
 /// at the start of every state-changing call, and `getCurrentMultiplier` computes the same value without
 /// writing, so readers see identical figures whether or not a fold has happened yet.
-contract RebasingSharesStock is IssuedToken, Pausable {
+contract RebasingSharesStock is StockToken, Pausable {
     uint256 private constant ONE = 1e18;
-
-    uint8 private immutable _decimals;
-    string private _ticker;
-    string private _isin;
 
     mapping(address => uint256) public sharesOf;
     uint256 public totalShares;
@@ -66,31 +63,12 @@ contract RebasingSharesStock is IssuedToken, Pausable {
         address sanctionsList_,
         uint256 feePerPeriod_,
         uint256 periodLength_
-    ) ERC20(name, symbol) Ownable(issuer) {
+    ) ERC20(name, symbol) Ownable(issuer) IssuedToken(decimals_) StockToken(ticker_, isin_) {
         if (feePerPeriod_ >= ONE) revert InvalidFee(feePerPeriod_);
-        _decimals = decimals_;
-        _ticker = ticker_;
-        _isin = isin_;
         sanctionsList = sanctionsList_;
         feePerPeriod = feePerPeriod_;
         periodLength = periodLength_;
         lastTimeFeeApplied = block.timestamp;
-    }
-
-    // ------------------------------------------------------------------ metadata
-
-    function decimals() public view override returns (uint8) {
-        return _decimals;
-    }
-
-    /// @notice Ticker of the underlying equity.
-    function ticker() external view returns (string memory) {
-        return _ticker;
-    }
-
-    /// @notice ISIN (or other identifier) of the underlying equity.
-    function isin() external view returns (string memory) {
-        return _isin;
     }
 
     // ------------------------------------------------------------------ multiplier

@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IssuedToken} from "./IssuedToken.sol";
+import {StockToken} from "./StockToken.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
@@ -14,12 +15,8 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 /// @dev The issuer (owner) schedules multiplier changes ahead of time. A scheduled change takes effect
 /// silently when its timestamp is reached: no transaction and no event mark that moment, so consumers must
 /// evaluate `uiMultiplier()` at the block they care about rather than wait for a log.
-contract UiMultiplierStock is IssuedToken, Pausable {
+contract UiMultiplierStock is StockToken, Pausable {
     uint256 private constant ONE = 1e18;
-
-    uint8 private immutable _decimals;
-    string private _ticker;
-    string private _isin;
 
     /// @dev Multiplier in force before the pending update (if any) becomes effective.
     uint256 private _uiMultiplier = ONE;
@@ -51,26 +48,7 @@ contract UiMultiplierStock is IssuedToken, Pausable {
         string memory ticker_,
         string memory isin_,
         address issuer
-    ) ERC20(name, symbol) Ownable(issuer) {
-        _decimals = decimals_;
-        _ticker = ticker_;
-        _isin = isin_;
-    }
-
-    // ------------------------------------------------------------------ metadata
-
-    function decimals() public view override returns (uint8) {
-        return _decimals;
-    }
-
-    /// @notice Ticker of the underlying equity.
-    function ticker() external view returns (string memory) {
-        return _ticker;
-    }
-
-    /// @notice ISIN (or other identifier) of the underlying equity.
-    function isin() external view returns (string memory) {
-        return _isin;
+    ) ERC20(name, symbol) Ownable(issuer) IssuedToken(decimals_) StockToken(ticker_, isin_) {
     }
 
     // ------------------------------------------------------------------ UI multiplier
