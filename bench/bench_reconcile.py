@@ -16,12 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from indexer.chain.abi import load_abi
+from indexer.chain.abi import token_abi
 from indexer.chain.multicall import Call, read_calls
 from indexer.chain.rpc import RpcClient
 from indexer.devchain.anvil import free_port
 from indexer.devchain.chain import start_devchain
-from indexer.sync.reads import CONTRACT_OF
 
 
 def main() -> None:
@@ -37,7 +36,7 @@ def main() -> None:
             block = int(rpc.call("eth_blockNumber"), 16)
             calls = []
             for spec in sim.specs.values():
-                fn = load_abi(CONTRACT_OF[spec.accounting]).fn("balanceOf")
+                fn = token_abi(spec.accounting).fn("balanceOf")
                 token = sim.dep.tokens[spec.symbol]
                 calls += [Call(token, fn.encode_address(sim.wallets[w])) for w in sim.holders[spec.symbol]]
             started = time.perf_counter()

@@ -72,7 +72,7 @@ def devchain_up(
         else:
             console.print("stop it with `collateral-indexer devchain down`")
         return
-    _attached(chain, live=live, interval=interval, step=step, seconds=seconds, state_dir=state_dir)
+    _attached(chain, live=live, interval=interval, step=step, seconds=seconds)
 
 
 def _start(*, port: int, state_dir: Path, seed: str, scale: str, timeline):
@@ -94,7 +94,7 @@ def _start(*, port: int, state_dir: Path, seed: str, scale: str, timeline):
     return chain
 
 
-def _attached(chain, *, live: bool, interval: float, step: int, seconds: float, state_dir: Path,
+def _attached(chain, *, live: bool, interval: float, step: int, seconds: float,
               database_url: str | None = None) -> None:
     """Show the world, keep it live, and (with a database) sync it as it grows; Ctrl-C stops everything."""
     from indexer.chain.rpc import RpcClient
@@ -232,7 +232,7 @@ def demo(
         for suffix in ("", "-wal", "-shm"):
             Path(database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
     chain = _start(port=port, state_dir=state_dir, seed=seed, scale="small", timeline=TIMELINE)
-    _attached(chain, live=True, interval=2.0, step=900, seconds=seconds, state_dir=state_dir,
+    _attached(chain, live=True, interval=2.0, step=900, seconds=seconds,
               database_url=database_url)
 
 

@@ -112,6 +112,19 @@ def load_abi(name: str) -> ContractAbi:
     return ContractAbi(name, json.loads(path.read_text()))
 
 
+# The contract (and so the ABI) that implements each accounting model of a token.
+TOKEN_CONTRACT = {
+    "plain": "PlainToken",
+    "ui_multiplier": "UiMultiplierStock",
+    "rebasing_shares": "RebasingSharesStock",
+}
+
+
+def token_abi(accounting: str) -> ContractAbi:
+    """The ABI of a token with this accounting model (`indexer.accounting.Accounting` or its value)."""
+    return load_abi(TOKEN_CONTRACT[str(accounting)])
+
+
 @cache
 def load_artifact(name: str) -> dict:
     """ABI plus creation and runtime bytecode from the build folder."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -111,8 +112,6 @@ def stop_devchain(state_dir: Path, *, remove_state: bool = True) -> list[str]:
                 stopped.append(f"{label} (pid {pid})")
             pid_file.unlink(missing_ok=True)
     if remove_state:
-        import shutil
-
         shutil.rmtree(state_dir / "home", ignore_errors=True)
     return stopped
 

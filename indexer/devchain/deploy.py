@@ -11,7 +11,7 @@ from typing import Any
 from eth_abi import encode
 
 from indexer.accounting import Accounting
-from indexer.chain.abi import load_artifact
+from indexer.chain.abi import TOKEN_CONTRACT, load_artifact
 from indexer.chain.rpc import RpcClient
 from indexer.devchain.anvil import GAS_LIMIT
 from indexer.devchain.specs import (
@@ -30,12 +30,6 @@ log = logging.getLogger(__name__)
 MULTICALL3_ADDRESS = "0xca11bde05977b3631167028862be2a173976ca11"
 FEED_PHASE_ID = 1  # round ids look like a Chainlink proxy's: (phase << 64) | aggregator round
 FEED_VERSION = 4
-
-_CONTRACT_OF = {
-    Accounting.REBASING_SHARES: "RebasingSharesStock",
-    Accounting.UI_MULTIPLIER: "UiMultiplierStock",
-    Accounting.PLAIN: "PlainToken",
-}
 
 
 @dataclass
@@ -111,7 +105,7 @@ def deploy_world(rpc: RpcClient, deployed_at: int) -> Deployment:
     sanctions = _receipt_address(rpc, hashes[0])
     plan: list[tuple[str, str, Tx]] = []
     for spec in TOKENS:
-        name = _CONTRACT_OF[spec.accounting]
+        name = TOKEN_CONTRACT[spec.accounting]
         if spec.accounting == Accounting.REBASING_SHARES:
             tx = w.deploy(issuer, name,
                           ["string", "string", "uint8", "string", "string", "address", "address", "uint256", "uint256"],

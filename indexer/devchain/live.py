@@ -28,9 +28,12 @@ def load_sim(state_dir: Path) -> WorldSim:
     return pickle.loads((state_dir / SIM_FILE).read_bytes())
 
 
-def produce_blocks(rpc: RpcClient, sim: WorldSim, count: int, step: int) -> list[int]:
-    """Mine `count` world blocks, each `step` seconds of chain time after the previous; automine stays off."""
-    writer = ChainWriter(rpc)
+def produce_blocks(rpc: RpcClient, sim: WorldSim, count: int, step: int,
+                   writer: ChainWriter | None = None) -> list[int]:
+    """Mine `count` world blocks, each `step` seconds of chain time after the previous; automine stays off.
+
+    Pass the same `writer` across calls to keep its nonces instead of asking the node again."""
+    writer = writer or ChainWriter(rpc)
     rpc.call("evm_setAutomine", [False])
     numbers = []
     for _ in range(count):
@@ -60,11 +63,12 @@ def run_live(
     Returns the number of blocks mined. Stops when `stop` is set or after `seconds`.
     """
     deadline = None if seconds is None else time.monotonic() + seconds
+    writer = ChainWriter(rpc)
     mined = 0
     try:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             started = time.monotonic()
-            (number,) = produce_blocks(rpc, sim, 1, step)
+            (number,) = produce_blocks(rpc, sim, 1, step, writer)
             mined += 1
             if on_block is not None:
                 on_block(number, sim.last_time, len(sim.last_plan.txs))

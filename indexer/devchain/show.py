@@ -11,16 +11,10 @@ from rich.console import Group
 from rich.table import Table
 
 from indexer.accounting import WAD, Accounting
-from indexer.chain.abi import load_abi
+from indexer.chain.abi import load_abi, token_abi
 from indexer.chain.rpc import RpcClient
 from indexer.config import Settings
 from indexer.errors import RpcError
-
-_CONTRACT = {
-    Accounting.REBASING_SHARES: "RebasingSharesStock",
-    Accounting.UI_MULTIPLIER: "UiMultiplierStock",
-    Accounting.PLAIN: "PlainToken",
-}
 
 
 @dataclass
@@ -50,7 +44,7 @@ def read_world(settings: Settings, rpc: RpcClient, block: str = "latest") -> tup
     calls: list[tuple[str, list[Any]]] = []
     decoders = []
     for t in settings.tokens:
-        abi = load_abi(_CONTRACT[t.accounting])
+        abi = token_abi(t.accounting)
         fns = ["totalSupply"]
         if t.accounting == Accounting.REBASING_SHARES:
             fns += ["getCurrentMultiplier", "paused"]

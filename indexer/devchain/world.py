@@ -147,7 +147,6 @@ class WorldSim:
         self.crash = {day: (e, c) for day, e, c in CRASH_DAYS}
         self.events = scheduled_events(timeline)
         self._next_event = 0
-        self.nonces: dict[str, int] = {}
         self.last_time = timeline.start
         self.block_index = 0
         self.transfers_planned = 0
@@ -210,16 +209,13 @@ class WorldSim:
         return total * m // WAD * 10**RESERVE_DECIMALS // 10**spec.decimals
 
     # -- transactions -------------------------------------------------------------------------
-    def _tx(self, sender: str, to: str, data: str, gas: int) -> Tx:
-        return Tx(sender, to, data, gas)
-
     def _token_call(self, sym: str, fn: str, *args: Any, gas: int = GAS_ADMIN, sender: str | None = None) -> Tx:
         abi = self.token_abi[self.specs[sym].accounting]
-        return self._tx(sender or self.dep.issuer, self.dep.tokens[sym], abi.fn(fn).encode(*args), gas)
+        return Tx(sender or self.dep.issuer, self.dep.tokens[sym], abi.fn(fn).encode(*args), gas)
 
     def _transmit(self, feed: str, address: str, answer: int) -> Tx:
         self.rounds_planned[feed] = self.rounds_planned.get(feed, 0) + 1
-        return self._tx(self.dep.updater, address, self.feed_abi.fn("transmit").encode(answer), GAS_TRANSMIT)
+        return Tx(self.dep.updater, address, self.feed_abi.fn("transmit").encode(answer), GAS_TRANSMIT)
 
     def _usd_units(self, spec: TokenSpec, usd: float, t: int) -> int:
         """Raw token units worth about `usd`, for minting: balance units, not shares."""
@@ -347,7 +343,7 @@ class WorldSim:
         elif ev.kind == "sanction":
             addrs = [self.wallets[w] for w in ev.detail["wallets"]]
             self.sanctioned.update(ev.detail["wallets"])
-            plan.txs.append(self._tx(self.dep.issuer, self.dep.sanctions_list,
+            plan.txs.append(Tx(self.dep.issuer, self.dep.sanctions_list,
                                      self.sanctions_abi.fn("addToSanctionsList").encode(addrs), GAS_ADMIN))
             record["wallets"] = addrs
         elif ev.kind == "pause":
@@ -420,7 +416,7 @@ class WorldSim:
             balance = self.balance(sym, src, t)
             amount = int(balance * fracs[op])
             if kind > 0.985 and amount > 0:  # redemption: the issuer burns
-                self._debit(sym, src, min(self.units[sym][src], self._burn_units(sym, amount, t)))
+                self._debit(sym, src, min(self.units[sym][src], self._units_for_amount(sym, amount, t)))
                 used.add((sym, src))
                 plan.txs.append(self._token_call(sym, "burn", self.wallets[src], amount))
                 self.transfers_planned += 1
@@ -456,10 +452,6 @@ class WorldSim:
         for sym, (m_to, m_amt) in mints.items():
             plan.txs.append(self._token_call(sym, "batchMint", m_to, m_amt, gas=gas_for_batch(len(m_to))))
             self.transfers_planned += len(m_to)
-
-    def _burn_units(self, sym: str, amount: int, t: int) -> int:
-        """Shares a burn of `amount` balance units removes: the contract rounds the shares down."""
-        return self._units_for_amount(sym, amount, t)
 
     def _plan_rounds(self, t: int, plan: BlockPlan) -> None:
         self._apply_due_splits(t)
@@ -504,10 +496,7 @@ class WorldSim:
         phase_round = self.rounds_planned[feed]
         round_id = (1 << 64) | phase_round
         data = self.feed_abi.fn("transmitRaw").encode(answer, t, t, round_id - 1)
-        return self._tx(self.dep.updater, address, data, GAS_TRANSMIT)
-
-    def world_events(self) -> list[ScheduledEvent]:
-        return self.events
+        return Tx(self.dep.updater, address, data, GAS_TRANSMIT)
 
     def block_times(self) -> list[int]:
         """Timestamps of the planned world blocks after the initial distribution."""

@@ -24,15 +24,16 @@ from indexer.accounting import (
     rebasing_multiplier_at,
     ui_multiplier_at,
 )
+from indexer.chain.abi import token_abi
 from indexer.chain.decode import TOPICS, ZERO_ADDRESS, DecodedLogs, decode_logs
 from indexer.chain.logs import LogFetcher
+from indexer.chain.multicall import Call, read_calls
 from indexer.chain.rpc import RpcClient
 from indexer.config import Settings
 from indexer.errors import ChainDataError, ConfigError, RpcError
 from indexer.store import models as m
 from indexer.store.writes import insert_ignore, upsert
 from indexer.sync.reads import (
-    CONTRACT_OF,
     RoundRead,
     TokenRead,
     read_latest_rounds,
@@ -115,24 +116,18 @@ def prepare(settings: Settings, rpc: RpcClient, *, max_blocks_per_tick: int = 2_
     sanctions: list[str] = []
     rebasing = [t for t in settings.tokens if t.accounting == Accounting.REBASING_SHARES]
     if rebasing:
-        fn = _abi(Accounting.REBASING_SHARES).fn("sanctionsList")
-        answers = rpc.batch([("eth_call", [{"to": t.address, "data": fn.encode()}, hex(head)]) for t in rebasing],
-                            raise_errors=False)
-        for ans in answers:
-            if isinstance(ans, str) and len(ans) >= 66:
-                addr = fn.decode(ans)[0].lower()
+        fn = token_abi(Accounting.REBASING_SHARES).fn("sanctionsList")
+        answers = read_calls(rpc, [Call(t.address, fn.encode_bytes()) for t in rebasing], head,
+                             multicall=settings.chain.multicall3)
+        for ok, data in answers:
+            if ok and len(data) >= 32:
+                addr = fn.decode(data)[0].lower()
                 if addr != ZERO_ADDRESS and addr not in sanctions:
                     sanctions.append(addr)
     fetcher = LogFetcher()
     return SyncContext(settings, rpc, chain_id, {t.address: t.accounting for t in settings.tokens},
                        [f.address for f in settings.feeds], sanctions, fetcher,
                        max_blocks_per_tick)
-
-
-def _abi(accounting: Accounting):
-    from indexer.chain.abi import load_abi
-
-    return load_abi(CONTRACT_OF[accounting])
 
 
 def open_store(settings: Settings) -> Engine:

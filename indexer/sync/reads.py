@@ -8,15 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from indexer.accounting import Accounting
-from indexer.chain.abi import ContractAbi, load_abi
+from indexer.chain.abi import ContractAbi, load_abi, token_abi
 from indexer.chain.multicall import Call, read_calls
 from indexer.chain.rpc import RpcClient
-
-CONTRACT_OF = {
-    Accounting.REBASING_SHARES: "RebasingSharesStock",
-    Accounting.UI_MULTIPLIER: "UiMultiplierStock",
-    Accounting.PLAIN: "PlainToken",
-}
 
 STATE_FUNCTIONS = {
     Accounting.PLAIN: ("totalSupply",),
@@ -47,7 +41,7 @@ class RoundRead:
 
 
 def token_calls(address: str, accounting: Accounting) -> tuple[list[Call], list[tuple[str, ContractAbi]]]:
-    abi = load_abi(CONTRACT_OF[accounting])
+    abi = token_abi(accounting)
     calls, meta = [], []
     for fn in STATE_FUNCTIONS[accounting]:
         calls.append(Call(address, abi.fn(fn).encode_bytes()))

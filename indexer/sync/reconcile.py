@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, bindparam, select, update
 
 from indexer.accounting import WAD, Accounting
-from indexer.chain.abi import load_abi
+from indexer.chain.abi import token_abi
 from indexer.chain.multicall import Call, read_calls
 from indexer.store import models as m
 from indexer.sync.pipeline import SyncContext, load_checkpoint
-from indexer.sync.reads import CONTRACT_OF
 
 
 @dataclass
@@ -44,7 +43,7 @@ def reconcile(engine: Engine, ctx: SyncContext, *, chunk: int = 1_000) -> Reconc
     plan: list[tuple[int, str]] = []  # (row index, what the call reads)
     for i, (token, wallet, _, _) in enumerate(rows):
         acc = ctx.accounting[token]
-        abi = load_abi(CONTRACT_OF[acc])
+        abi = token_abi(acc)
         calls.append(Call(token, abi.fn("balanceOf").encode_address(wallet)))
         plan.append((i, "balance"))
         if acc == Accounting.REBASING_SHARES:

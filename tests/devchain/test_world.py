@@ -9,15 +9,10 @@ import numpy as np
 import pytest
 
 from indexer.accounting import WAD, Accounting, RebasingParams, rebasing_multiplier_at
+from indexer.chain.abi import TOKEN_CONTRACT as TOKEN_ABI
 from indexer.chain.abi import load_abi
 from indexer.devchain.specs import CRASH_DAYS, DAY, FROZEN_MSFT, SANCTIONED
 from indexer.risk.calendar import xnys
-
-TOKEN_ABI = {
-    Accounting.REBASING_SHARES: "RebasingSharesStock",
-    Accounting.UI_MULTIPLIER: "UiMultiplierStock",
-    Accounting.PLAIN: "PlainToken",
-}
 
 
 def read(rpc, address, contract, fn, *args, block="latest"):

@@ -5,11 +5,10 @@ from __future__ import annotations
 from sqlalchemy import Engine, func, select
 
 from indexer.accounting import Accounting
-from indexer.chain.abi import load_abi
+from indexer.chain.abi import TOKEN_CONTRACT, load_abi
 from indexer.chain.rpc import RpcClient
 from indexer.config import Settings
 from indexer.store import models as m
-from indexer.sync.reads import CONTRACT_OF
 
 
 def synced_block(engine: Engine, chain_id: int) -> int:
@@ -41,7 +40,7 @@ def assert_balances_match_chain(engine: Engine, settings: Settings, rpc: RpcClie
     acc = {t.address: t.accounting for t in settings.tokens}
     calls = []
     for token, wallet, *_ in rows:
-        contract = CONTRACT_OF[acc[token]]
+        contract = TOKEN_CONTRACT[acc[token]]
         calls.append((token, contract, "balanceOf", (wallet,)))
         if acc[token] == Accounting.REBASING_SHARES:
             calls.append((token, contract, "sharesOf", (wallet,)))
@@ -107,7 +106,7 @@ def assert_token_state_matches_chain(engine: Engine, settings: Settings, rpc: Rp
         rows = {r.token: r for r in conn.execute(select(ts).where(ts.c.chain_id == cid, ts.c.block_number == block))}
     for t in settings.tokens:
         row = rows[t.address]
-        contract = CONTRACT_OF[t.accounting]
+        contract = TOKEN_CONTRACT[t.accounting]
         (supply,), = eth_calls(rpc, [(t.address, contract, "totalSupply", ())], block)
         assert row.total_supply_raw == supply
         if t.accounting == Accounting.REBASING_SHARES:
