@@ -78,6 +78,19 @@ def balance_from_shares(shares: int, multiplier: int) -> int:
     return shares * multiplier // WAD
 
 
+def balance_of_units(acc: Accounting, units: int, multiplier: int) -> tuple[int, int | None]:
+    """(balanceOf, shares) of a holder with `units` event-sourced units under `multiplier`.
+
+    Units are shares for `rebasing_shares` (balanceOf = shares x multiplier) and raw balances for
+    `ui_multiplier` (shares = balance x multiplier, balanceOf unchanged) and `plain` (no shares).
+    """
+    if acc == Accounting.REBASING_SHARES:
+        return balance_from_shares(units, multiplier), units
+    if acc == Accounting.UI_MULTIPLIER:
+        return units, units * multiplier // WAD
+    return units, None
+
+
 def shares_from_amount(amount: int, multiplier: int) -> int:
     """Shares a rebasing transfer of `amount` balance units moves (getSharesByUnderlyingAmount)."""
     return amount * WAD // multiplier

@@ -7,7 +7,6 @@ Errors name the field and say what to put there.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -16,17 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from indexer.accounting import Accounting
+from indexer.addresses import AddressError, parse_address
 from indexer.errors import ConfigError
 
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 MULTICALL3_ADDRESS = "0xca11bde05977b3631167028862be2a173976ca11"
 
 
 def normalize_address(value: str, field: str = "address") -> str:
     """Lowercase 0x-hex; raises ConfigError naming the field when it is not a 20-byte address."""
-    if not isinstance(value, str) or not _ADDRESS.match(value.strip()):
-        raise ConfigError(f"{field}: {value!r} is not a 20-byte 0x-hex address")
-    return value.strip().lower()
+    try:
+        return parse_address(value, field)
+    except AddressError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 class _Strict(BaseModel):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -77,14 +80,12 @@ def world_rpc(world: DevChain) -> Iterator[RpcClient]:
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> Iterator[str]:
-    """A fresh, empty database of each kind; the PostgreSQL one is created and dropped by the test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'indexer.sqlite'}"
+@contextmanager
+def fresh_database(kind: str, folder: Path) -> Iterator[str]:
+    """A fresh, empty database of `kind`; a PostgreSQL one is created here and dropped on exit."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / f'indexer-{uuid.uuid4().hex[:8]}.sqlite'}"
         return
-    import uuid
-
     from sqlalchemy import create_engine, text
 
     name = f"ci_indexer_{uuid.uuid4().hex[:12]}"
@@ -97,3 +98,13 @@ def db_url(request, tmp_path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=DATABASES)
+def db_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty database of each kind; the PostgreSQL one is created and dropped by the test."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url

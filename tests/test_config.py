@@ -10,7 +10,7 @@ from indexer.errors import ConfigError
 
 GOOD = {
     "chain": {"chain_id": 31337, "rpc_url": "http://127.0.0.1:8545", "deployment_block": 1},
-    "tokens": [{"symbol": "AAPLx", "address": "0x" + "Ab" * 20, "decimals": 18, "asset_class": "single_stock",
+    "tokens": [{"symbol": "AAPLx", "address": "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB", "decimals": 18, "asset_class": "single_stock",
                 "accounting": "rebasing_shares", "feed": "AAPL/USD"}],
     "feeds": [{"name": "AAPL/USD", "address": "0x" + "22" * 20, "decimals": 8, "kind": "stock",
                "quote": "per_share", "heartbeat": 3600, "calendar": "XNYS", "token": "AAPLx"}],
@@ -37,7 +37,8 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d["tokens"][0].update(address="0x1234"), "tokens.address: '0x1234' is not a 20-byte"),
+    (lambda d: d["tokens"][0].update(address="0x1234"), "tokens.address: '0x1234' has 4 hex digits; an address has 40"),
+    (lambda d: d["tokens"][0].update(address="0x" + "Ab" * 20), "tokens.address: '0xAbAbAbAbAbAbAbAbAbAbAbAbAbAbAbAbAbAbAbAb' has a wrong EIP-55 checksum"),
     (lambda d: d["tokens"][0].update(accounting="magic"), "tokens.0.accounting"),
     (lambda d: d["tokens"][0].update(decimals=99), "tokens.0.decimals"),
     (lambda d: d["feeds"][0].update(quote=None) or d["feeds"][0].pop("quote"), "feeds[AAPL/USD].quote"),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from indexer.chain.rpc import RpcClient
 from indexer.devchain.anvil import AnvilNode, stop_process_group
+from indexer.devchain.book import write_book
 from indexer.devchain.deploy import build_world
 from indexer.devchain.live import save_sim
 from indexer.devchain.manifest import manifest_data, write_manifest
@@ -68,6 +69,9 @@ def start_devchain(
                              dep=sim.dep, report=report)
         data["world"]["holders"] = {sym: len(h) for sym, h in sim.holders.items()}
         data["world"]["rounds"] = dict(sim.rounds_planned)
+        accounts_csv, positions_csv = write_book(sim, state_dir)
+        data["world"]["accounts_csv"] = str(accounts_csv)
+        data["world"]["positions_csv"] = str(positions_csv)
         path = state_dir / MANIFEST
         write_manifest(path, data)
         save_sim(state_dir, sim)

@@ -216,4 +216,110 @@ class SyncCheckpoint(SQLModel, table=True):
     updated_at: int = Field(sa_type=BigInteger)
 
 
+# ---------------------------------------------------------------- off-chain inputs (CSV loaders)
+class Account(SQLModel, table=True):
+    """The venue's record of a wallet's owner: what eligibility rules on accounts read (RISK.md s3)."""
+
+    __tablename__ = "accounts"
+    wallet: str = Field(primary_key=True, max_length=42)
+    jurisdiction: str = Field(max_length=2)  # ISO 3166-1 alpha-2, upper case
+    tier: str = Field(max_length=32)
+    kyc_status: str = Field(max_length=16)  # approved | pending | rejected
+    cash_usd: float = 0.0  # cash held with the venue (off-chain, consumed only by risk math)
+    loaded_at: int = Field(sa_type=BigInteger)
+
+
+class Position(SQLModel, table=True):
+    """A crypto position margined by the wallet's collateral."""
+
+    __tablename__ = "positions"
+    wallet: str = Field(primary_key=True, max_length=42)
+    instrument: str = Field(primary_key=True, max_length=64)
+    base_asset: str = Field(max_length=16)  # priced by the feed "<base_asset>/USD"
+    size: float  # signed, base units (long > 0); off-chain, consumed only by risk math
+    entry_price: float  # USD
+    leverage: float  # > 0
+    loaded_at: int = Field(sa_type=BigInteger)
+
+
+# ---------------------------------------------------------------- risk runs (outputs)
+class RiskRunRecord(SQLModel, table=True):
+    """One risk run: the block it valued, the policy it used (version and content hash), its totals."""
+
+    __tablename__ = "risk_runs"
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int
+    block_number: int = Field(sa_type=BigInteger)
+    block_timestamp: int = Field(sa_type=BigInteger)
+    policy_name: str
+    policy_version: str
+    policy_hash: str = Field(max_length=64)
+    market_state: str  # XNYS at the block time: open, overnight, weekend, holiday, ...
+    seconds_to_next_open: int = Field(sa_type=BigInteger)
+    wallets: int
+    holdings: int
+    positions: int
+    collateral_usd: float
+    started_at: float
+    seconds: float
+
+
+class RiskHolding(SQLModel, table=True):
+    """Per run and (wallet, token): value, eligibility codes, every haircut component, collateral."""
+
+    __tablename__ = "risk_holdings"
+    __table_args__ = (Index("ix_risk_holdings_wallet", "wallet", "run_id"),)
+    run_id: int = Field(primary_key=True)
+    wallet: str = Field(primary_key=True, max_length=42)
+    token: str = Field(primary_key=True, max_length=42)
+    symbol: str
+    balance_raw: int = Field(sa_column=U256())
+    balance: float  # token units
+    shares: float  # underlying shares
+    price: float
+    market_value: float
+    codes: int  # Eligibility bitmask, 0 = eligible
+    code_names: str  # comma-separated names of the bits set
+    eligible: bool
+    h_base: float
+    h_vol: float
+    h_size: float
+    h_gap: float
+    haircut: float
+    collateral_before_caps: float
+    platform_cut: float
+    wallet_cut: float
+    collateral_value: float
+    feed: str | None = Field(default=None, max_length=42)
+    round_id: int | None = Field(default=None, sa_column=U256(nullable=True))
+    round_age_s: int = Field(sa_type=BigInteger)
+    market_state: str
+
+
+class RiskWallet(SQLModel, table=True):
+    """Per run and wallet: collateral, margin, status and the joint equity-crypto stress."""
+
+    __tablename__ = "risk_wallets"
+    __table_args__ = (Index("ix_risk_wallets_wallet", "wallet", "run_id"),
+                      Index("ix_risk_wallets_status", "run_id", "status"))
+    run_id: int = Field(primary_key=True)
+    wallet: str = Field(primary_key=True, max_length=42)
+    market_value: float
+    collateral: float
+    im: float
+    mm: float
+    upnl: float
+    cash: float
+    equity: float
+    excess: float
+    status: str  # healthy | margin_call | liquidate
+    l_joint: float
+    l_indep: float
+    wrong_way: float
+    worst_scenario: str
+    worst_scenario_loss: float
+    stressed_excess: float
+    binding: str  # parametric or the binding scenario's name
+
+
 metadata = SQLModel.metadata

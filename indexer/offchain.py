@@ -1,0 +1,226 @@
+"""Off-chain inputs of the risk run: the venue's accounts and crypto positions, loaded from CSV.
+
+Parsing is pure: :func:`parse_accounts` and :func:`parse_positions` read the whole file, check every
+row and return the rows or every problem with its line number. :func:`store` writes a file only when
+it has no bad row, in one transaction: a file is never half loaded.
+
+accounts.csv:   wallet, jurisdiction, tier, kyc_status[, cash_usd]
+positions.csv:  wallet, instrument, base_asset, size, entry_price, leverage
+
+By default a file replaces the whole table (it is the venue's current book); ``merge`` upserts its
+rows by key and keeps the others.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import Connection, delete
+
+from indexer.addresses import AddressError, parse_address
+from indexer.errors import IndexerError
+from indexer.store import models as m
+from indexer.store.writes import upsert
+
+KYC_STATUSES = ("approved", "pending", "rejected")
+MAX_REPORTED = 50
+Kind = Literal["accounts", "positions"]
+
+
+class LoadError(IndexerError):
+    """A file with bad rows; nothing was loaded. ``problems`` holds (line, message) pairs."""
+
+    def __init__(self, path: str, problems: list[tuple[int, str]], rows_seen: int):
+        self.problems = problems
+        shown = "\n".join(f"  line {line}: {msg}" for line, msg in problems[:MAX_REPORTED])
+        more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
+        super().__init__(f"{path}: {len(problems)} problem(s) in {rows_seen} data rows; nothing was loaded\n"
+                         f"{shown}{more}")
+
+
+@dataclass
+class Parsed:
+    kind: Kind
+    rows: list[dict] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    rows_seen: int = 0
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    parse: Callable[[str], object]
+    required: bool = True
+    default: object = None
+
+
+class _Bad(ValueError):
+    pass
+
+
+def _number(what: str, *, positive: bool = False, non_negative: bool = False, non_zero: bool = False):
+    def parse(text: str) -> float:
+        try:
+            value = float(text.replace("_", ""))
+        except ValueError:
+            raise _Bad(f"{what}: {text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise _Bad(f"{what}: {text!r} is not a finite number")
+        if positive and value <= 0:
+            raise _Bad(f"{what}: {text!r} must be > 0")
+        if non_negative and value < 0:
+            raise _Bad(f"{what}: {text!r} must be >= 0")
+        if non_zero and value == 0:
+            raise _Bad(f"{what}: 0 is not a position; leave the row out")
+        return value
+    return parse
+
+
+def _wallet(text: str) -> str:
+    try:
+        return parse_address(text, "wallet")
+    except AddressError as exc:
+        raise _Bad(str(exc)) from None
+
+
+def _jurisdiction(text: str) -> str:
+    code = text.strip().upper()
+    if len(code) != 2 or not code.isalpha() or not code.isascii():
+        raise _Bad(f"jurisdiction: {text!r} is not an ISO 3166-1 alpha-2 code such as DE or SG")
+    return code
+
+
+def _word(what: str, max_len: int, choices: Iterable[str] | None = None):
+    allowed = tuple(choices) if choices else None
+
+    def parse(text: str) -> str:
+        value = text.strip()
+        if allowed is not None:
+            value = value.lower()
+            if value not in allowed:
+                raise _Bad(f"{what}: {text!r} is not one of {', '.join(allowed)}")
+        if not value:
+            raise _Bad(f"{what}: empty")
+        if len(value) > max_len:
+            raise _Bad(f"{what}: longer than {max_len} characters")
+        return value
+    return parse
+
+
+ACCOUNT_COLUMNS = (
+    Column("wallet", _wallet),
+    Column("jurisdiction", _jurisdiction),
+    Column("tier", _word("tier", 32)),
+    Column("kyc_status", _word("kyc_status", 16, KYC_STATUSES)),
+    Column("cash_usd", _number("cash_usd", non_negative=True), required=False, default=0.0),
+)
+
+
+def _position_columns(base_assets: Iterable[str]) -> tuple[Column, ...]:
+    known = sorted(set(base_assets))
+
+    def base(text: str) -> str:
+        value = text.strip().upper()
+        if value not in known:
+            raise _Bad(f"base_asset: {text!r} has no price feed; known: {', '.join(known) or 'none configured'}")
+        return value
+
+    return (
+        Column("wallet", _wallet),
+        Column("instrument", _word("instrument", 64)),
+        Column("base_asset", base),
+        Column("size", _number("size", non_zero=True)),
+        Column("entry_price", _number("entry_price", positive=True)),
+        Column("leverage", _number("leverage", positive=True)),
+    )
+
+
+def _parse(kind: Kind, text: str, columns: tuple[Column, ...], key: tuple[str, ...]) -> Parsed:
+    out = Parsed(kind)
+    reader = csv.reader(io.StringIO(text))
+    header: list[str] | None = None
+    seen: dict[tuple, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
+            continue
+        if header is None:
+            header = [c.strip().lower() for c in row]
+            missing = [c.name for c in columns if c.required and c.name not in header]
+            unknown = [h for h in header if h not in {c.name for c in columns}]
+            dupes = sorted({h for h in header if header.count(h) > 1})
+            for msg in ([f"header: missing column(s) {', '.join(missing)}"] if missing else []) + \
+                       ([f"header: unknown column(s) {', '.join(unknown)}"] if unknown else []) + \
+                       ([f"header: column(s) {', '.join(dupes)} given twice"] if dupes else []):
+                out.problems.append((line, msg))
+            if out.problems:
+                return out
+            continue
+        out.rows_seen += 1
+        if len(row) != len(header):
+            out.problems.append((line, f"{len(row)} fields, the header has {len(header)}"))
+            continue
+        cells = dict(zip(header, row, strict=True))
+        parsed: dict[str, object] = {}
+        for col in columns:
+            if col.name not in cells or (not col.required and not cells[col.name].strip()):
+                parsed[col.name] = col.default
+                continue
+            try:
+                parsed[col.name] = col.parse(cells[col.name])
+            except _Bad as exc:
+                out.problems.append((line, str(exc)))
+        if len(parsed) != len(columns):
+            continue
+        k = tuple(parsed[c] for c in key)
+        if k in seen:
+            out.problems.append((line, f"{', '.join(key)} {', '.join(map(str, k))} already given on line {seen[k]}"))
+            continue
+        seen[k] = line
+        out.rows.append(parsed)
+    if header is None:
+        out.problems.append((1, f"empty file: expected a header line with {', '.join(c.name for c in columns)}"))
+    return out
+
+
+def parse_accounts(text: str) -> Parsed:
+    return _parse("accounts", text, ACCOUNT_COLUMNS, ("wallet",))
+
+
+def parse_positions(text: str, base_assets: Iterable[str]) -> Parsed:
+    return _parse("positions", text, _position_columns(base_assets), ("wallet", "instrument"))
+
+
+def base_assets_of(feed_names: Iterable[str]) -> list[str]:
+    """Base assets a position can be marked with: the X of every configured "X/USD" feed."""
+    return sorted({n.split("/")[0].upper() for n in feed_names if n.upper().endswith("/USD")})
+
+
+def read_file(path: str | Path) -> str:
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise LoadError(str(p), [(0, "file not found")], 0) from None
+    except UnicodeDecodeError as exc:
+        raise LoadError(str(p), [(0, f"not UTF-8 text ({exc.reason} at byte {exc.start})")], 0) from None
+
+
+def store(conn: Connection, parsed: Parsed, *, source: str, merge: bool = False) -> int:
+    """Write a parsed file (only a clean one) in the caller's transaction; return the rows written."""
+    if parsed.problems:
+        raise LoadError(source, parsed.problems, parsed.rows_seen)
+    now = int(time.time())
+    table = (m.Account if parsed.kind == "accounts" else m.Position).__table__
+    keys = ["wallet"] if parsed.kind == "accounts" else ["wallet", "instrument"]
+    if not merge:
+        conn.execute(delete(table))
+    upsert(conn, table, [dict(r, loaded_at=now) for r in parsed.rows], keys)
+    return len(parsed.rows)

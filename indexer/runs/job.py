@@ -1,0 +1,150 @@
+"""The risk job: load the snapshot at a block, run the engine, store every result row in one
+transaction (a run is all there or not there at all).
+
+A stored run names its block, the block's time, the policy's version and content hash, so a result
+can be traced to the facts and the numbers that produced it, and reproduced from them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import Connection, Engine, delete, select
+
+from indexer.risk import (
+    MarginStatus,
+    MarketState,
+    Policy,
+    RiskRun,
+    Snapshot,
+    codes_to_names,
+    load_policy,
+    run_risk,
+)
+from indexer.runs.snapshot import SnapshotKeys, load_snapshot
+from indexer.store import models as m
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: int
+    block_number: int
+    block_timestamp: int
+    policy: str
+    market_state: str
+    wallets: int
+    holdings: int
+    positions: int
+    collateral_usd: float
+    status_counts: dict[str, int]
+    notes: list[str]
+    load_s: float
+    compute_s: float
+    write_s: float
+
+
+def policy_for(conn: Connection, chain_id: int, path: str) -> Policy:
+    """The policy file, checked against the tokens and feeds this database knows."""
+    symbols = conn.execute(select(m.Token.symbol).where(m.Token.chain_id == chain_id)).scalars().all()
+    feeds = conn.execute(select(m.Feed.name).where(m.Feed.chain_id == chain_id)).scalars().all()
+    return load_policy(path, known_tokens=symbols, known_feeds=feeds)
+
+
+def run_and_store(engine: Engine, chain_id: int, policy_path: str, *, block: int | None = None,
+                  at: int | None = None) -> RunSummary:
+    started = time.time()
+    t0 = time.perf_counter()
+    with engine.connect() as conn:
+        policy = policy_for(conn, chain_id, policy_path)
+        snapshot, keys = load_snapshot(conn, chain_id, block, at=at)
+    t1 = time.perf_counter()
+    run = run_risk(snapshot, policy)
+    t2 = time.perf_counter()
+    with engine.begin() as conn:
+        run_id = store_run(conn, run, snapshot, keys, policy, started_at=started, seconds=t2 - t0)
+    t3 = time.perf_counter()
+    status = np.bincount(np.asarray(run.wallets.status, dtype=np.int64), minlength=len(MarginStatus))
+    summary = RunSummary(
+        run_id=run_id, block_number=keys.block_number, block_timestamp=keys.block_timestamp,
+        policy=policy.version_string,
+        market_state=MarketState(run.market_state).name.lower(), wallets=len(keys.wallets),
+        holdings=len(snapshot.holdings), positions=len(snapshot.positions),
+        collateral_usd=float(run.wallets.collateral.sum()),
+        status_counts={s.name.lower(): int(status[s]) for s in MarginStatus}, notes=keys.notes,
+        load_s=t1 - t0, compute_s=t2 - t1, write_s=t3 - t2)
+    log.info("risk run %d at block %d: %d wallets, %d holdings, collateral %.2f USD, %s (load %.2fs, run %.2fs, "
+             "write %.2fs)", run_id, keys.block_number, summary.wallets, summary.holdings, summary.collateral_usd,
+             summary.status_counts, summary.load_s, summary.compute_s, summary.write_s)
+    return summary
+
+
+def store_run(conn: Connection, run: RiskRun, snapshot: Snapshot, keys: SnapshotKeys, policy: Policy, *,
+              started_at: float, seconds: float) -> int:
+    """Insert the run, its holdings and its wallets; return the run id."""
+    w = run.wallets
+    state = MarketState(run.market_state).name.lower()
+    run_id = conn.execute(m.RiskRunRecord.__table__.insert().values(
+        chain_id=keys.chain_id, block_number=keys.block_number, block_timestamp=keys.block_timestamp,
+        policy_name=policy.meta.name, policy_version=run.policy_version, policy_hash=run.policy_hash,
+        market_state=state, seconds_to_next_open=run.seconds_to_next_open, wallets=len(keys.wallets),
+        holdings=len(run.holdings.wallet_idx), positions=len(run.positions.wallet_idx),
+        collateral_usd=float(w.collateral.sum()), started_at=started_at, seconds=seconds)
+    ).inserted_primary_key[0]
+
+    h = run.holdings
+    names = [",".join(n) for n in codes_to_names(h.codes)]
+    feed_of_token = run.tokens.feed_idx
+    states = [MarketState(int(s)).name.lower() for s in run.tokens.market_state]
+    cols = dict(
+        wallet=[keys.wallets[i] for i in h.wallet_idx.tolist()],
+        token=[keys.token_addresses[i] for i in h.token_idx.tolist()],
+        symbol=[keys.token_symbols[i] for i in h.token_idx.tolist()],
+        balance=h.balance.tolist(), shares=h.shares.tolist(), price=h.price.tolist(),
+        market_value=h.market_value.tolist(), codes=h.codes.astype(np.int64).tolist(), code_names=names,
+        eligible=h.eligible.tolist(), h_base=h.h_base.tolist(), h_vol=h.h_vol.tolist(), h_size=h.h_size.tolist(),
+        h_gap=h.h_gap.tolist(), haircut=h.haircut.tolist(), collateral_before_caps=h.collateral_before_caps.tolist(),
+        platform_cut=h.platform_cut.tolist(), wallet_cut=h.wallet_cut.tolist(),
+        collateral_value=h.collateral_value.tolist(),
+        round_age_s=h.round_age_s.tolist(),
+    )
+    token_idx = h.token_idx.tolist()
+    balances = [int(b) for b in snapshot.holdings.balance_raw]  # exact, as valued
+    feed = [keys.feed_addresses[feed_of_token[t]] if feed_of_token[t] >= 0 else None for t in token_idx]
+    rounds = [None if run.tokens.round_id[t] is None else int(run.tokens.round_id[t]) for t in token_idx]
+    rows = [dict(run_id=run_id, balance_raw=balances[i], feed=feed[i], round_id=rounds[i],
+                 market_state=states[token_idx[i]], **{k: v[i] for k, v in cols.items()})
+            for i in range(len(token_idx))]
+    _insert(conn, m.RiskHolding.__table__, rows)
+
+    scen = run.scenario_names
+    wcols = {k: getattr(w, k).tolist() for k in ("market_value", "collateral", "im", "mm", "upnl", "cash", "equity",
+                                                   "excess", "l_joint", "l_indep", "wrong_way", "worst_scenario_loss",
+                                                   "stressed_excess")}
+    status = [MarginStatus(int(s)).name.lower() for s in w.status]
+    worst = [scen[int(i)] if scen else "" for i in w.worst_scenario]
+    binding = run.binding_names()
+    _insert(conn, m.RiskWallet.__table__, [
+        dict(run_id=run_id, wallet=keys.wallets[i], status=status[i], worst_scenario=worst[i], binding=binding[i],
+             **{k: v[i] for k, v in wcols.items()}) for i in range(len(keys.wallets))])
+    return int(run_id)
+
+
+def _insert(conn: Connection, table, rows: list[dict], chunk: int = 5_000) -> None:
+    for i in range(0, len(rows), chunk):
+        conn.execute(table.insert(), rows[i:i + chunk])
+
+
+def delete_runs_above(conn: Connection, chain_id: int, block: int) -> int:
+    """Drop runs that valued blocks a reorg removed (their inputs no longer exist)."""
+    rr = m.RiskRunRecord.__table__
+    ids = conn.execute(select(rr.c.id).where(rr.c.chain_id == chain_id, rr.c.block_number > block)).scalars().all()
+    if ids:
+        for t in (m.RiskHolding.__table__, m.RiskWallet.__table__):
+            conn.execute(delete(t).where(t.c.run_id.in_(ids)))
+        conn.execute(delete(rr).where(rr.c.id.in_(ids)))
+    return len(ids)

@@ -1,0 +1,200 @@
+"""Risk runs on the synced demo world: the world's frozen wallets, paused token, reserve shortfall and
+sanctions show up with the right codes; the joint equity-crypto crash moves wallets to margin_call or
+liquidate as the numbers say. Real anvil, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from indexer.chain.rpc import RpcClient
+from indexer.config import load_settings
+from indexer.devchain.anvil import free_port
+from indexer.devchain.chain import short_timeline, start_devchain
+from indexer.devchain.deploy import ChainWriter
+from indexer.devchain.live import produce_blocks
+from indexer.devchain.specs import FROZEN_AMZN, FROZEN_MSFT, SANCTIONED, utc
+from indexer.offchain import base_assets_of, parse_accounts, parse_positions, read_file, store
+from indexer.risk import Eligibility
+from indexer.runs.job import run_and_store
+from indexer.runs.snapshot import SnapshotUnavailable, load_snapshot
+from indexer.store import models as m
+from indexer.sync.pipeline import open_store, prepare, sync
+from tests.conftest import DATABASES, fresh_database
+
+POLICY = "policy/default.toml"
+
+
+def load_book(engine, settings) -> None:
+    world = settings.world
+    feeds = base_assets_of(f.name for f in settings.feeds if f.kind == "crypto")
+    with engine.begin() as conn:
+        store(conn, parse_accounts(read_file(world["accounts_csv"])), source="accounts.csv")
+        store(conn, parse_positions(read_file(world["positions_csv"]), feeds), source="positions.csv")
+
+
+def rows_of(engine, model, *where):
+    with Session(engine) as session:
+        return session.execute(select(model).where(*where)).scalars().all()
+
+
+def holdings_of(engine, run_id: int):
+    return rows_of(engine, m.RiskHolding, m.RiskHolding.run_id == run_id)
+
+
+def wallets_of(engine, run_id: int):
+    return rows_of(engine, m.RiskWallet, m.RiskWallet.run_id == run_id)
+
+
+def assert_status_follows_the_numbers(wallets) -> None:
+    for w in wallets:
+        expected = "liquidate" if w.equity < w.mm else "margin_call" if w.equity < w.im else "healthy"
+        assert w.status == expected, w
+        assert w.equity == pytest.approx(w.collateral + w.upnl + w.cash, rel=1e-9, abs=1e-6)
+        assert w.stressed_excess == pytest.approx(w.equity - w.im - max(w.l_joint, w.worst_scenario_loss),
+                                                  rel=1e-9, abs=1e-6)
+
+
+def test_world_head_run_shows_every_issuer_action(world, manifest, db_url):
+    settings = manifest.model_copy(update={"database_url": db_url})
+    engine = open_store(settings)
+    rpc = RpcClient(world.url, timeout=120)
+    try:
+        sync(engine, prepare(settings, rpc, max_blocks_per_tick=2_000), to_block=manifest.world["head_block"])
+        load_book(engine, settings)
+        summary = run_and_store(engine, settings.chain.chain_id, POLICY)
+        assert summary.block_number == manifest.world["head_block"]
+        rows = holdings_of(engine, summary.run_id)
+        wallets = wallets_of(engine, summary.run_id)
+        sim = world.sim
+        by_symbol: dict[str, list] = {}
+        for r in rows:
+            by_symbol.setdefault(r.symbol, []).append(r)
+
+        # the run valued exactly the synced balances
+        with engine.connect() as conn:
+            stored = {(t, w): b for t, w, b in conn.execute(select(m.Balance.token, m.Balance.wallet,
+                                                                    m.Balance.balance_raw)) if b > 0}
+        assert {(r.token, r.wallet): r.balance_raw for r in rows} == stored
+
+        frozen_msft = {sim.wallets[i] for i in FROZEN_MSFT}
+        for r in by_symbol["MSFT"]:
+            assert bool(r.codes & Eligibility.WALLET_FROZEN) == (r.wallet in frozen_msft), r.wallet
+        assert {r.wallet for r in by_symbol["MSFT"] if r.codes & Eligibility.WALLET_FROZEN} == frozen_msft
+        # AMZN froze one wallet on day 91 and unfroze it on day 109
+        assert not any(r.codes & Eligibility.WALLET_FROZEN for r in by_symbol["AMZN"])
+        assert any(r.wallet == sim.wallets[FROZEN_AMZN] for r in by_symbol["AMZN"])
+
+        sanctioned = {sim.wallets[i] for i in SANCTIONED}
+        flagged = {r.wallet for r in rows if r.codes & Eligibility.WALLET_SANCTIONED}
+        assert flagged == sanctioned & {r.wallet for r in rows}
+        assert all("WALLET_SANCTIONED" in r.code_names for r in rows if r.wallet in sanctioned)
+
+        assert by_symbol["TLT"] and all(r.codes & Eligibility.TOKEN_PAUSED and r.collateral_value == 0
+                                        for r in by_symbol["TLT"])
+        assert all(r.codes & Eligibility.RESERVE_SHORTFALL for r in by_symbol["NVDAx"])
+        for sym in ("AAPLx", "SPYx", "USDC"):
+            assert not any(r.codes & (Eligibility.TOKEN_PAUSED | Eligibility.RESERVE_SHORTFALL)
+                           for r in by_symbol[sym]), sym
+        # accounts: US persons, pending KYC and wallets with no account are refused by the default policy
+        for flag in (Eligibility.ACCOUNT_JURISDICTION, Eligibility.ACCOUNT_KYC, Eligibility.ACCOUNT_UNKNOWN):
+            assert any(r.codes & flag for r in rows), flag
+        for r in rows:
+            assert 0.0 <= r.haircut <= 1.0
+            assert r.collateral_value <= r.market_value + 1e-9
+            assert r.eligible == (r.codes == 0)
+            assert r.eligible or r.collateral_value == 0
+        coll = {w.wallet: w.collateral for w in wallets}
+        per_wallet: dict[str, float] = {}
+        for r in rows:
+            per_wallet[r.wallet] = per_wallet.get(r.wallet, 0.0) + r.collateral_value
+        for w, c in per_wallet.items():
+            assert coll[w] == pytest.approx(c, rel=1e-9, abs=1e-6)
+        assert_status_follows_the_numbers(wallets)
+        assert summary.collateral_usd > 0
+    finally:
+        rpc.close()
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def crash_world(tmp_path_factory):
+    """The world up to the weekend before the crash, then followed block by block through the joint
+    equity-crypto crash of 2026-03-10..12 by an indexer on each database."""
+    folder = tmp_path_factory.mktemp("crash")
+    chain = start_devchain(port=free_port(), state_dir=folder / "chain", seed=7, scale="small",
+                           timeline=short_timeline(64))
+    rpc = RpcClient(chain.url, timeout=120)
+    try:
+        with ExitStack() as stack:
+            stores = []
+            for kind in DATABASES:
+                url = stack.enter_context(fresh_database(kind, folder))
+                settings = load_settings(chain.manifest_path, database_url=url)
+                engine = open_store(settings)
+                stack.callback(engine.dispose)
+                ctx = prepare(settings, rpc)
+                sync(engine, ctx)
+                load_book(engine, settings)
+                stores.append((settings, engine, ctx))
+            writer = ChainWriter(rpc)
+            while int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16) < utc(2026, 3, 13):
+                produce_blocks(rpc, chain.sim, 24, 1_800, writer)  # half a day, inside the node's state window
+                for _, engine, ctx in stores:
+                    sync(engine, ctx)
+            yield chain, stores
+    finally:
+        rpc.close()
+        chain.node.stop(remove_state=True)
+
+
+@pytest.mark.parametrize("which", range(len(DATABASES)), ids=DATABASES)
+def test_joint_crash_moves_wallets_to_margin_call_or_liquidation(crash_world, which):
+    _, stores = crash_world
+    settings, engine, _ = stores[which]
+    cid = settings.chain.chain_id
+    calm = run_and_store(engine, cid, POLICY, at=utc(2026, 3, 9, 19))
+    crash = run_and_store(engine, cid, POLICY, at=utc(2026, 3, 12, 19))
+    assert calm.market_state == crash.market_state == "open"
+    before = {w.wallet: w for w in wallets_of(engine, calm.run_id)}
+    after = {w.wallet: w for w in wallets_of(engine, crash.run_id)}
+    assert_status_follows_the_numbers(before.values())
+    assert_status_follows_the_numbers(after.values())
+    positions = rows_of(engine, m.Position)
+    longs = {p.wallet for p in positions if p.size > 0}
+    shorts = {p.wallet for p in positions if p.size < 0} - longs
+
+    stressed = lambda run: sum(1 for w in run.values() if w.status != "healthy")  # noqa: E731
+    assert stressed(after) > stressed(before) + 50
+    moved = [w for w in longs if before[w].status == "healthy" and after[w].status != "healthy"]
+    assert len(moved) >= 50
+    # they lost on both sides: the positions fell, and the collateral fell with them (wrong-way)
+    assert all(after[w].upnl < before[w].upnl for w in moved)
+    assert sum(after[w].collateral for w in moved) < 0.95 * sum(before[w].collateral for w in moved)
+    # wrong-way risk: positive for longs backed by stock collateral, zero for pure shorts
+    assert sum(1 for w in longs if after[w].collateral > 0 and after[w].wrong_way > 0) > len(longs) // 2
+    assert all(after[w].wrong_way == 0 for w in shorts)
+    assert all(after[w].status == "healthy" for w in after if w not in longs | shorts)
+    assert crash.status_counts["liquidate"] + crash.status_counts["margin_call"] == stressed(after)
+
+
+def test_a_run_at_a_past_block_is_reproducible_and_refused_where_state_is_missing(crash_world):
+    chain, stores = crash_world
+    settings, engine, _ = stores[0]
+    cid = settings.chain.chain_id
+    first = run_and_store(engine, cid, POLICY, at=utc(2026, 3, 11, 19))
+    again = run_and_store(engine, cid, POLICY, block=first.block_number)
+    a = {(h.wallet, h.token): (h.balance_raw, h.collateral_value, h.codes) for h in holdings_of(engine, first.run_id)}
+    b = {(h.wallet, h.token): (h.balance_raw, h.collateral_value, h.codes) for h in holdings_of(engine, again.run_id)}
+    assert a == b and len(a) > 1_000
+    with engine.connect() as conn:
+        runs = conn.execute(select(func.count()).select_from(m.RiskRunRecord)).scalar()
+        # the first days were backfilled from a node without their state: no token state to value them with
+        with pytest.raises(SnapshotUnavailable, match="no token state .* stored at or before block 100; it is stored from"):
+            load_snapshot(conn, cid, 100)
+        with pytest.raises(SnapshotUnavailable, match="above the synced head"):
+            load_snapshot(conn, cid, 10**9)
+    assert runs >= 2
