@@ -18,7 +18,7 @@ from indexer.risk.eligibility import Eligibility, codes_to_names
 from indexer.risk.haircuts import size_haircut, wallet_concentration
 from indexer.risk.inputs import AccountingModel, FeedKind, PriceQuote, Snapshot, to_float_units
 from indexer.risk.policy import Policy
-from indexer.risk.stress import StressedCovariance, parametric_losses, stressed_covariance
+from indexer.risk.stress import StressedCovariance, instrument_losses, stressed_covariance
 from indexer.risk.volatility import VolatilityEstimate, ewma_volatility, log_returns, prices_at_closes
 
 PARAMETRIC = "parametric"  # name of the parametric (L_joint) stress in RiskRun.stress_names
@@ -405,22 +405,33 @@ def value_holdings(
     hold, n_w, n_t = snapshot.holdings, snapshot.n_wallets, len(tokens.codes)
     wi = np.asarray(hold.wallet_idx, dtype=np.int64)
     ti = np.asarray(hold.token_idx, dtype=np.int64)
-    units = to_float_units(hold.balance_raw, snapshot.tokens.decimals, index=ti)
+    units = hold.balance_units(snapshot.tokens.decimals)  # the int -> float boundary (either form)
     market_value = units * tokens.value_factor[ti]
 
     codes = tokens.codes[ti]
     codes |= wallet_codes[wi]
-    codes[np.asarray(hold.frozen, dtype=bool)] |= np.uint32(Eligibility.WALLET_FROZEN)
-    codes[market_value < policy.eligibility.min_value_usd] |= np.uint32(Eligibility.BELOW_MINIMUM)
+    frozen = np.asarray(hold.frozen, dtype=bool)
+    np.bitwise_or(codes, np.uint32(Eligibility.WALLET_FROZEN), out=codes, where=frozen)
+    below = market_value < policy.eligibility.min_value_usd
+    np.bitwise_or(codes, np.uint32(Eligibility.BELOW_MINIMUM), out=codes, where=below)
     eligible = codes == 0
 
     h_size = size_haircut(
-        market_value, units, ti, tokens.daily_liquidity_usd, tokens.supply_units, policy.size
+        market_value,
+        units,
+        ti,
+        tokens.daily_liquidity_usd,
+        tokens.supply_units,
+        policy.size,
+        value_factor=tokens.value_factor,
     )
     h_token = tokens.h_base + tokens.h_vol + tokens.h_gap  # the holder-independent part
-    haircut = np.minimum(h_token[ti] + h_size, 1.0)
-    before_caps = market_value * (1.0 - haircut)
-    before_caps[~eligible] = 0.0
+    haircut = h_token[ti]
+    haircut += h_size
+    np.minimum(haircut, 1.0, out=haircut)
+    before_caps = np.subtract(1.0, haircut)
+    before_caps *= market_value
+    np.copyto(before_caps, 0.0, where=~eligible)
 
     # Platform-wide cap: pledged units of a token above cap x supply scale every holder pro rata.
     pledged = np.bincount(ti, weights=units * eligible, minlength=n_t)
@@ -489,6 +500,27 @@ def equity_side_feeds(snapshot: Snapshot, policy: Policy) -> np.ndarray:
     return side
 
 
+def _worst_scenario(pnl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index, loss) of the largest scenario loss ``-pnl`` per row: the first one on ties, a later
+    one only when strictly larger (as the reference's loop).
+
+    A loop over the few scenario columns (one comparison each; fastest when ``pnl`` is column-major,
+    as :func:`instrument_losses` returns it) instead of ``argmax`` and ``max`` over short rows.
+    """
+    n_w, n_k = pnl.shape
+    worst = np.zeros(n_w, dtype=np.int16)
+    if n_k == 0:
+        return worst, np.full(n_w, -np.inf)
+    worst_loss = np.negative(pnl[:, 0])
+    loss = np.empty(n_w)
+    for k in range(1, n_k):
+        np.negative(pnl[:, k], out=loss)
+        worse = loss > worst_loss
+        np.copyto(worst, np.int16(k), where=worse)
+        np.copyto(worst_loss, loss, where=worse)
+    return worst, worst_loss
+
+
 def run_risk(snapshot: Snapshot, policy: Policy, *, calendar: TradingCalendar | None = None) -> RiskRun:
     """Value, check, haircut, cap, margin and stress every holding and wallet of the snapshot."""
     cal = calendar if calendar is not None else xnys()
@@ -517,8 +549,11 @@ def run_risk(snapshot: Snapshot, policy: Policy, *, calendar: TradingCalendar | 
         np.where(equity >= mm, MarginStatus.MARGIN_CALL, MarginStatus.LIQUIDATE),
     ).astype(np.int8)
 
-    # Joint stress (section 7). One product maps collateral per (wallet, token) onto the feeds (the
-    # exposure vector: post-haircut collateral per token) and onto each scenario's token shocks.
+    # Joint stress (section 7), in instrument space: one column per token and one per feed that a
+    # position is on. A wallet's feed exposure is x = B'z, B mapping each instrument to its feed (a
+    # token to its price feed, or nowhere; a position column to its feed), so x'Sx = z'(B S B')z and
+    # the scenario P&L is z . shocks. One bincount builds Z (wallets x instruments); the products
+    # Z (B S B') and Z shocks give both: no dense wallets x feeds matrix, no token -> feed product.
     sp = policy.stress
     stress = stressed_covariance(
         est.corr,
@@ -529,26 +564,27 @@ def run_risk(snapshot: Snapshot, policy: Policy, *, calendar: TradingCalendar | 
         sp.equity_crypto_corr_floor,
     )
     names = tuple(sc.name for sc in sp.scenarios)
-    n_k = len(names)
-    token_map = np.zeros((n_t, n_f + n_k))
-    has_feed = tokens.feed_idx >= 0
-    token_map[np.flatnonzero(has_feed), tokens.feed_idx[has_feed]] = 1.0
-    token_map[:, n_f:] = np.array(
+    pos_feeds = np.flatnonzero(np.bincount(pf, minlength=n_f))  # feeds that carry a position
+    n_z = n_t + len(pos_feeds)
+    column_of_feed = np.zeros(n_f, dtype=np.int64)
+    column_of_feed[pos_feeds] = np.arange(n_t, n_z)
+    shocks = np.array(
         [[policy.scenario_token_shock(sc, str(s)) for sc in sp.scenarios] for s in snapshot.tokens.symbol]
-    ).reshape(n_t, n_k)
-    feed_shocks = np.array(
-        [[policy.scenario_crypto_shock(sc, str(f)) for sc in sp.scenarios] for f in snapshot.feeds.name]
-    ).reshape(n_f, n_k)
-    by_pair = np.bincount(wi * n_t + ti, weights=holdings.collateral_value, minlength=n_w * n_t).reshape(
-        n_w, n_t
-    )
-    token_part = by_pair @ token_map
+        + [
+            [policy.scenario_crypto_shock(sc, str(snapshot.feeds.name[f])) for sc in sp.scenarios]
+            for f in pos_feeds
+        ]
+    ).reshape(n_z, len(names))
     signed_notional = np.asarray(snapshot.positions.size, dtype=np.float64) * positions.mark
-    position_part = np.bincount(pw * n_f + pf, weights=signed_notional, minlength=n_w * n_f).reshape(n_w, n_f)
-    l_joint, l_indep = parametric_losses(token_part[:, :n_f] + position_part, stress, z, horizon)
-    scenario_loss = -(token_part[:, n_f:] + position_part @ feed_shocks)
-    worst = np.argmax(scenario_loss, axis=1).astype(np.int16) if n_w else np.zeros(0, dtype=np.int16)
-    worst_loss = scenario_loss[np.arange(n_w), worst] if n_w else np.zeros(0)
+    exposure = np.bincount(
+        np.concatenate([wi * n_z + ti, pw * n_z + column_of_feed[pf]]),
+        weights=np.concatenate([holdings.collateral_value, signed_notional]),
+        minlength=n_w * n_z,
+    ).reshape(n_w, n_z)
+    l_joint, l_indep, pnl = instrument_losses(
+        exposure, np.concatenate([tokens.feed_idx, pos_feeds]), stress, z, horizon, shocks
+    )
+    worst, worst_loss = _worst_scenario(pnl)
     binding = np.where(l_joint >= worst_loss, 0, worst + 1).astype(np.int16)
 
     return RiskRun(

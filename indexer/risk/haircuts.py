@@ -22,9 +22,12 @@ def band_haircut(value: np.ndarray, bands_from: np.ndarray, bands_addon: np.ndar
     far = max(1e300, float(edges[-1]) * 2.0)
     knots_x = np.append(edges, far)
     knots_y = np.append(cum, cum[-1] + addon[-1] * (far - edges[-1]))
-    amount = np.interp(value, knots_x, knots_y)
-    positive = value > 0
-    rate = np.divide(amount, value, out=np.full(value.shape, addon[0]), where=positive)
+    rate = np.interp(value, knots_x, knots_y)  # the amount, divided by the value in place
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(rate, value, out=rate)
+    not_positive = value <= 0
+    if not_positive.any():
+        rate[not_positive] = addon[0]
     return rate
 
 
@@ -35,6 +38,7 @@ def size_haircut(
     daily_liquidity_usd: np.ndarray,
     supply_units: np.ndarray,
     size: SizePolicy,
+    value_factor: np.ndarray | None = None,
 ) -> np.ndarray:
     """``h_size = min(1, band(value) + k * sqrt(value / daily_liquidity) + k_s * sqrt(b / supply))``.
 
@@ -42,20 +46,32 @@ def size_haircut(
     impact term applies only where a daily liquidity figure is configured (NaN = none). The supply
     term measures the holding against the token's on-chain supply; the ratio is clipped to [0, 1]
     (a holder cannot own more than the supply; a zero supply counts as fully held).
+    ``value_factor``: optional, per token, with ``market_value == units * value_factor[token_idx]``;
+    it lets both terms share one square root (same result to an ulp or two).
     """
     bands_from = np.array([b.from_usd for b in size.bands])
     bands_addon = np.array([b.addon for b in size.bands])
     h = band_haircut(market_value, bands_from, bands_addon)
     # Both square-root terms are (per-token coefficient) * sqrt(per-holding amount):
     # k * sqrt(v / L) = (k / sqrt(L)) * sqrt(v), and k_s * sqrt(min(b / S, 1)) = min((k_s / sqrt(S)) * sqrt(b), k_s).
+    # Both terms need a square root per holding; with ``value_factor`` (USD per unit, per token, so
+    # that value = units * value_factor[token]) one root serves both: sqrt(v) = sqrt(b) sqrt(f).
+    root_units = np.sqrt(units) if size.supply_k > 0 or value_factor is not None else None
     if size.impact_k > 0:
         has_liq = ~np.isnan(daily_liquidity_usd)
         if has_liq.any():
             coef = np.where(
                 has_liq, size.impact_k / np.sqrt(np.where(has_liq, daily_liquidity_usd, 1.0)), 0.0
             )
-            h += coef[token_idx] * np.sqrt(market_value)
-    if size.supply_k > 0:
+            if value_factor is not None and root_units is not None:
+                impact = np.sqrt(np.asarray(value_factor, dtype=np.float64)) * coef
+                impact = impact[token_idx]
+                impact *= root_units
+            else:
+                impact = np.sqrt(market_value)
+                impact *= coef[token_idx]
+            h += impact
+    if size.supply_k > 0 and root_units is not None:
         # a zero supply counts as fully held: an infinite coefficient, clipped to k_s below (0 * inf -> 0)
         with np.errstate(divide="ignore"):
             coef = np.where(
@@ -63,9 +79,9 @@ def size_haircut(
                 size.supply_k / np.sqrt(np.where(supply_units > 0, supply_units, 1.0)),
                 np.inf,
             )
-        term = np.sqrt(units)
+        term = coef[token_idx]
         with np.errstate(invalid="ignore"):
-            term *= coef[token_idx]
+            term *= root_units
         if np.isinf(coef).any():
             term[units == 0] = 0.0
         np.minimum(term, size.supply_k, out=term)

@@ -2,7 +2,11 @@
 
 Integers from the chain (balances, multipliers, supplies, reserves, oracle answers and round ids)
 stay Python ints (numpy ``object`` arrays; ``int64`` is accepted when the values fit) because uint256
-exceeds every machine type. They become floats in exactly one place, :func:`to_float_units`.
+exceeds every machine type. Holdings' balances, the one column with a row per holding, may instead
+come in the fixed-width form: ``(n, 4)`` uint64 limbs (:func:`is_limbs`), which loaders build from
+decimal text with :func:`balances_from_decimal_strings` and which converts without a Python object
+per row. Integers become floats in exactly one place: :func:`to_float_units`, or its fixed-width
+sibling :func:`limbs_to_float_units`.
 
 Layout:
 - tokens, feeds: one row per token / feed; tokens point at their price feed by ``feed_idx``;
@@ -15,6 +19,7 @@ Layout:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import IntEnum
 
@@ -103,6 +108,180 @@ def int_array(values: list[int] | np.ndarray) -> np.ndarray:
     return arr
 
 
+# -- the fixed-width form of uint256 columns ------------------------------------------------------
+#
+# A uint256 column may also be a ``(n, 4)`` ``uint64`` array: four 64-bit limbs, most significant
+# first, so that row i is ``l[i,0]*2**192 + l[i,1]*2**128 + l[i,2]*2**64 + l[i,3]``. That is the
+# 32-byte big-endian ABI word read as four big-endian uint64 (:func:`limbs_from_words`), it costs 32
+# bytes a row, and numpy converts it to floats without touching a Python object. Holdings accept it
+# in ``balance_raw``; loaders make it from SQL's decimal text with :func:`balances_from_decimal_strings`.
+
+UINT256_LIMBS = 4
+_LIMB = 2.0**64
+_UINT256_DIGITS = 78  # len(str(2**256 - 1))
+
+
+def is_limbs(raw: object) -> bool:
+    """True if ``raw`` is the fixed-width form: a 2-D ``uint64`` array with 4 columns."""
+    return (
+        isinstance(raw, np.ndarray)
+        and raw.ndim == 2
+        and raw.dtype == np.uint64
+        and raw.shape[1] == UINT256_LIMBS
+    )
+
+
+def limbs_from_ints(values: list[int] | np.ndarray) -> np.ndarray:
+    """Python ints in ``[0, 2**256)`` -> ``(n, 4)`` uint64 limbs (for tests and small columns)."""
+    ints = [int(v) for v in values]
+    if any(v < 0 or v >> 256 for v in ints):
+        raise SnapshotError("uint256 limbs: values must be in [0, 2**256)")
+    return limbs_from_words(b"".join(v.to_bytes(32, "big") for v in ints))
+
+
+def limbs_from_words(words: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """32-byte big-endian words (ABI ``uint256``: ``balanceOf`` return data, log data) -> limbs."""
+    buf = np.frombuffer(words, dtype=np.uint8) if not isinstance(words, np.ndarray) else words.view(np.uint8)
+    if buf.size % 32:
+        raise SnapshotError(f"uint256 words: {buf.size} bytes is not a multiple of 32")
+    return buf.view(">u8").reshape(-1, UINT256_LIMBS).astype(np.uint64, order="F")
+
+
+def ints_from_limbs(limbs: np.ndarray) -> list[int]:
+    """``(n, 4)`` uint64 limbs -> Python ints (exact; one Python call per row)."""
+    return [(a << 192) | (b << 128) | (c << 64) | d for a, b, c, d in np.asarray(limbs).tolist()]
+
+
+def raw_ints(raw: np.ndarray) -> list[int]:
+    """Any uint256 column (object ints, numpy integers or limbs) as a list of Python ints."""
+    return ints_from_limbs(raw) if is_limbs(raw) else [int(v) for v in np.asarray(raw).tolist()]
+
+
+def limbs_to_float_units(
+    limbs: np.ndarray, decimals: np.ndarray | int, index: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`to_float_units` for the fixed-width form: ``value / 10**decimals`` per row, float64.
+
+    The limbs are combined by Horner's rule in float64, skipping leading limbs that are zero in
+    every row (balances below 2**128 need only the last two). Each further limb ``l`` enters as its
+    top bit, carried into the running value, and its low 63 bits with the sign of an int64 (numpy
+    converts int64 in vector instructions, uint64 one element at a time): ``out = (out + (l >> 63))
+    * 2**64 + int64(l)``. Multiplying by 2**64 is exact; each conversion and addition rounds at most
+    once and to within 2**-53 of the (growing) value, so the float is exact below 2**53, within
+    2**-52 (two roundings) below 2**117 (the upper limb stays below 2**53), and within
+    ``10 * 2**-53`` (1.1e-15) relative for any uint256. The division by ``10**decimals`` adds one
+    rounding (two above 22 decimals, where ``float(10**d)`` is itself rounded). Far inside the
+    engine's 1e-9 contract, and no Python object is built.
+
+    Any memory layout works; column-major (``order="F"``, what :func:`balances_from_decimal_strings`
+    returns) reads each limb contiguously and is the fastest.
+    """
+    arr = np.asarray(limbs)
+    if not is_limbs(arr):
+        raise SnapshotError("uint256 limbs: expected a (n, 4) uint64 array, most significant limb first")
+    table = np.asarray(decimals, dtype=np.int64)
+    if (table < 0).any():
+        raise SnapshotError("decimals must be >= 0")
+    n = arr.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.float64)
+    first = UINT256_LIMBS - 1
+    for k in range(UINT256_LIMBS - 1):
+        if arr[:, k].any():
+            first = k
+            break
+    out = arr[:, first].astype(np.float64)
+    for k in range(first + 1, UINT256_LIMBS):
+        # limb = signed + 2**64 * top bit: numpy converts int64 to float64 in vector instructions,
+        # uint64 with a branch per element (slow when top bits are random, as in low limbs)
+        limb = arr[:, k]
+        out += limb >> np.uint64(63)
+        out *= _LIMB
+        out += limb.view(np.int64)
+    if index is None:
+        out /= np.broadcast_to(_powers_of_ten(table), out.shape)
+    else:
+        out /= _powers_of_ten(table)[index]
+    return out
+
+
+def _powers_of_ten(table: np.ndarray) -> np.ndarray:
+    """``float(10**d)`` per entry: exact up to 22, correctly rounded above (one Python call per distinct d)."""
+    if table.size and int(table.max()) > 308:
+        raise SnapshotError("decimals above 308 cannot be represented as a float64 scale")
+    if table.size == 0 or int(table.max()) <= 22:
+        return _POW10[table]
+    distinct, inverse = np.unique(table, return_inverse=True)
+    return np.array([float(10 ** int(d)) for d in distinct])[inverse].reshape(table.shape)
+
+
+_ASCII_ZERO8 = np.uint64(0x3030303030303030)
+_MASK_0_4 = np.uint64(0x000000FF000000FF)
+_MUL_HI = np.uint64(100 + (1_000_000 << 32))
+_MUL_LO = np.uint64(1 + (10_000 << 32))
+_MASK32 = np.uint64(0xFFFFFFFF)
+_E8 = np.uint64(10**8)
+
+
+def balances_from_decimal_strings(values: Sequence[str] | np.ndarray) -> np.ndarray:
+    """Decimal text of uint256 values (SQL ``NUMERIC(78, 0)`` read as text) -> ``(n, 4)`` uint64 limbs.
+
+    Vectorized, no Python int per row: the strings become one fixed-width byte array, right-aligned
+    with ``'0'``; each 8 ASCII digits are read as one little-endian uint64 and folded into their
+    value with three multiply-shift steps (the SWAR parse of simdjson); the base-10**8 chunks are
+    then combined into 32-bit limbs by Horner's rule, exactly. Accepts ``str`` or ``bytes`` items
+    (or a numpy ``S``/``U`` array): ASCII digits only, no sign, no spaces, no decimal point; raises
+    :class:`SnapshotError` on anything else, on an empty string and on values >= 2**256. The
+    result is column-major (``order="F"``), the layout :func:`limbs_to_float_units` reads fastest.
+    """
+    n = len(values)
+    out = np.zeros((n, UINT256_LIMBS), dtype=np.uint64, order="F")  # limb columns contiguous
+    if n == 0:
+        return out
+    try:
+        if isinstance(values, np.ndarray) and values.dtype.kind in "SU":
+            text = values.astype(np.bytes_)
+        else:
+            text = np.array(list(values), dtype=np.bytes_)
+    except (UnicodeEncodeError, TypeError, ValueError) as exc:
+        raise SnapshotError(f"uint256 decimal text: not ASCII digits ({exc})") from None
+    if text.ndim != 1:
+        raise SnapshotError("uint256 decimal text: expected a flat sequence of strings")
+    if (text == b"").any():
+        raise SnapshotError("uint256 decimal text: empty string")
+    if text.dtype.itemsize > _UINT256_DIGITS:
+        text = np.strings.lstrip(text, b"0")  # leading zeros only; an all-zero string becomes b""
+        longest = int(np.strings.str_len(text).max())
+        if longest > _UINT256_DIGITS:
+            raise SnapshotError("uint256 decimal text: more than 78 digits (>= 2**256)")
+        text = text.astype(f"S{max(longest, 1)}")  # b"" (all zeros) right-justifies to zeros below
+    width = -(-text.dtype.itemsize // 8) * 8
+    digits = np.strings.rjust(text, width, b"0").view(np.uint8).reshape(n, width)
+    if ((digits - np.uint8(48)) > 9).any():  # uint8 wraps: anything outside '0'..'9' (and NUL) is > 9
+        raise SnapshotError("uint256 decimal text: only the digits 0-9 are allowed")
+    # SWAR: 8 digits -> their value; chunk 0 is the most significant
+    v = np.ascontiguousarray(digits).view("<u8") - _ASCII_ZERO8  # (n, width // 8)
+    v = v * np.uint64(10) + (v >> np.uint64(8))
+    v = ((v & _MASK_0_4) * _MUL_HI + ((v >> np.uint64(16)) & _MASK_0_4) * _MUL_LO) >> np.uint64(32)
+    # Horner in base 10**8 over 32-bit limbs (least significant first), exact in uint64:
+    # limb * 10**8 + carry < 2**32 * 2**27 + 2**32 < 2**64
+    limbs: list[np.ndarray] = [v[:, 0].copy()]
+    for j in range(1, v.shape[1]):
+        carry = v[:, j].copy()
+        for i in range(len(limbs)):
+            t = limbs[i] * _E8 + carry
+            limbs[i] = t & _MASK32
+            carry = t >> np.uint64(32)
+        if carry.any():
+            if len(limbs) == 2 * UINT256_LIMBS:
+                raise SnapshotError("uint256 decimal text: value >= 2**256")
+            limbs.append(carry)
+    limbs += [np.zeros(n, dtype=np.uint64)] * (2 * UINT256_LIMBS - len(limbs))
+    for k in range(UINT256_LIMBS):
+        out[:, UINT256_LIMBS - 1 - k] = limbs[2 * k] | (limbs[2 * k + 1] << np.uint64(32))
+    return out
+
+
 # -- snapshot parts --------------------------------------------------------------------------------
 
 
@@ -161,11 +340,22 @@ class FeedHistory:
 class Holdings:
     wallet_idx: np.ndarray  # int64
     token_idx: np.ndarray  # int64
-    balance_raw: np.ndarray  # object ints (balanceOf at B) or int64
+    balance_raw: np.ndarray  # balanceOf at B: object ints, int64, or (n, 4) uint64 limbs (is_limbs)
     frozen: np.ndarray  # bool, the wallet is frozen on that token
 
     def __len__(self) -> int:
         return len(self.wallet_idx)
+
+    def balance_ints(self) -> list[int]:
+        """Balances as Python ints, whatever the form of ``balance_raw`` (for the reference, checks)."""
+        return raw_ints(self.balance_raw)
+
+    def balance_units(self, decimals: np.ndarray) -> np.ndarray:
+        """Balances in token units as float64 (``decimals``: per token): the int -> float boundary."""
+        ti = np.asarray(self.token_idx, dtype=np.int64)
+        if is_limbs(self.balance_raw):
+            return limbs_to_float_units(self.balance_raw, decimals, index=ti)
+        return to_float_units(self.balance_raw, decimals, index=ti)
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,7 +438,7 @@ class Snapshot:
                 raise SnapshotError(
                     "holdings: duplicate (wallet_idx, token_idx) pairs; sum them into one row"
                 )
-            if any(int(b) < 0 for b in self.holdings.balance_raw):
+            if not is_limbs(self.holdings.balance_raw) and any(b < 0 for b in self.holdings.balance_ints()):
                 raise SnapshotError("holdings.balance_raw: negative balance; balances are uint256")
         if len(self.positions) and not (np.asarray(self.positions.leverage) > 0).all():
             raise SnapshotError("positions.leverage: must be > 0; use 1 for an unlevered position")

@@ -391,6 +391,7 @@ class ReferenceModel:
 
         # Rows per wallet, and the platform-wide pledged total per token (needs every holding)
         hold = snapshot.holdings
+        self.balance = hold.balance_ints()  # exact Python ints, whichever form the snapshot uses
         self.rows_of: dict[int, list[int]] = {}
         for r, w in enumerate(hold.wallet_idx.tolist()):
             self.rows_of.setdefault(w, []).append(r)
@@ -401,7 +402,7 @@ class ReferenceModel:
         pledged = [0.0] * n_t
         for r in range(len(hold.wallet_idx)):
             w, t = int(hold.wallet_idx[r]), int(hold.token_idx[r])
-            units, _, mv = self._value(t, int(hold.balance_raw[r]))
+            units, _, mv = self._value(t, self.balance[r])
             if self._holding_code(w, t, r, mv) == 0:
                 pledged[t] += units
         cap = policy.concentration.platform_supply_share_cap
@@ -482,7 +483,7 @@ class ReferenceModel:
         for r in self.rows_of.get(w, []):
             t = int(hold.token_idx[r])
             tk = self.token[t]
-            units, shares, mv = self._value(t, int(hold.balance_raw[r]))
+            units, shares, mv = self._value(t, self.balance[r])
             code = self._holding_code(w, t, r, mv)
             h_size = self._size(mv, units, t)
             h = min(1.0, tk["h_base"] + tk["h_vol"] + h_size + tk["h_gap"])

@@ -113,3 +113,46 @@ def parametric_losses(
         q_indep = q_joint
     scale = z * np.sqrt(horizon_days)
     return scale * np.sqrt(np.maximum(q_joint, 0.0)), scale * np.sqrt(np.maximum(q_indep, 0.0))
+
+
+def instrument_losses(
+    exposure: np.ndarray,
+    instrument_feed: np.ndarray,
+    stress: StressedCovariance,
+    z: float,
+    horizon_days: float,
+    shocks: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(L_joint, L_indep, scenario P&L)`` per row ``z`` of ``exposure`` (wallets x instruments).
+
+    An instrument is priced by one feed, ``instrument_feed`` (-1: by none, no market risk), so the
+    feed exposure is ``x = B'z`` with ``B`` one-hot and ``x'Sx = z'(B S B')z``: :func:`parametric_losses`
+    on ``x`` without building it. ``shocks`` (instruments x scenarios) are the scenario returns;
+    ``z @ shocks`` is each scenario's P&L. Two products, ``Z (B S B')`` and ``Z shocks``; the independent form
+    drops the crypto x non-crypto cross term as in :func:`parametric_losses` (an instrument is on the
+    crypto side when its feed is).
+    """
+    feed = np.asarray(instrument_feed, dtype=np.int64)
+    has = feed >= 0
+    f = np.where(has, feed, 0)
+    n_z = len(feed)
+    if has.any():
+        cov = stress.cov_joint[np.ix_(f, f)] * np.outer(has, has)
+        crypto = np.flatnonzero(has & stress.crypto_side[f])
+    else:  # no instrument has a feed (or there are no feeds at all)
+        cov, crypto = np.zeros((n_z, n_z)), np.zeros(0, dtype=np.int64)
+    y = exposure @ cov
+    q_joint = np.einsum("wi,wi->w", y, exposure)
+    if 0 < len(crypto) < n_z:
+        x_c = exposure[:, crypto]
+        cross = y[:, crypto] - x_c @ cov[np.ix_(crypto, crypto)]
+        q_indep = q_joint - 2.0 * np.einsum("wc,wc->w", cross, x_c)
+    else:
+        q_indep = q_joint
+    scale = z * np.sqrt(horizon_days)
+    return (
+        scale * np.sqrt(np.maximum(q_joint, 0.0)),
+        scale * np.sqrt(np.maximum(q_indep, 0.0)),
+        # (scenarios x wallets) computed as such, returned transposed: each scenario's column is contiguous
+        np.dot(np.asarray(shocks, dtype=np.float64).T, exposure.T).T,
+    )

@@ -24,6 +24,7 @@ from indexer.risk.inputs import (
     PriceQuote,
     Snapshot,
     Tokens,
+    balances_from_decimal_strings,
 )
 
 FEED_DECIMALS = 8
@@ -172,8 +173,14 @@ def synthetic_world(
     history_days: int = 400,
     round_step_s: int = 4 * 3600,
     calendar: TradingCalendar | None = None,
+    balance_form: str = "limbs",
 ) -> Snapshot:
-    """A consistent world at ``now``: fresh feeds, a year of history, accounts mostly eligible."""
+    """A consistent world at ``now``: fresh feeds, a year of history, accounts mostly eligible.
+
+    ``balance_form``: ``"limbs"`` (default) builds holdings' balances as the SQL loader does, decimal
+    text through :func:`balances_from_decimal_strings` into the fixed-width form; ``"ints"`` gives
+    the same values as Python ints (an ``object`` column).
+    """
     cal = calendar if calendar is not None else xnys()
     rng = np.random.default_rng(seed)
     n_t = len(tokens)
@@ -223,7 +230,15 @@ def synthetic_world(
     px_now = share_price[-1, :n_t] * np.array([s.multiplier for s in tokens])  # USD per token
     dec = np.array([s.decimals for s in tokens], dtype=np.int64)
     units = usd / px_now[token_idx]
-    raw = np.floor(units * 1e6).astype(np.int64).astype(object) * (10 ** (dec[token_idx] - 6)).astype(object)
+    # balances as a SQL loader reads NUMERIC(78, 0): decimal text, parsed into uint256 limbs
+    micro = np.floor(units * 1e6).astype(np.int64)
+    if balance_form == "limbs":
+        zeros = np.array([b"0" * int(d - 6) for d in dec], dtype=np.bytes_)
+        raw = balances_from_decimal_strings(np.strings.add(micro.astype(np.bytes_), zeros[token_idx]))
+    elif balance_form == "ints":
+        raw = micro.astype(object) * (10 ** (dec[token_idx] - 6)).astype(object)
+    else:
+        raise ValueError(f"balance_form: {balance_form!r}, expected 'limbs' or 'ints'")
     supply_units = np.bincount(token_idx, weights=units, minlength=n_t) * 3.0 + 1.0
     supply_raw = np.array(
         [int(u * 10**6) * 10 ** int(d - 6) for u, d in zip(supply_units, dec, strict=True)], dtype=object

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, select
 
 from indexer.risk import (
     MarginStatus,
@@ -113,7 +113,7 @@ def store_run(conn: Connection, run: RiskRun, snapshot: Snapshot, keys: Snapshot
         round_age_s=h.round_age_s.tolist(),
     )
     token_idx = h.token_idx.tolist()
-    balances = [int(b) for b in snapshot.holdings.balance_raw]  # exact, as valued
+    balances = snapshot.holdings.balance_ints()  # exact, as valued
     feed = [keys.feed_addresses[feed_of_token[t]] if feed_of_token[t] >= 0 else None for t in token_idx]
     rounds = [None if run.tokens.round_id[t] is None else int(run.tokens.round_id[t]) for t in token_idx]
     rows = [dict(run_id=run_id, balance_raw=balances[i], feed=feed[i], round_id=rounds[i],
@@ -137,14 +137,3 @@ def store_run(conn: Connection, run: RiskRun, snapshot: Snapshot, keys: Snapshot
 def _insert(conn: Connection, table, rows: list[dict], chunk: int = 5_000) -> None:
     for i in range(0, len(rows), chunk):
         conn.execute(table.insert(), rows[i:i + chunk])
-
-
-def delete_runs_above(conn: Connection, chain_id: int, block: int) -> int:
-    """Drop runs that valued blocks a reorg removed (their inputs no longer exist)."""
-    rr = m.RiskRunRecord.__table__
-    ids = conn.execute(select(rr.c.id).where(rr.c.chain_id == chain_id, rr.c.block_number > block)).scalars().all()
-    if ids:
-        for t in (m.RiskHolding.__table__, m.RiskWallet.__table__):
-            conn.execute(delete(t).where(t.c.run_id.in_(ids)))
-        conn.execute(delete(rr).where(rr.c.id.in_(ids)))
-    return len(ids)

@@ -24,6 +24,7 @@ from indexer.risk.inputs import (
     Snapshot,
     Tokens,
     int_array,
+    limbs_from_ints,
 )
 from indexer.risk.policy import Policy, load_policy, policy_from_mapping
 
@@ -74,6 +75,7 @@ class WorldBuilder:
     wallets: list[dict[str, Any]] = field(default_factory=list)
     holdings: list[dict[str, Any]] = field(default_factory=list)
     positions: list[dict[str, Any]] = field(default_factory=list)
+    limbs: bool = False  # balances in the fixed-width form ((n, 4) uint64) instead of Python ints
 
     def feed(
         self,
@@ -218,7 +220,7 @@ class WorldBuilder:
             holdings=Holdings(
                 wallet_idx=np.array([x["wallet"] for x in h], dtype=np.int64),
                 token_idx=np.array([x["token"] for x in h], dtype=np.int64),
-                balance_raw=int_array([x["raw"] for x in h]),
+                balance_raw=(limbs_from_ints if self.limbs else int_array)([x["raw"] for x in h]),
                 frozen=np.array([x["frozen"] for x in h], dtype=bool),
             ),
             accounts=Accounts(
@@ -405,6 +407,7 @@ def random_world(draw: st.DrawFn) -> Snapshot:
                 entry=draw(st.sampled_from([1.0, 100.0, 65_000.0, 0.5])),
                 leverage=draw(st.sampled_from([0.5, 1.0, 3.0, 20.0, 100.0])),
             )
+    b.limbs = draw(st.booleans())  # both forms of balance_raw meet the same reference
     return b.build(now)
 
 
