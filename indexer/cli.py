@@ -145,6 +145,8 @@ def _follow(settings, deadline: float | None) -> None:
     from sqlalchemy import func, select
 
     from indexer.chain.rpc import RpcClient
+    from indexer.offchain import load_files
+    from indexer.runs.job import run_and_store
     from indexer.store import models as m
     from indexer.sync.pipeline import open_store, prepare, sync_tick, target_block
 
@@ -152,11 +154,26 @@ def _follow(settings, deadline: float | None) -> None:
     ctx = prepare(settings, RpcClient(settings.chain.rpc_urls))
     console.print(f"syncing into {settings.database_url}")
     _backfill(engine, ctx, target_block(ctx))
+    book = {k: settings.world[f"{k}_csv"] for k in ("accounts", "positions") if f"{k}_csv" in settings.world}
+    if book:
+        loaded = load_files(engine, settings, **book)
+        console.print("loaded the off-chain book: " + ", ".join(f"{n:,} {k}" for k, n in loaded.items()))
+    last_run = 0.0
     while deadline is None or time.monotonic() < deadline:
         result = sync_tick(engine, ctx)
         if result is None:
             time.sleep(0.5)
             continue
+        if time.monotonic() - last_run >= 10.0:
+            last_run = time.monotonic()
+            try:
+                run = run_and_store(engine, ctx.chain_id, settings.policy_path)
+            except IndexerError as exc:
+                console.print(f"[yellow]risk run skipped:[/yellow] {exc}", highlight=False)
+            else:
+                console.print(f"risk run {run.run_id} at block {run.block_number} (XNYS {run.market_state}): "
+                              f"collateral {run.collateral_usd:,.0f} USD · "
+                              + ", ".join(f"{k} {v:,}" for k, v in run.status_counts.items()), highlight=False)
         with engine.connect() as conn:
             holders = conn.execute(select(func.count()).select_from(m.Balance)
                                    .where(m.Balance.units_raw > 0)).scalar()
@@ -331,22 +348,13 @@ app.add_typer(risk_app, name="risk")
 
 
 def _load(kind: str, path: Path, config: Path, database_url: str | None, merge: bool) -> None:
-    from indexer import offchain
+    from indexer.offchain import load_files
     from indexer.sync.pipeline import open_store
 
     try:
         settings = _settings(config, database_url)
-        text = offchain.read_file(path)
-        if kind == "accounts":
-            parsed = offchain.parse_accounts(text)
-        else:
-            parsed = offchain.parse_positions(text, offchain.base_assets_of(
-                f.name for f in settings.feeds if f.kind in ("crypto", "stablecoin")))
-        if parsed.problems:
-            raise offchain.LoadError(str(path), parsed.problems, parsed.rows_seen)
         engine = open_store(settings)
-        with engine.begin() as conn:
-            n = offchain.store(conn, parsed, source=str(path), merge=merge)
+        n = load_files(engine, settings, merge=merge, **{kind: path})[kind]
         engine.dispose()
     except IndexerError as exc:
         fail(str(exc))
@@ -403,7 +411,6 @@ def risk_run(
     import json
     from dataclasses import asdict
 
-    from indexer.risk import PolicyError, SnapshotError
     from indexer.runs.job import run_and_store
     from indexer.sync.pipeline import open_store
 
@@ -415,7 +422,7 @@ def risk_run(
         summary = run_and_store(engine, settings.chain.chain_id, str(policy or settings.policy_path), block=block,
                                 at=parse_time(at) if at is not None else None)
         engine.dispose()
-    except (IndexerError, PolicyError, SnapshotError) as exc:
+    except IndexerError as exc:
         fail(str(exc))
     if as_json:
         print(json.dumps(asdict(summary), indent=2))

@@ -224,3 +224,25 @@ def store(conn: Connection, parsed: Parsed, *, source: str, merge: bool = False)
         conn.execute(delete(table))
     upsert(conn, table, [dict(r, loaded_at=now) for r in parsed.rows], keys)
     return len(parsed.rows)
+
+
+def position_assets(settings) -> list[str]:
+    """Base assets positions may use under these settings: every configured crypto or stablecoin feed."""
+    return base_assets_of(f.name for f in settings.feeds if f.kind in ("crypto", "stablecoin"))
+
+
+def parse_file(kind: Kind, path: str | Path, settings) -> Parsed:
+    text = read_file(path)
+    parsed = parse_accounts(text) if kind == "accounts" else parse_positions(text, position_assets(settings))
+    if parsed.problems:
+        raise LoadError(str(path), parsed.problems, parsed.rows_seen)
+    return parsed
+
+
+def load_files(engine, settings, *, accounts: str | Path | None = None, positions: str | Path | None = None,
+               merge: bool = False) -> dict[str, int]:
+    """Parse every given file first, then write them all in one transaction; {kind: rows}."""
+    parsed = {kind: (parse_file(kind, path, settings), str(path))
+              for kind, path in (("accounts", accounts), ("positions", positions)) if path is not None}
+    with engine.begin() as conn:
+        return {kind: store(conn, p, source=src, merge=merge) for kind, (p, src) in parsed.items()}

@@ -25,6 +25,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from indexer.errors import IndexerError
+
 RawAmount = int  # an on-chain integer amount (uint256 / int256), never a float
 UnixSeconds = int
 
@@ -54,7 +56,7 @@ class FeedKind(IntEnum):
         return self.name.lower()
 
 
-class SnapshotError(ValueError):
+class SnapshotError(IndexerError, ValueError):
     """Inputs that the engine cannot use; the message names the field and the fix."""
 
 

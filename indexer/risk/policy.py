@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from indexer.errors import IndexerError
+
 FEED_KINDS = ("stock", "crypto", "stable")
 CRYPTO_SHOCK_KEY = "crypto"  # scenario shock applied to crypto feeds (positions' base assets)
 
@@ -28,7 +30,7 @@ Positive = Annotated[float, Field(gt=0.0)]
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
-class PolicyError(ValueError):
+class PolicyError(IndexerError, ValueError):
     """A policy that cannot be used; the message names the dotted field path and the fix."""
 
 

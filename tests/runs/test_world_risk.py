@@ -17,7 +17,7 @@ from indexer.devchain.chain import short_timeline, start_devchain
 from indexer.devchain.deploy import ChainWriter
 from indexer.devchain.live import produce_blocks
 from indexer.devchain.specs import FROZEN_AMZN, FROZEN_MSFT, SANCTIONED, utc
-from indexer.offchain import base_assets_of, parse_accounts, parse_positions, read_file, store
+from indexer.offchain import load_files
 from indexer.risk import Eligibility
 from indexer.runs.job import run_and_store
 from indexer.runs.snapshot import SnapshotUnavailable, load_snapshot
@@ -29,11 +29,7 @@ POLICY = "policy/default.toml"
 
 
 def load_book(engine, settings) -> None:
-    world = settings.world
-    feeds = base_assets_of(f.name for f in settings.feeds if f.kind == "crypto")
-    with engine.begin() as conn:
-        store(conn, parse_accounts(read_file(world["accounts_csv"])), source="accounts.csv")
-        store(conn, parse_positions(read_file(world["positions_csv"]), feeds), source="positions.csv")
+    load_files(engine, settings, accounts=settings.world["accounts_csv"], positions=settings.world["positions_csv"])
 
 
 def rows_of(engine, model, *where):
