@@ -141,14 +141,12 @@ def _attached(chain, *, live: bool, interval: float, step: int, seconds: float,
 
 
 def _follow(settings, deadline: float | None) -> None:
-    """Sync the live dev chain into the database and print one line per tick."""
-    from sqlalchemy import func, select
+    """Backfill the dev chain into the database, load the world's off-chain book, then run the service."""
+    import socket
 
     from indexer.chain.rpc import RpcClient
     from indexer.offchain import load_files
-    from indexer.runs.job import run_and_store
-    from indexer.store import models as m
-    from indexer.sync.pipeline import open_store, prepare, sync_tick, target_block
+    from indexer.sync.pipeline import open_store, prepare, target_block
 
     engine = open_store(settings)
     ctx = prepare(settings, RpcClient(settings.chain.rpc_urls))
@@ -158,30 +156,12 @@ def _follow(settings, deadline: float | None) -> None:
     if book:
         loaded = load_files(engine, settings, **book)
         console.print("loaded the off-chain book: " + ", ".join(f"{n:,} {k}" for k, n in loaded.items()))
-    last_run = 0.0
-    while deadline is None or time.monotonic() < deadline:
-        result = sync_tick(engine, ctx)
-        if result is None:
-            time.sleep(0.5)
-            continue
-        if time.monotonic() - last_run >= 10.0:
-            last_run = time.monotonic()
-            try:
-                run = run_and_store(engine, ctx.chain_id, settings.policy_path)
-            except IndexerError as exc:
-                console.print(f"[yellow]risk run skipped:[/yellow] {exc}", highlight=False)
-            else:
-                console.print(f"risk run {run.run_id} at block {run.block_number} (XNYS {run.market_state}): "
-                              f"collateral {run.collateral_usd:,.0f} USD · "
-                              + ", ".join(f"{k} {v:,}" for k, v in run.status_counts.items()), highlight=False)
-        with engine.connect() as conn:
-            holders = conn.execute(select(func.count()).select_from(m.Balance)
-                                   .where(m.Balance.units_raw > 0)).scalar()
-            rounds = conn.execute(select(func.count()).select_from(m.PriceRound)).scalar()
-        reorg = f"; reorg rolled back to {result.reorg_to}" if result.reorg_to is not None else ""
-        console.print(f"synced to block {result.to_block}: {result.transfers} transfers, {result.rounds} new rounds "
-                      f"· {holders:,} holdings, {rounds:,} rounds stored{reorg}", highlight=False)
     engine.dispose()
+    with socket.socket() as probe:  # the configured metrics port, or any free one when it is taken
+        port = settings.service.http_port if probe.connect_ex(("127.0.0.1", settings.service.http_port)) else 0
+    settings = settings.model_copy(update={"service": settings.service.model_copy(update={"http_port": port})})
+    remaining = 0.0 if deadline is None else max(0.1, deadline - time.monotonic())
+    _serve(settings, seconds=remaining, summary_every=5.0)
 
 
 @devchain_app.command("down")
@@ -339,6 +319,66 @@ def reconcile_cmd(
         fail("nothing is synced yet: run `collateral-indexer sync` first")
     console.print(f"block {result.block}: {result.checked:,} balances checked, {result.mismatches} mismatches "
                   f"recorded and repaired, {result.failed_reads} failed reads, {result.seconds:.1f}s")
+
+
+@app.command("run")
+def run_cmd(
+    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
+    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
+    port: int = typer.Option(None, "--port", help="HTTP port for /metrics and /healthz (overrides service.http_port; 0: any free port)."),
+    seconds: float = typer.Option(0.0, "--seconds", help="Stop after this many seconds (0: until SIGTERM or Ctrl-C)."),
+    summary_every: float = typer.Option(0.0, "--summary-every", help="Print a one-line summary this often (seconds; 0: never)."),
+) -> None:
+    """The background service: sync ticks, reconcile, risk runs and a feed-staleness watch, one leader per chain."""
+    try:
+        settings = _settings(config, database_url)
+        if port is not None:
+            settings = settings.model_copy(update={"service": settings.service.model_copy(update={"http_port": port})})
+        _serve(settings, seconds=seconds, summary_every=summary_every)
+    except IndexerError as exc:
+        fail(str(exc))
+
+
+def _serve(settings, *, seconds: float = 0.0, summary_every: float = 0.0) -> None:
+    """Run the service until SIGTERM/SIGINT or `seconds`; the running job finishes its transaction first."""
+    from indexer.service.service import Service
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    service = Service(settings)
+    try:
+        service.start()
+        console.print(f"service running for chain {settings.chain.chain_id} into {settings.database_url}; "
+                      f"metrics at http://{settings.service.http_host}:{service.http.port}/metrics", highlight=False)
+        deadline = time.monotonic() + seconds if seconds else None
+        next_summary = time.monotonic() + summary_every
+        while not stop.wait(0.2):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if summary_every and time.monotonic() >= next_summary:
+                next_summary += summary_every
+                console.print(_summary_line(service), highlight=False)
+    finally:
+        console.print("stopping: finishing the current job", highlight=False)
+        service.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        console.print("stopped; the database is consistent", highlight=False)
+
+
+def _summary_line(service) -> str:
+    v = service.metrics.value
+    role = "leader" if v("leader") else "standby"
+    parts = [role, f"synced {int(v('synced_block') or 0):,}", f"lag {int(v('head_lag_blocks') or 0)} blocks"]
+    run = service.last_risk
+    if run is not None:
+        parts.append(f"risk run {run.run_id} at block {run.block_number} ({run.market_state}): "
+                     f"collateral {run.collateral_usd:,.0f} USD, "
+                     + ", ".join(f"{k} {n:,}" for k, n in run.status_counts.items()))
+    stale = service.health().detail["stale_feeds"]
+    if stale:
+        parts.append("stale: " + ", ".join(stale))
+    return " · ".join(parts)
 
 
 load_app = typer.Typer(no_args_is_help=True, help="Load the venue's off-chain accounts and positions from CSV.")

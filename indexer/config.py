@@ -106,6 +106,22 @@ class FeedConfig(_Strict):
         return normalize_address(v, "feeds.address")
 
 
+class ServiceConfig(_Strict):
+    """The background service (`collateral-indexer run`): job intervals, health thresholds, HTTP."""
+
+    sync_interval_s: float = Field(2.0, gt=0)  # sync tick; never overlaps itself, missed runs coalesce
+    blocks_per_tick: int = Field(2_000, gt=0)
+    reconcile_interval_s: float = Field(600.0, gt=0)
+    risk_min_interval_s: float = Field(10.0, ge=0)  # risk runs after a tick that changed inputs, at most this often
+    staleness_interval_s: float = Field(30.0, gt=0)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(9108, ge=0, le=65535)  # 0: pick a free port (printed at start)
+    max_lag_blocks: int = Field(50, ge=0)  # /healthz turns unhealthy beyond this head lag ...
+    max_lag_seconds: float = Field(600.0, ge=0)  # ... or this many seconds without a successful tick
+    unhealthy_on_stale_feed: bool = True
+    leader_poll_s: float = Field(1.0, gt=0)  # a standby instance tries to take the lead this often
+
+
 class Settings(BaseSettings):
     """Everything the indexer needs to run against one chain."""
 
@@ -118,6 +134,7 @@ class Settings(BaseSettings):
     feeds: list[FeedConfig] = Field(default_factory=list)
     database_url: str = "sqlite:///collateral.sqlite"
     policy_path: str = "policy/default.toml"
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
     world: dict[str, Any] = Field(default_factory=dict)  # what the dev chain says about its world
     events: list[dict[str, Any]] = Field(default_factory=list)
 

@@ -19,6 +19,7 @@ from indexer.risk.engine import (
     RiskRun,
     TokenRisk,
     WalletRisk,
+    feed_staleness,
     run_risk,
 )
 from indexer.risk.inputs import (
@@ -72,6 +73,7 @@ __all__ = [
     "balances_from_decimal_strings",
     "code_names",
     "codes_to_names",
+    "feed_staleness",
     "int_array",
     "ints_from_limbs",
     "is_limbs",

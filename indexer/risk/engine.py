@@ -220,6 +220,26 @@ def _bit(mask: np.ndarray, code: Eligibility) -> np.ndarray:
     return np.where(mask, np.uint32(code), np.uint32(0))
 
 
+def feed_staleness(
+    kinds: np.ndarray, updated_at: np.ndarray, limit_s: np.ndarray, now: int, calendar: TradingCalendar
+) -> np.ndarray:
+    """Which feeds are stale at ``now`` (RISK.md section 5): age beyond ``limit_s`` (heartbeat + grace).
+
+    A stock feed is judged on the market's clock. While open, the clock is now and the heartbeat
+    runs from the later of the round and the session open (a feed cannot update while the market is
+    shut); while closed, the clock stops at the last close, so a weekend or a holiday never makes a
+    healthy feed stale, but a stall in the last session shows. Other feeds run 24/7.
+    """
+    updated = np.asarray(updated_at, dtype=np.int64)
+    if calendar.is_open(now):
+        ref, start = now, int(calendar.current_session_open(now))
+    else:
+        ref, start = int(calendar.last_close_before(now)), int(calendar.session_open_of_last_close(now))
+    stock_stale = ref - np.maximum(updated, start) > limit_s
+    continuous_stale = now - updated > limit_s
+    return np.where(np.asarray(kinds) == FeedKind.STOCK, stock_stale, continuous_stale)
+
+
 def assess_feeds(
     snapshot: Snapshot, policy: Policy, calendar: TradingCalendar
 ) -> tuple[FeedRisk, VolatilityEstimate, np.ndarray]:
@@ -235,17 +255,7 @@ def assess_feeds(
     own_hb = np.asarray(feeds.heartbeat_s, dtype=np.int64)
     hb = np.where(own_hb > 0, own_hb, policy_hb)
 
-    # Staleness (section 5). A stock feed is judged on the market's clock. While open, the clock is
-    # now and the heartbeat runs from the later of the round and the session open (a feed cannot
-    # update while the market is shut); while closed, the clock stops at the last close, so a
-    # weekend or a holiday never makes a healthy feed stale, but a stall in the last session shows.
-    if calendar.is_open(now):
-        ref, start = now, int(calendar.current_session_open(now))
-    else:
-        ref, start = int(calendar.last_close_before(now)), int(calendar.session_open_of_last_close(now))
-    stock_stale = ref - np.maximum(updated, start) > hb + grace
-    continuous_stale = now - updated > hb + grace
-    stale = np.where(kinds == FeedKind.STOCK, stock_stale, continuous_stale)
+    stale = feed_staleness(kinds, updated, hb + grace, now, calendar)
 
     incomplete = np.zeros(len(feeds), dtype=bool)
     for f in np.flatnonzero(has):  # uint80 round ids are Python ints: compare them exactly

@@ -1,0 +1,260 @@
+"""`collateral-indexer run`: the sync tick, the reconcile job, the risk run and the feed-staleness watch
+on one APScheduler, behind a leader lock, with /metrics and /healthz.
+
+Jobs never overlap themselves and coalesce missed runs. A job that fails is logged and counted and
+runs again at its next time; the service itself does not die on a bad answer. Stopping (SIGTERM,
+SIGINT) lets the running job finish its transaction, then releases the lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import func, select
+
+from indexer.chain.rpc import RpcClient
+from indexer.config import Settings
+from indexer.errors import IndexerError
+from indexer.risk import FeedKind, feed_staleness, load_policy, xnys
+from indexer.runs.job import run_and_store
+from indexer.service.http import HealthServer
+from indexer.service.leader import Leadership
+from indexer.service.metrics import Registry
+from indexer.store import models as m
+from indexer.sync.pipeline import SyncContext, open_store, prepare, sync_tick
+from indexer.sync.reconcile import reconcile
+
+log = logging.getLogger(__name__)
+
+_KIND = {"stock": FeedKind.STOCK, "crypto": FeedKind.CRYPTO, "stablecoin": FeedKind.STABLE, "reserve": FeedKind.STABLE}
+
+
+def declare(metrics: Registry) -> None:
+    g, c = metrics.gauge, metrics.counter
+    g("leader", "1 while this instance holds the leader lock and writes, 0 while it stands by")
+    g("chain_head_block", "Latest block number the RPC node reports")
+    g("synced_block", "Last block written by the sync (checkpoint)")
+    g("head_lag_blocks", "Blocks between the node's head and the synced block")
+    g("head_lag_seconds", "Seconds of chain time between the node's head block and the synced block")
+    g("last_tick_success_timestamp_seconds", "Wall-clock unix time of the last successful sync tick")
+    c("ticks_total", "Sync ticks that wrote a block range")
+    c("job_errors_total", "Failed job runs by job and error kind")
+    c("rows_written_total", "Rows written by the sync, by kind (logs, transfers, rounds)")
+    c("reorgs_total", "Reorgs detected and rolled back")
+    c("rpc_requests_total", "HTTP requests sent to the RPC endpoints")
+    c("rpc_calls_total", "JSON-RPC calls sent (a batch counts each call)")
+    c("rpc_errors_total", "RPC errors by kind (timeout, rate_limited, server_error, ...)")
+    c("rpc_retries_total", "RPC retries after backoff")
+    c("reconcile_runs_total", "Reconcile runs completed")
+    c("reconcile_checked_total", "Balances checked against balanceOf")
+    c("reconcile_mismatches_total", "Stored balances that differed from balanceOf (recorded and repaired)")
+    c("risk_runs_total", "Risk runs stored")
+    g("risk_run_duration_seconds", "Duration of the last risk run (load, compute)")
+    g("risk_run_block", "Block valued by the last risk run")
+    g("wallets", "Wallets per margin status in the last risk run")
+    g("feed_age_seconds", "Age of each feed's latest round at the synced head's time")
+    g("feed_stale", "1 when the feed is stale by its heartbeat and grace (stock feeds on the XNYS clock)")
+
+
+@dataclass
+class Health:
+    healthy: bool
+    role: str
+    reasons: list[str]
+    detail: dict
+
+
+class Service:
+    def __init__(self, settings: Settings, *, rpc: RpcClient | None = None) -> None:
+        self.settings = settings
+        self.cfg = settings.service
+        self.chain_id = settings.chain.chain_id
+        self.metrics = Registry()
+        declare(self.metrics)
+        self.metrics.set("leader", 0)
+        self.engine = open_store(settings)
+        self.rpc = rpc or RpcClient(settings.chain.rpc_urls)
+        self.leader = Leadership(self.engine, self.chain_id)
+        self.ctx: SyncContext | None = None
+        self.stop_requested = threading.Event()
+        self._risk_dirty = False
+        self._last_risk = 0.0
+        self._last_tick_wall: float | None = None
+        self._lag_blocks: int | None = None
+        self._stale: list[str] = []
+        self.last_risk = None
+        self._started = time.time()
+        self._lock = threading.Lock()
+        self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults={
+            "max_instances": 1, "coalesce": True, "misfire_grace_time": None})
+        self.http: HealthServer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.http = HealthServer(self.cfg.http_host, self.cfg.http_port, self)
+        self.http.start()
+        now = datetime.now(UTC)
+        add = self.scheduler.add_job
+        add(self._job("leader", self.elect), "interval", seconds=self.cfg.leader_poll_s, id="leader", next_run_time=now)
+        add(self._job("sync", self.sync_job), "interval", seconds=self.cfg.sync_interval_s, id="sync", next_run_time=now)
+        add(self._job("risk", self.risk_job), "interval", seconds=max(self.cfg.risk_min_interval_s, 0.5), id="risk")
+        add(self._job("reconcile", self.reconcile_job), "interval", seconds=self.cfg.reconcile_interval_s, id="reconcile")
+        add(self._job("staleness", self.staleness_job), "interval", seconds=self.cfg.staleness_interval_s,
+            id="staleness", next_run_time=now)
+        self.scheduler.start()
+        log.info("service started: metrics at http://%s:%d/metrics", self.cfg.http_host, self.http.port)
+
+    def stop(self) -> None:
+        """Let the running job finish (one transaction), then release the lock and close."""
+        self.stop_requested.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.leader.release()
+        self.metrics.set("leader", 0)
+        if self.http is not None:
+            self.http.stop()
+        self.rpc.close()
+        self.engine.dispose()
+
+    def _job(self, name: str, fn):
+        def run() -> None:
+            if self.stop_requested.is_set():
+                return
+            try:
+                fn()
+            except Exception as exc:  # a job never takes the service down
+                kind = getattr(exc, "kind", None) or type(exc).__name__
+                self.metrics.inc("job_errors_total", job=name, kind=str(kind))
+                if isinstance(exc, IndexerError):
+                    log.warning("%s job failed: %s", name, exc)
+                else:
+                    log.exception("%s job failed", name)
+        return run
+
+    # -- jobs --------------------------------------------------------------------------------
+    def elect(self) -> None:
+        was = self.ctx is not None
+        if self.leader.try_acquire():
+            if not was:
+                self.ctx = prepare(self.settings, self.rpc, max_blocks_per_tick=self.cfg.blocks_per_tick)
+                self.metrics.set("leader", 1)
+                self._risk_dirty = True
+                log.warning("this instance is now the leader for chain %d", self.chain_id)
+        elif was:
+            self.ctx = None
+            self.metrics.set("leader", 0)
+
+    def is_leader(self) -> bool:
+        if self.ctx is None:
+            return False
+        if not self.leader.still_held():
+            self.ctx = None
+            self.metrics.set("leader", 0)
+            return False
+        return True
+
+    def sync_job(self) -> None:
+        """Tick until caught up (a backfill runs tick after tick), stopping between ticks on request."""
+        while not self.stop_requested.is_set() and self.is_leader():
+            result = sync_tick(self.engine, self.ctx)
+            self._observe_head()
+            if result is None:
+                return
+            self._last_tick_wall = time.time()
+            self.metrics.set("last_tick_success_timestamp_seconds", self._last_tick_wall)
+            self.metrics.inc("ticks_total")
+            for kind, n in (("logs", result.logs), ("transfers", result.transfers), ("rounds", result.rounds)):
+                self.metrics.inc("rows_written_total", n, kind=kind)
+            if result.reorg_to is not None:
+                self.metrics.inc("reorgs_total")
+            self._risk_dirty = True  # a new block moves time: balances of rebasing tokens, round ages
+
+    def _observe_head(self) -> None:
+        head = self.rpc.call("eth_getBlockByNumber", ["latest", False])
+        head_n, head_ts = int(head["number"], 16), int(head["timestamp"], 16)
+        with self.engine.connect() as conn:
+            cp = conn.execute(select(m.SyncCheckpoint.block_number).where(
+                m.SyncCheckpoint.chain_id == self.chain_id)).scalar()
+            ts = conn.execute(select(m.Block.timestamp).where(m.Block.chain_id == self.chain_id,
+                                                              m.Block.number == cp)).scalar() if cp is not None else None
+        self.metrics.set("chain_head_block", head_n)
+        if cp is not None:
+            self._lag_blocks = head_n - cp
+            self.metrics.set("synced_block", cp)
+            self.metrics.set("head_lag_blocks", head_n - cp)
+            self.metrics.set("head_lag_seconds", max(0, head_ts - (ts or head_ts)))
+        self._collect_rpc()
+
+    def _collect_rpc(self) -> None:
+        s = self.rpc.stats
+        self.metrics.set("rpc_requests_total", s.requests)
+        self.metrics.set("rpc_calls_total", s.calls)
+        self.metrics.set("rpc_retries_total", s.retries)
+        self.metrics.replace("rpc_errors_total", {(("kind", k),): float(v) for k, v in s.errors.items()})
+
+    def risk_job(self) -> None:
+        if not self._risk_dirty or not self.is_leader():
+            return
+        self._risk_dirty = False
+        summary = run_and_store(self.engine, self.chain_id, self.settings.policy_path)
+        self._last_risk = time.time()
+        self.metrics.inc("risk_runs_total")
+        self.metrics.set("risk_run_duration_seconds", summary.load_s + summary.compute_s + summary.write_s)
+        self.metrics.set("risk_run_block", summary.block_number)
+        self.metrics.replace("wallets", {(("status", k),): float(v) for k, v in summary.status_counts.items()})
+        self.last_risk = summary
+
+    def reconcile_job(self) -> None:
+        if not self.is_leader():
+            return
+        result = reconcile(self.engine, self.ctx)
+        if result is not None:
+            self.metrics.inc("reconcile_runs_total")
+            self.metrics.inc("reconcile_checked_total", result.checked)
+            self.metrics.inc("reconcile_mismatches_total", result.mismatches)
+
+    def staleness_job(self) -> None:
+        """Age of every feed's latest round at the synced head's time; stock feeds on the XNYS clock."""
+        policy = load_policy(self.settings.policy_path)
+        pr, b, cp = m.PriceRound.__table__, m.Block.__table__, m.SyncCheckpoint.__table__
+        with self.engine.connect() as conn:
+            now = conn.execute(select(b.c.timestamp).join(cp, (cp.c.chain_id == b.c.chain_id)
+                                                          & (cp.c.block_number == b.c.number))
+                               .where(cp.c.chain_id == self.chain_id)).scalar()
+            if now is None:
+                return
+            latest = dict(conn.execute(select(pr.c.feed, func.max(pr.c.updated_at)).where(
+                pr.c.chain_id == self.chain_id, pr.c.updated_at <= now).group_by(pr.c.feed)).all())
+        feeds = self.settings.feeds
+        if not feeds:
+            return
+        kinds = np.array([int(_KIND[f.kind]) for f in feeds], dtype=np.int8)
+        updated = np.array([latest.get(f.address, 0) for f in feeds], dtype=np.int64)
+        rules = [getattr(policy.staleness, FeedKind(int(k)).policy_key) for k in kinds]
+        limit = np.array([f.heartbeat + r.grace_s for f, r in zip(feeds, rules, strict=True)], dtype=np.int64)
+        stale = feed_staleness(kinds, updated, limit, int(now), xnys())
+        self.metrics.replace("feed_age_seconds", {(("feed", f.name),): float(now - u) if u else float("nan")
+                                                  for f, u in zip(feeds, updated.tolist(), strict=True)})
+        self.metrics.replace("feed_stale", {(("feed", f.name),): float(s) for f, s in zip(feeds, stale, strict=True)})
+        self._stale = [f.name for f, s in zip(feeds, stale, strict=True) if s]
+
+    # -- health ------------------------------------------------------------------------------
+    def health(self) -> Health:
+        role = "leader" if self.ctx is not None else "standby"
+        reasons: list[str] = []
+        if role == "leader":
+            if self._lag_blocks is not None and self._lag_blocks > self.cfg.max_lag_blocks:
+                reasons.append(f"head lag {self._lag_blocks} blocks > {self.cfg.max_lag_blocks}")
+            since = time.time() - (self._last_tick_wall or self._started)
+            if since > self.cfg.max_lag_seconds:
+                reasons.append(f"no successful sync tick for {since:.0f} s > {self.cfg.max_lag_seconds:.0f} s")
+            if self.cfg.unhealthy_on_stale_feed and self._stale:
+                reasons.append("stale feeds: " + ", ".join(self._stale))
+        return Health(not reasons, role, reasons, {
+            "lag_blocks": self._lag_blocks, "last_tick": self._last_tick_wall, "stale_feeds": self._stale})
