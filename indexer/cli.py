@@ -381,6 +381,61 @@ def _summary_line(service) -> str:
     return " · ".join(parts)
 
 
+@app.command("wallet")
+def wallet_cmd(
+    addresses: list[str] = typer.Argument(None, help="Wallet addresses (0x...); '-' reads them from stdin."),
+    from_file: Path = typer.Option(None, "--file", "-f", help="Read addresses from this file (one per line, # comments)."),
+    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
+    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
+    block: int = typer.Option(None, "--block", help="Answer from the latest risk run at or before this block."),
+    at: str = typer.Option(None, "--at", help="...or at or before this time (unix seconds or ISO 8601)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (schema: docs/wallet-lookup.schema.json)."),
+) -> None:
+    """Look wallets up: holdings, prices, every haircut component, eligibility, collateral, margin, stress."""
+    wallet_lookup(addresses or [], from_file=from_file, config=config, database_url=database_url, block=block,
+                  at=at, as_json=as_json)
+
+
+def wallet_lookup(addresses: list[str], *, from_file: Path | None, config: Path, database_url: str | None,
+                  block: int | None, at: str | None, as_json: bool) -> None:
+    import json
+
+    from indexer.lookup import lookup
+    from indexer.lookup_view import render
+    from indexer.store.engine import make_engine
+
+    if block is not None and at is not None:
+        fail("give --block or --at, not both")
+    inputs = [a for a in addresses if a != "-"]
+    if "-" in addresses:
+        inputs += sys.stdin.read().split()
+    if from_file is not None:
+        try:
+            inputs += from_file.read_text().split()
+        except OSError as exc:
+            fail(f"cannot read {from_file}: {exc.strerror}")
+    if not inputs:
+        fail("give at least one wallet address (arguments, --file FILE, or '-' for stdin)", code=2)
+    try:
+        settings = _settings(config, database_url)
+        engine = make_engine(settings.database_url)
+        with engine.connect() as conn:
+            doc = lookup(conn, settings.chain.chain_id, inputs, block=block,
+                         at=parse_time(at) if at is not None else None)
+        engine.dispose()
+    except IndexerError as exc:
+        fail(str(exc))
+    except Exception as exc:  # a database that is not there or not migrated
+        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {str(exc).splitlines()[0]} "
+             "(run `collateral-indexer init-db` and a sync first)")
+    if as_json:
+        print(json.dumps(doc, indent=2))
+    else:
+        render(doc, console)
+    if doc["invalid"] and not doc["wallets"]:
+        raise typer.Exit(2)
+
+
 load_app = typer.Typer(no_args_is_help=True, help="Load the venue's off-chain accounts and positions from CSV.")
 risk_app = typer.Typer(no_args_is_help=True, help="Risk runs: eligibility, haircuts, margin and joint stress.")
 app.add_typer(load_app, name="load")

@@ -1,0 +1,150 @@
+"""Wallet lookup for risk and support staff: one wallet's holdings, prices, haircuts, eligibility,
+collateral, positions, margin and stress, from the stored risk run (JSON schema in
+docs/wallet-lookup.schema.json, version SCHEMA_VERSION).
+
+Which run: the latest stored run, or with ``block`` / ``at`` the latest run that valued a block at or
+before it. Every query binds its inputs as parameters; addresses are parsed (with their EIP-55
+checksum) before any query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from indexer.addresses import AddressError, checksum, parse_address
+from indexer.errors import IndexerError
+from indexer.store import models as m
+
+SCHEMA_VERSION = "1.0"
+
+
+class LookupError_(IndexerError):  # noqa: N801 - LookupError is a builtin
+    """No run to answer from, or a block with no run at or before it."""
+
+
+@dataclass(frozen=True)
+class RunRef:
+    id: int
+    block_number: int
+    block_timestamp: int
+    policy_version: str
+    policy_hash: str
+    market_state: str
+
+
+def parse_wallets(values: list[str]) -> tuple[list[str], list[dict]]:
+    """(valid lowercase addresses in input order without duplicates, [{input, error}] for the rest)."""
+    good: list[str] = []
+    bad: list[dict] = []
+    for raw in values:
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            addr = parse_address(text, "wallet")
+        except AddressError as exc:
+            bad.append({"input": text, "error": str(exc)})
+            continue
+        if addr not in good:
+            good.append(addr)
+    return good, bad
+
+
+def find_run(conn: Connection, chain_id: int, *, block: int | None = None, at: int | None = None) -> RunRef:
+    rr = m.RiskRunRecord.__table__
+    q = select(rr.c.id, rr.c.block_number, rr.c.block_timestamp, rr.c.policy_version, rr.c.policy_hash,
+               rr.c.market_state).where(rr.c.chain_id == chain_id)
+    if block is not None:
+        q = q.where(rr.c.block_number <= block)
+    if at is not None:
+        q = q.where(rr.c.block_timestamp <= at)
+    row = conn.execute(q.order_by(rr.c.block_number.desc(), rr.c.id.desc()).limit(1)).first()
+    if row is None:
+        where = f" at or before block {block}" if block is not None else f" at or before time {at}" if at is not None else ""
+        raise LookupError_(f"no risk run is stored{where}: run `collateral-indexer risk run` (or the service) first")
+    return RunRef(*row)
+
+
+def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str) -> dict[str, Any]:
+    """Everything about one (already parsed) wallet in one run, as plain JSON-ready data."""
+    h, w, rr = m.RiskHolding.__table__, m.RiskWallet.__table__, m.RiskRunRecord.__table__
+    holdings = conn.execute(select(h).where(h.c.run_id == run.id, h.c.wallet == wallet)
+                            .order_by(h.c.collateral_value.desc(), h.c.symbol)).mappings().all()
+    margin = conn.execute(select(w).where(w.c.run_id == run.id, w.c.wallet == wallet)).mappings().first()
+    positions = conn.execute(select(m.Position.__table__).where(m.Position.wallet == wallet)
+                             .order_by(m.Position.instrument)).mappings().all()
+    account = conn.execute(select(m.Account.__table__).where(m.Account.wallet == wallet)).mappings().first()
+    feeds = {f.address: f for f in conn.execute(select(m.Feed.__table__).where(m.Feed.chain_id == chain_id)).all()}
+    out: dict[str, Any] = {
+        "wallet": wallet,
+        "checksummed": checksum(wallet[2:]),
+        "found": margin is not None or bool(holdings),
+        "account": None if account is None else {
+            "jurisdiction": account["jurisdiction"], "tier": account["tier"], "kyc_status": account["kyc_status"],
+            "cash_usd": account["cash_usd"]},
+        "holdings": [_holding(r, feeds) for r in holdings],
+        "positions": [{k: p[k] for k in ("instrument", "base_asset", "size", "entry_price", "leverage")}
+                      for p in positions],
+        "margin": None,
+        "stress": None,
+    }
+    if margin is not None:
+        out["margin"] = {k: margin[k] for k in ("market_value", "collateral", "cash", "upnl", "equity", "im", "mm",
+                                                "excess", "status")}
+        out["stress"] = {k: margin[k] for k in ("l_joint", "l_indep", "wrong_way", "worst_scenario",
+                                                "worst_scenario_loss", "stressed_excess", "binding")}
+    if not out["found"]:
+        # not in the run: is the wallet known at all (a holder since then, a transfer party, an account)?
+        b, t = m.Balance.__table__, m.Transfer.__table__
+        now_held = conn.execute(select(func.count()).select_from(b).where(
+            b.c.chain_id == chain_id, b.c.wallet == wallet, b.c.units_raw > 0)).scalar()
+        seen = conn.execute(select(t.c.block_number).where(t.c.chain_id == chain_id, t.c.to_address == wallet)
+                            .limit(1)).first() or conn.execute(select(t.c.block_number).where(
+                                t.c.chain_id == chain_id, t.c.from_address == wallet).limit(1)).first()
+        later = conn.execute(select(func.max(rr.c.block_number)).where(rr.c.chain_id == chain_id)).scalar()
+        if now_held:
+            out["note"] = (f"holds {now_held} token(s) now but was not in run {run.id} (block {run.block_number}); "
+                           + ("a later run covers it" if later and later > run.block_number else
+                              "the next risk run will value it"))
+        elif seen or account is not None or positions:
+            out["note"] = f"known to the indexer, but held no indexed token at block {run.block_number}"
+        else:
+            out["note"] = "nothing indexed for this wallet: no balance, transfer, account or position"
+    return out
+
+
+def _holding(r, feeds) -> dict[str, Any]:
+    feed = feeds.get(r["feed"]) if r["feed"] else None
+    return {
+        "symbol": r["symbol"], "token": r["token"], "balance_raw": str(r["balance_raw"]), "balance": r["balance"],
+        "shares": r["shares"],
+        "price": {"value": r["price"], "feed": feed.name if feed is not None else None, "round_id":
+                  None if r["round_id"] is None else str(r["round_id"]), "age_s": r["round_age_s"],
+                  "market_state": r["market_state"]},
+        "market_value": r["market_value"],
+        "eligible": bool(r["eligible"]), "codes": int(r["codes"]),
+        "reasons": [c for c in (r["code_names"] or "").split(",") if c],
+        "haircut": {"base": r["h_base"], "volatility": r["h_vol"], "size": r["h_size"], "gap": r["h_gap"],
+                    "total": r["haircut"]},
+        "collateral_before_caps": r["collateral_before_caps"], "platform_cut": r["platform_cut"],
+        "wallet_cut": r["wallet_cut"], "collateral_value": r["collateral_value"],
+    }
+
+
+def lookup(conn: Connection, chain_id: int, inputs: list[str], *, block: int | None = None,
+           at: int | None = None) -> dict[str, Any]:
+    """The JSON document for a list of address strings (bad ones are reported, not raised)."""
+    wallets, invalid = parse_wallets(inputs)
+    run = find_run(conn, chain_id, block=block, at=at)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "chain_id": chain_id,
+        "run": {"id": run.id, "block_number": run.block_number, "block_timestamp": run.block_timestamp,
+                "policy_version": run.policy_version, "policy_hash": run.policy_hash,
+                "market_state": run.market_state, "asked": {"block": block, "at": at}},
+        "wallets": [lookup_wallet(conn, chain_id, run, w) for w in wallets],
+        "invalid": invalid,
+    }
