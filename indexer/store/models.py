@@ -140,7 +140,7 @@ class Balance(SQLModel, table=True):
     """Current balance per (token, wallet): `balance_raw` equals balanceOf at `block_number`."""
 
     __tablename__ = "balances"
-    __table_args__ = (Index("ix_balances_wallet", "chain_id", "wallet"),)
+    __table_args__ = (Index("ix_balances_wallet", "wallet", "chain_id"),)  # wallet first (0003)
     chain_id: int = Field(primary_key=True)
     token: str = Field(primary_key=True, max_length=42)
     wallet: str = Field(primary_key=True, max_length=42)
@@ -247,6 +247,8 @@ class RiskRunRecord(SQLModel, table=True):
     """One risk run: the block it valued, the policy it used (version and content hash), its totals."""
 
     __tablename__ = "risk_runs"
+    # the latest run per chain and "the run at or before block B" are index probes (0003)
+    __table_args__ = (Index("ix_risk_runs_chain_block", "chain_id", "block_number", "id"),)
     id: int | None = Field(default=None, primary_key=True)
     chain_id: int
     block_number: int = Field(sa_type=BigInteger)
