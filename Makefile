@@ -5,10 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
+STAMP_BROWSER := $(VENV)/.chromium
 ABIS := $(wildcard abis/*.json)
 SOURCES := $(wildcard contracts/*.sol) scripts/build_contracts.mjs
 
-.PHONY: setup build demo test lint clean devchain-down
+.PHONY: setup build demo test lint clean devchain-down browser
 
 setup: $(STAMP_PY) $(STAMP_NPM) build/contracts/BUILD_INFO.json
 
@@ -29,10 +30,24 @@ build/contracts/BUILD_INFO.json: $(STAMP_NPM) $(SOURCES)
 
 build: build/contracts/BUILD_INFO.json
 
+# Debian's chromium renders the risk report in a test (tests/test_report.py). Installed when missing
+# and we are root with apt-get; otherwise a warning, and that one test is skipped.
+$(STAMP_BROWSER): $(STAMP_PY)
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium (apt-get)"; \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null \
+	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }; } \
+	    || { echo "error: apt-get could not install chromium" >&2; exit 1; }; \
+	else echo "warning: chromium not found and not root with apt-get: the report's browser test will be skipped" >&2; fi
+	@if command -v chromium >/dev/null; then touch $@; fi
+
+browser: $(STAMP_BROWSER)
+
 demo: setup
 	$(VENV)/bin/collateral-indexer demo --port $${DEMO_PORT:-8545}
 
-test: setup
+test: setup $(STAMP_BROWSER)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 

@@ -436,6 +436,30 @@ def wallet_lookup(addresses: list[str], *, from_file: Path | None, config: Path,
         raise typer.Exit(2)
 
 
+@app.command("report")
+def report_cmd(
+    out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for index.html (created if missing)."),
+    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
+    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
+    run: int = typer.Option(None, "--run", help="Report this risk run (default: the latest)."),
+    policy: Path = typer.Option(None, "--policy", help="Policy TOML for the cap lines (default: the configuration's)."),
+) -> None:
+    """A self-contained HTML risk report (charts, no network) of a stored risk run."""
+    from indexer.report import write_report
+    from indexer.risk import load_policy
+    from indexer.store.engine import make_engine
+
+    try:
+        settings = _settings(config, database_url)
+        engine = make_engine(settings.database_url)
+        path = write_report(engine, settings.chain.chain_id, out, run_id=run,
+                            policy=load_policy(policy or settings.policy_path))
+        engine.dispose()
+    except IndexerError as exc:
+        fail(str(exc))
+    console.print(f"report written to {path}", highlight=False)
+
+
 load_app = typer.Typer(no_args_is_help=True, help="Load the venue's off-chain accounts and positions from CSV.")
 risk_app = typer.Typer(no_args_is_help=True, help="Risk runs: eligibility, haircuts, margin and joint stress.")
 app.add_typer(load_app, name="load")

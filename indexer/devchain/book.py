@@ -1,9 +1,12 @@
 """The dev world's off-chain book: the venue's accounts and crypto positions, as the CSV files the
 `collateral-indexer load` commands read. Deterministic from the world's seed.
 
-Accounts: most holders are KYC-approved non-US clients; a few are US persons (blocked by the
-default policy), pending KYC, or have no account at all, so every account rule has a case.
-Positions: about 40% of holders run a levered long BTC or ETH perpetual against their tokenized
+Accounts: about a third of the holders are the venue's clients (most token holders on a public
+chain are not, and the platform-wide cap on pledged supply should bind only when it would in
+practice); most clients are KYC-approved non-US persons, a few are US persons (blocked by the default
+policy) or pending KYC, so every account rule has a case. Wallets without an account show
+ACCOUNT_UNKNOWN.
+Positions: about 60% of the clients run a levered long BTC or ETH perpetual against their tokenized
 stock collateral (the wrong-way case the joint crash tests), a few hedge with a short; sizes are a
 multiple of the holder's collateral at the world's start, so margin is tight for some and loose for
 most.
@@ -21,6 +24,7 @@ from indexer.devchain.world import WorldSim
 
 ACCOUNTS_CSV = "accounts.csv"
 POSITIONS_CSV = "positions.csv"
+CLIENT_SHARE = 0.35
 JURISDICTIONS = ("DE", "SG", "GB", "FR", "CH", "AE", "JP", "BR", "ES", "IT")
 
 
@@ -34,14 +38,14 @@ def book_rows(sim: WorldSim) -> tuple[list[dict], list[dict]]:
     accounts, positions = [], []
     for i, wallet in enumerate(sim.wallets):
         r = rng.random()
-        if r < 0.02:
-            continue  # no account on file
-        jurisdiction = "US" if r < 0.05 else JURISDICTIONS[int(rng.integers(len(JURISDICTIONS)))]
+        if r >= CLIENT_SHARE:
+            continue  # not a client of the venue: no account on file
+        jurisdiction = "US" if r < 0.015 else JURISDICTIONS[int(rng.integers(len(JURISDICTIONS)))]
         kyc = "pending" if rng.random() < 0.02 else "approved"
         tier = rng.choice(["retail", "professional", "institutional"], p=[0.8, 0.15, 0.05])
         cash = round(float(rng.exponential(200.0)), 2) if rng.random() < 0.3 else 0.0
         accounts.append(dict(wallet=wallet, jurisdiction=jurisdiction, tier=str(tier), kyc_status=kyc, cash_usd=cash))
-        if value[i] <= 0 or rng.random() > 0.4:
+        if value[i] <= 0 or rng.random() > 0.6:
             continue
         base = "BTC" if rng.random() < 0.7 else "ETH"
         leverage = float(rng.choice([3.0, 5.0, 10.0, 20.0]))

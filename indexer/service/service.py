@@ -90,7 +90,9 @@ class Service:
         self._stale: list[str] = []
         self.last_risk = None
         self._started = time.time()
-        self._lock = threading.Lock()
+        self._writer = threading.Lock()
+        # a job still running at its next turn is skipped by design (max_instances=1): not worth a warning
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults={
             "max_instances": 1, "coalesce": True, "misfire_grace_time": None})
         self.http: HealthServer | None = None
@@ -102,9 +104,9 @@ class Service:
         now = datetime.now(UTC)
         add = self.scheduler.add_job
         add(self._job("leader", self.elect), "interval", seconds=self.cfg.leader_poll_s, id="leader", next_run_time=now)
-        add(self._job("sync", self.sync_job), "interval", seconds=self.cfg.sync_interval_s, id="sync", next_run_time=now)
-        add(self._job("risk", self.risk_job), "interval", seconds=max(self.cfg.risk_min_interval_s, 0.5), id="risk")
-        add(self._job("reconcile", self.reconcile_job), "interval", seconds=self.cfg.reconcile_interval_s, id="reconcile")
+        add(self._job("sync", self.sync_job, writes=True), "interval", seconds=self.cfg.sync_interval_s, id="sync", next_run_time=now)
+        add(self._job("risk", self.risk_job, writes=True), "interval", seconds=max(self.cfg.risk_min_interval_s, 0.5), id="risk")
+        add(self._job("reconcile", self.reconcile_job, writes=True), "interval", seconds=self.cfg.reconcile_interval_s, id="reconcile")
         add(self._job("staleness", self.staleness_job), "interval", seconds=self.cfg.staleness_interval_s,
             id="staleness", next_run_time=now)
         self.scheduler.start()
@@ -122,12 +124,16 @@ class Service:
         self.rpc.close()
         self.engine.dispose()
 
-    def _job(self, name: str, fn):
+    def _job(self, name: str, fn, *, writes: bool = False):
         def run() -> None:
             if self.stop_requested.is_set():
                 return
             try:
-                fn()
+                if writes:
+                    with self._writer:  # sync, risk and reconcile write one at a time (SQLite has one writer)
+                        fn()
+                else:
+                    fn()
             except Exception as exc:  # a job never takes the service down
                 kind = getattr(exc, "kind", None) or type(exc).__name__
                 self.metrics.inc("job_errors_total", job=name, kind=str(kind))
@@ -174,6 +180,7 @@ class Service:
             if result.reorg_to is not None:
                 self.metrics.inc("reorgs_total")
             self._risk_dirty = True  # a new block moves time: balances of rebasing tokens, round ages
+        self._maybe_risk()
 
     def _observe_head(self) -> None:
         head = self.rpc.call("eth_getBlockByNumber", ["latest", False])
@@ -199,7 +206,14 @@ class Service:
         self.metrics.replace("rpc_errors_total", {(("kind", k),): float(v) for k, v in s.errors.items()})
 
     def risk_job(self) -> None:
-        if not self._risk_dirty or not self.is_leader():
+        self._maybe_risk()
+
+    def _maybe_risk(self) -> None:
+        """Run risk when a tick changed its inputs and the last run is at least risk_min_interval_s old:
+        right after the tick when due, else at the risk job's next turn."""
+        if not self._risk_dirty or time.time() - self._last_risk < self.cfg.risk_min_interval_s:
+            return
+        if not self.is_leader():
             return
         self._risk_dirty = False
         summary = run_and_store(self.engine, self.chain_id, self.settings.policy_path)

@@ -1,0 +1,300 @@
+"""The risk report: rendered from risk runs on a synced short world (SQLite and PostgreSQL), checked for
+its content, self-containment and HTML, then opened in a real headless chromium (screenshot, DOM)."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from indexer.chain.rpc import RpcClient
+from indexer.config import load_settings
+from indexer.devchain.anvil import free_port
+from indexer.devchain.chain import short_timeline, start_devchain
+from indexer.devchain.live import produce_blocks
+from indexer.offchain import load_files
+from indexer.report import SECTIONS, STATUS_COLOURS, ReportError, usd, write_report
+from indexer.risk import load_policy
+from indexer.runs.job import run_and_store
+from indexer.store import models as m
+from indexer.store.engine import make_engine, upgrade
+from indexer.sync.pipeline import open_store, prepare, sync
+
+POLICY = "policy/default.toml"
+CHARTS = 12  # SVG charts on a page (an empty chart is still an <svg> saying so)
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+@pytest.fixture(scope="module")
+def short_world(tmp_path_factory):
+    """Eight days of the small world, then six more blocks: two synced heads to run risk at."""
+    chain = start_devchain(port=free_port(), state_dir=tmp_path_factory.mktemp("report"), seed=7, scale="small",
+                           timeline=short_timeline(8))
+    rpc = RpcClient(chain.url, timeout=120)
+    try:
+        first = load_settings(chain.manifest_path).world["head_block"]
+        last = produce_blocks(rpc, chain.sim, 6, 1_800)[-1]
+        yield chain, first, last
+    finally:
+        rpc.close()
+        chain.node.stop(remove_state=True)
+
+
+def synced_runs(chain, url: str, first: int, last: int):
+    """Sync to `first`, run with no book (no positions), load the book, run, sync to `last`, run."""
+    settings = load_settings(chain.manifest_path, database_url=url)
+    engine = open_store(settings)
+    rpc = RpcClient(chain.url, timeout=120)
+    try:
+        ctx = prepare(settings, rpc)
+        sync(engine, ctx, to_block=first)
+        cid = settings.chain.chain_id
+        bare = run_and_store(engine, cid, POLICY)
+        load_files(engine, settings, accounts=settings.world["accounts_csv"],
+                   positions=settings.world["positions_csv"])
+        early = run_and_store(engine, cid, POLICY)
+        sync(engine, ctx, to_block=last)
+        late = run_and_store(engine, cid, POLICY)
+    finally:
+        rpc.close()
+    return engine, cid, (bare, early, late)
+
+
+class Page(HTMLParser):
+    """Tags, attributes and text of a page; fails on tags closed out of order."""
+
+    VOID = {"meta", "br", "link", "img", "input", "hr", "rect", "line", "circle", "polyline"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.tags: dict[str, int] = {}
+        self.attrs: list[tuple[str, str | None]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        self.attrs += attrs
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        self.attrs += attrs
+
+    def handle_endtag(self, tag):
+        if tag in self.VOID:
+            return
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1] if self.stack else None}>"
+        self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(page: str) -> Page:
+    p = Page()
+    p.feed(page)
+    p.close()
+    assert p.stack == ["html"] or p.stack == [], p.stack  # </html> may be implied
+    return p
+
+
+def assert_self_contained(page: str, parsed: Page) -> None:
+    assert "http://" not in page and "https://" not in page
+    assert "<script" not in page.lower() and "@import" not in page and "url(" not in page
+    assert not [a for a, _ in parsed.attrs if a in ("src", "href", "xlink:href")]
+
+
+def test_report_of_the_latest_run_and_of_a_run_with_no_positions(short_world, db_url, tmp_path):
+    chain, first, last = short_world
+    engine = open_store(load_settings(chain.manifest_path, database_url=db_url))
+    cid = load_settings(chain.manifest_path).chain.chain_id
+    with pytest.raises(ReportError, match=f"no risk runs stored for chain {cid}"):
+        write_report(engine, cid, tmp_path / "none")
+    engine.dispose()
+
+    engine, cid, (bare, early, late) = synced_runs(chain, db_url, first, last)
+    try:
+        assert early.block_number == first < late.block_number == last
+        path = write_report(engine, cid, tmp_path / "report", policy=load_policy(POLICY))
+        assert path == tmp_path / "report" / "index.html"
+        page = path.read_text(encoding="utf-8")
+        parsed = parse(page)
+        text = " ".join(parsed.text)
+        for title in SECTIONS:
+            assert title in text, title
+        assert parsed.tags["section"] == len(SECTIONS)
+        assert parsed.tags["svg"] >= CHARTS
+        assert_self_contained(page, parsed)
+
+        W = m.RiskWallet
+        with engine.connect() as conn:
+            total = conn.execute(select(func.sum(W.collateral)).where(W.run_id == late.run_id)).scalar()
+            statuses = dict(conn.execute(select(W.status, func.count()).where(W.run_id == late.run_id)
+                                         .group_by(W.status)).all())
+            ratio = W.excess / W.im
+            under = conn.execute(select(W.wallet).where(W.run_id == late.run_id, W.im > 0, W.status != "healthy")
+                                 .order_by(ratio, W.wallet).limit(5)).scalars().all()
+            nearest = conn.execute(select(W.wallet).where(W.run_id == late.run_id, W.im > 0, W.status == "healthy")
+                                   .order_by(ratio, W.wallet).limit(5)).scalars().all()
+        assert f"run {late.run_id}" in text and f"block {last}" in text
+        assert usd(total) in text and total == pytest.approx(late.collateral_usd)
+        assert statuses.get("margin_call", 0) + statuses.get("liquidate", 0) > 10
+        assert len(under) == 5 and len(nearest) == 5
+        for wallet in [*under, *nearest]:
+            assert wallet in text, wallet
+        # the policy the run used was given: the caps are drawn
+        assert "platform cap 25%" in text and "wallet share cap 40%" in text
+        # every run of the chain is in the history, the no-positions run with no collateral
+        for run in (bare, early, late):
+            assert f"<td>{run.run_id}</td><td>{run.block_number:,}</td>" in page
+        assert "ACCOUNT_UNKNOWN" in text and "ACCOUNT_JURISDICTION" in text
+
+        # the run with no book: no positions, nothing eligible, and every chart still there
+        page = write_report(engine, cid, tmp_path / "bare", run_id=bare.run_id).read_text(encoding="utf-8")
+        parsed = parse(page)
+        text = " ".join(parsed.text)
+        assert f"run {bare.run_id}" in text and "no wallet has positions in this run" in text
+        assert "$0" in text and parsed.tags["svg"] >= CHARTS
+        assert "shares are shown without their caps" in text  # no policy given
+        with pytest.raises(ReportError, match=f"no risk run {late.run_id + 100} for chain {cid}"):
+            write_report(engine, cid, tmp_path / "x", run_id=late.run_id + 100)
+        # a policy that is not the run's is named, and its caps are not drawn
+        other = load_policy("policy/kraken_2026.toml")
+        page = write_report(engine, cid, tmp_path / "other", policy=other).read_text(encoding="utf-8")
+        assert "is not the one this run used" in page and "platform cap" not in page
+    finally:
+        engine.dispose()
+
+
+def test_a_run_with_no_rows_renders(db_url, tmp_path):
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            run_id = conn.execute(m.RiskRunRecord.__table__.insert().values(
+                chain_id=5, block_number=7, block_timestamp=1_767_225_600, policy_name="default<&>",
+                policy_version="2026.1", policy_hash="ab" * 32, market_state="holiday", seconds_to_next_open=3600,
+                wallets=0, holdings=0, positions=0, collateral_usd=0.0, started_at=1.0e9, seconds=0.1)
+            ).inserted_primary_key[0]
+        page = write_report(engine, 5, tmp_path).read_text(encoding="utf-8")
+        parsed = parse(page)
+        text = " ".join(parsed.text)
+        assert f"run {run_id}" in text and "block 7" in text and "default<&>/2026.1" in text
+        assert "default&lt;&amp;&gt;" in page and "default<&>" not in page  # escaped
+        assert parsed.tags["svg"] >= CHARTS and "no data" in text
+        assert_self_contained(page, parsed)
+        with pytest.raises(ReportError, match="no risk runs stored for chain 6"):
+            write_report(engine, 6, tmp_path)
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------- the browser
+
+
+def read_png(data: bytes) -> np.ndarray:
+    """Decode an 8-bit RGB/RGBA non-interlaced PNG (what chromium writes) into an (h, w, channels) array,
+    checking every chunk's CRC and the decompressed size."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, ihdr = 8, [], None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        assert zlib.crc32(kind + body) == struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0], kind
+        if kind == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + n
+    assert ihdr is not None
+    w, h, depth, ctype, _, _, interlace = ihdr
+    assert depth == 8 and ctype in (2, 6) and interlace == 0, ihdr
+    bpp = 3 if ctype == 2 else 4
+    stride = w * bpp
+    raw = zlib.decompress(b"".join(idat))
+    assert len(raw) == h * (stride + 1)
+    out = np.zeros((h, stride), dtype=np.uint8)
+    prev = np.zeros(stride, dtype=np.uint8)
+    for y in range(h):
+        kind = raw[y * (stride + 1)]
+        line = np.frombuffer(raw, dtype=np.uint8, count=stride, offset=y * (stride + 1) + 1)
+        if kind == 0:
+            cur = line.copy()
+        elif kind == 1:  # Sub: a running sum per channel, modulo 256
+            cur = np.cumsum(line.reshape(-1, bpp), axis=0, dtype=np.uint8).reshape(-1)
+        elif kind == 2:  # Up
+            cur = line + prev
+        elif kind in (3, 4):  # Average, Paeth: byte by byte
+            buf, up = bytearray(line.tobytes()), prev.tobytes()
+            for i in range(stride):
+                a = buf[i - bpp] if i >= bpp else 0
+                b = up[i]
+                if kind == 3:
+                    buf[i] = (buf[i] + ((a + b) >> 1)) & 255
+                else:
+                    c = up[i - bpp] if i >= bpp else 0
+                    pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                    buf[i] = (buf[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+            cur = np.frombuffer(bytes(buf), dtype=np.uint8)
+        else:
+            raise AssertionError(f"row {y}: filter {kind}")
+        out[y] = cur
+        prev = out[y]
+    return out.reshape(h, w, bpp)
+
+
+def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
+    assert CHROMIUM is not None
+    return subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--no-first-run", f"--user-data-dir={profile}", *args],
+                          capture_output=True, text=True, timeout=180, check=False)
+
+
+def hex_rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (`make test` installs Debian's chromium "
+                    "when run as root with apt-get)")
+def test_report_in_headless_chromium(short_world, tmp_path):
+    chain, first, last = short_world
+    engine, cid, _ = synced_runs(chain, f"sqlite:///{tmp_path / 'report.sqlite'}", first, last)
+    try:
+        path = write_report(engine, cid, tmp_path / "report", policy=load_policy(POLICY))
+    finally:
+        engine.dispose()
+    url = path.resolve().as_uri()
+
+    shot = tmp_path / "report.png"
+    done = chromium(f"--screenshot={shot}", "--window-size=1400,4000", url, profile=tmp_path / "profile")
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    img = read_png(shot.read_bytes())
+    assert img.shape[:2] == (4000, 1400)
+    rgb = img[..., :3].reshape(-1, 3)
+    colours = np.unique(rgb, axis=0)
+    assert len(colours) > 200, len(colours)  # text, charts, anti-aliasing: not a blank page
+    found = {tuple(c) for c in colours.tolist()}
+    for status in ("healthy", "liquidate"):  # the status colours of the bars were painted
+        assert hex_rgb(STATUS_COLOURS[status]) in found, status
+    assert hex_rgb("#1f2937") in found  # the header
+    # some of every band of the page is drawn (no blank quarter)
+    for band in np.array_split(img[..., :3], 4):
+        assert len(np.unique(band.reshape(-1, 3), axis=0)) > 50
+
+    dom = chromium("--dump-dom", url, profile=tmp_path / "profile")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    rendered = parse(dom.stdout)
+    assert rendered.tags.get("svg", 0) >= CHARTS and rendered.tags.get("rect", 0) > 100
+    text = " ".join(rendered.text)
+    assert all(title in text for title in SECTIONS)
