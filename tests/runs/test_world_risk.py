@@ -4,18 +4,11 @@ liquidate as the numbers say. Real anvil, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from indexer.chain.rpc import RpcClient
-from indexer.config import load_settings
-from indexer.devchain.anvil import free_port
-from indexer.devchain.chain import short_timeline, start_devchain
-from indexer.devchain.deploy import ChainWriter
-from indexer.devchain.live import produce_blocks
 from indexer.devchain.specs import FROZEN_AMZN, FROZEN_MSFT, SANCTIONED, utc
 from indexer.offchain import load_files
 from indexer.risk import Eligibility
@@ -23,13 +16,8 @@ from indexer.runs.job import run_and_store
 from indexer.runs.snapshot import SnapshotUnavailable, load_snapshot
 from indexer.store import models as m
 from indexer.sync.pipeline import open_store, prepare, sync
-from tests.conftest import DATABASES, fresh_database
-
-POLICY = "policy/default.toml"
-
-
-def load_book(engine, settings) -> None:
-    load_files(engine, settings, accounts=settings.world["accounts_csv"], positions=settings.world["positions_csv"])
+from tests.conftest import DATABASES
+from tests.runs.worlds import POLICY, follow, synced_world
 
 
 def rows_of(engine, model, *where):
@@ -60,7 +48,8 @@ def test_world_head_run_shows_every_issuer_action(world, manifest, db_url):
     rpc = RpcClient(world.url, timeout=120)
     try:
         sync(engine, prepare(settings, rpc, max_blocks_per_tick=2_000), to_block=manifest.world["head_block"])
-        load_book(engine, settings)
+        load_files(engine, settings, accounts=settings.world["accounts_csv"],
+                   positions=settings.world["positions_csv"])
         summary = run_and_store(engine, settings.chain.chain_id, POLICY)
         assert summary.block_number == manifest.world["head_block"]
         rows = holdings_of(engine, summary.run_id)
@@ -120,31 +109,9 @@ def test_world_head_run_shows_every_issuer_action(world, manifest, db_url):
 def crash_world(tmp_path_factory):
     """The world up to the weekend before the crash, then followed block by block through the joint
     equity-crypto crash of 2026-03-10..12 by an indexer on each database."""
-    folder = tmp_path_factory.mktemp("crash")
-    chain = start_devchain(port=free_port(), state_dir=folder / "chain", seed=7, scale="small",
-                           timeline=short_timeline(64))
-    rpc = RpcClient(chain.url, timeout=120)
-    try:
-        with ExitStack() as stack:
-            stores = []
-            for kind in DATABASES:
-                url = stack.enter_context(fresh_database(kind, folder))
-                settings = load_settings(chain.manifest_path, database_url=url)
-                engine = open_store(settings)
-                stack.callback(engine.dispose)
-                ctx = prepare(settings, rpc)
-                sync(engine, ctx)
-                load_book(engine, settings)
-                stores.append((settings, engine, ctx))
-            writer = ChainWriter(rpc)
-            while int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16) < utc(2026, 3, 13):
-                produce_blocks(rpc, chain.sim, 24, 1_800, writer)  # half a day, inside the node's state window
-                for _, engine, ctx in stores:
-                    sync(engine, ctx)
-            yield chain, stores
-    finally:
-        rpc.close()
-        chain.node.stop(remove_state=True)
+    with synced_world(tmp_path_factory.mktemp("crash"), 64) as (chain, rpc, stores):
+        follow(chain, rpc, stores, utc(2026, 3, 13))
+        yield chain, [(s.settings, s.engine, s.ctx) for s in stores]
 
 
 @pytest.mark.parametrize("which", range(len(DATABASES)), ids=DATABASES)
