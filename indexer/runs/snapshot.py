@@ -46,6 +46,7 @@ from indexer.risk.inputs import (
     Snapshot,
     Tokens,
     int_array,
+    limbs_from_ints,
 )
 from indexer.store import models as m
 
@@ -140,7 +141,7 @@ def load_snapshot(conn: Connection, chain_id: int, block: int | None = None, *, 
     holdings = Holdings(
         wallet_idx=np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs)),
         token_idx=np.fromiter((p[1] for p in pairs), dtype=np.int64, count=len(pairs)),
-        balance_raw=int_array([p[2] for p in pairs]),
+        balance_raw=limbs_from_ints([p[2] for p in pairs]),  # fixed-width uint256: the engine's fast path
         frozen=np.fromiter(((tok_rows[p[1]]["address"], wallets[p[0]]) in frozen for p in pairs), dtype=bool,
                            count=len(pairs)),
     )
