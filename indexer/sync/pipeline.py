@@ -31,8 +31,10 @@ from indexer.chain.multicall import Call, read_calls
 from indexer.chain.rpc import RpcClient
 from indexer.config import Settings
 from indexer.errors import ChainDataError, ConfigError, RpcError
+from indexer.runs.retention import delete_runs_above
 from indexer.store import models as m
-from indexer.store.writes import insert_ignore, upsert
+from indexer.store.types import decode_int_text
+from indexer.store.writes import insert_ignore, insert_rows, upsert, upsert_rows
 from indexer.sync.reads import (
     RoundRead,
     TokenRead,
@@ -302,18 +304,39 @@ def missing_rounds(engine: Engine, ctx: SyncContext, fetched: Fetched) -> list[d
 
 
 # ---------------------------------------------------------------------------------- writing
+_TRANSFER_COLS = ("chain_id", "block_number", "log_index", "tx_hash", "token", "from_address", "to_address",
+                  "amount_raw")
+_SHARE_COLS = _TRANSFER_COLS[:-1] + ("shares_raw",)
+_CHANGE_COLS = ("chain_id", "token", "wallet", "block_number", "log_index", "delta_raw", "units_raw")
+_BALANCE_COLS = ("chain_id", "token", "wallet", "balance_raw", "shares_raw", "units_raw", "block_number")
+_BALANCE_KEYS = ("chain_id", "token", "wallet")
+
+
+def range_is_new(conn: Connection, cid: int, start: int) -> bool:
+    """No log-keyed row is stored at or above `start`.
+
+    Every block that holds a stored fact (transfers, share transfers, token events, and the balance
+    changes derived from them) has its row in `blocks`, written in the same transaction, and a
+    rollback deletes both above the fork: no block row at or above `start` means no such row either.
+    """
+    b = m.Block.__table__
+    return conn.execute(select(b.c.number).where(b.c.chain_id == cid, b.c.number >= start).limit(1)).first() is None
+
+
 def write_range(conn: Connection, ctx: SyncContext, f: Fetched, rounds: list[dict]) -> None:
     cid = ctx.chain_id
     d = f.decoded
+    # A range above every stored block can be bulk-copied (PostgreSQL COPY) rather than merged.
+    new = range_is_new(conn, cid, f.start)
     insert_ignore(conn, m.Block.__table__, [dict(
         chain_id=cid, number=n, hash=h["hash"], parent_hash=h["parentHash"], timestamp=int(h["timestamp"], 16))
         for n, h in f.blocks.items()])
-    insert_ignore(conn, m.Transfer.__table__, [dict(
-        chain_id=cid, block_number=t.block_number, log_index=t.log_index, tx_hash=t.tx_hash, token=t.token,
-        from_address=t.from_address, to_address=t.to_address, amount_raw=t.amount) for t in d.transfers])
-    insert_ignore(conn, m.ShareTransfer.__table__, [dict(
-        chain_id=cid, block_number=t.block_number, log_index=t.log_index, tx_hash=t.tx_hash, token=t.token,
-        from_address=t.from_address, to_address=t.to_address, shares_raw=t.amount) for t in d.share_transfers])
+    insert_rows(conn, m.Transfer.__table__, _TRANSFER_COLS, [
+        (cid, t.block_number, t.log_index, t.tx_hash, t.token, t.from_address, t.to_address, t.amount)
+        for t in d.transfers], new=new)
+    insert_rows(conn, m.ShareTransfer.__table__, _SHARE_COLS, [
+        (cid, t.block_number, t.log_index, t.tx_hash, t.token, t.from_address, t.to_address, t.amount)
+        for t in d.share_transfers], new=new)
     insert_ignore(conn, m.TokenEvent.__table__, [dict(
         chain_id=cid, block_number=e.block_number, log_index=e.log_index, tx_hash=e.tx_hash, contract=e.contract,
         event=e.event, args=e.args_json()) for e in d.events])
@@ -330,7 +353,7 @@ def write_range(conn: Connection, ctx: SyncContext, f: Fetched, rounds: list[dic
         multipliers, moved = _last_multipliers(conn, cid), set()
     else:
         multipliers, moved = write_token_state(conn, ctx, f, end_ts)
-    apply_movements(conn, ctx, d, f.end, multipliers, moved)
+    apply_movements(conn, ctx, d, f.end, multipliers, moved, new=new)
     apply_account_events(conn, ctx, d)
     upsert(conn, m.SyncCheckpoint.__table__, [dict(
         chain_id=cid, name=CHECKPOINT, block_number=f.end, block_hash=f.blocks[f.end]["hash"],
@@ -424,50 +447,61 @@ def _balance_of(acc: Accounting, units: int, multiplier: int) -> tuple[int, int 
 
 
 def apply_movements(conn: Connection, ctx: SyncContext, d: DecodedLogs, end: int, multipliers: dict[str, int],
-                    moved: set[str]) -> None:
-    """Running units per holder from the logs, then balances at the tick's block for every model."""
+                    moved: set[str], *, new: bool = False) -> None:
+    """Running units per holder from the logs, then balances at the tick's block for every model.
+
+    `new`: no balance change of this range is stored yet (see `range_is_new`).
+    """
     cid = ctx.chain_id
-    moves = [t for t in d.transfers if ctx.accounting[t.token] != Accounting.REBASING_SHARES]
-    moves += [t for t in d.share_transfers if ctx.accounting.get(t.token) == Accounting.REBASING_SHARES]
-    moves.sort(key=lambda t: (t.block_number, t.log_index))
+    acc = ctx.accounting
+    rebasing = Accounting.REBASING_SHARES
+    moves = [t for t in d.transfers if acc[t.token] != rebasing]
+    moves += [t for t in d.share_transfers if acc.get(t.token) == rebasing]
+    moves.sort(key=_log_position)
     touched: dict[str, set[str]] = defaultdict(set)
     for t in moves:
-        for w in (t.from_address, t.to_address):
-            if w != ZERO_ADDRESS:
-                touched[t.token].add(w)
+        wallets = touched[t.token]
+        wallets.add(t.from_address)
+        wallets.add(t.to_address)
+    for wallets in touched.values():
+        wallets.discard(ZERO_ADDRESS)
     units = _load_units(conn, cid, touched)
     changes = []
+    append = changes.append
+    zero = ZERO_ADDRESS
     for t in moves:
-        if t.from_address != ZERO_ADDRESS:
-            key = (t.token, t.from_address)
-            new = units.get(key, 0) - t.amount
-            if new < 0:
-                raise ChainDataError(f"{t.from_address} would hold a negative balance of {t.token} after log "
+        token, src, dst, amount = t.token, t.from_address, t.to_address, t.amount
+        if src != zero:
+            key = (token, src)
+            new_units = units.get(key, 0) - amount
+            if new_units < 0:
+                raise ChainDataError(f"{src} would hold a negative balance of {token} after log "
                                      f"{t.block_number}#{t.log_index}: the stored history is incomplete")
-            units[key] = new
-            changes.append(dict(chain_id=cid, token=t.token, wallet=t.from_address, block_number=t.block_number,
-                                log_index=t.log_index, delta_raw=-t.amount, units_raw=new))
-        if t.to_address != ZERO_ADDRESS:
-            key = (t.token, t.to_address)
-            new = units.get(key, 0) + t.amount
-            units[key] = new
-            changes.append(dict(chain_id=cid, token=t.token, wallet=t.to_address, block_number=t.block_number,
-                                log_index=t.log_index, delta_raw=t.amount, units_raw=new))
-    # a self-transfer gives two rows with one key: keep the last (same net units)
-    dedup = {(c["token"], c["wallet"], c["block_number"], c["log_index"]): c for c in changes}
-    insert_ignore(conn, m.BalanceChange.__table__, list(dedup.values()))
+            units[key] = new_units
+            if src != dst:  # a self-transfer gives one row (its key is one): the "to" side, same net units
+                append((cid, token, src, t.block_number, t.log_index, -amount, new_units))
+        if dst != zero:
+            key = (token, dst)
+            new_units = units.get(key, 0) + amount
+            units[key] = new_units
+            append((cid, token, dst, t.block_number, t.log_index, amount, new_units))
+    insert_rows(conn, m.BalanceChange.__table__, _CHANGE_COLS, changes, new=new)
+    del changes
     rows = []
     for (token, wallet), u in units.items():
-        bal, shares = _balance_of(ctx.accounting[token], u, multipliers.get(token, WAD))
-        rows.append(dict(chain_id=cid, token=token, wallet=wallet, balance_raw=bal, shares_raw=shares, units_raw=u,
-                         block_number=end))
-    upsert(conn, m.Balance.__table__, rows, ["chain_id", "token", "wallet"])
+        bal, shares = _balance_of(acc[token], u, multipliers.get(token, WAD))
+        rows.append((cid, token, wallet, bal, shares, u, end))
+    upsert_rows(conn, m.Balance.__table__, _BALANCE_COLS, rows, _BALANCE_KEYS)
     # A multiplier that moved since the last tick moves every holder's balance with no event.
     for token in moved:
-        if ctx.accounting[token] == Accounting.PLAIN:
+        if acc[token] == Accounting.PLAIN:
             continue
-        rescale_holders(conn, cid, token, ctx.accounting[token], multipliers[token], end,
+        rescale_holders(conn, cid, token, acc[token], multipliers[token], end,
                         skip=touched.get(token, set()))
+
+
+def _log_position(t) -> tuple[int, int]:
+    return t.block_number, t.log_index
 
 
 def rescale_holders(conn: Connection, cid: int, token: str, acc: Accounting, mult: int, end: int,
@@ -490,14 +524,31 @@ def rescale_holders(conn: Connection, cid: int, token: str, acc: Accounting, mul
 
 
 def _load_units(conn: Connection, cid: int, touched: dict[str, set[str]]) -> dict[tuple[str, str], int]:
-    b = m.Balance.__table__
+    """Stored units of the touched holders. Plain SQL: this reads one row per holder moved in the tick.
+
+    SQLite: chunks of 500 wallets of a token in an IN list (its primary-key index answers each).
+    PostgreSQL: one query for the whole tick, the (token, wallet) pairs as two arrays, so a table
+    whose statistics are not known yet (a backfill outruns autovacuum's ANALYZE) costs at most one scan.
+    """
     out: dict[tuple[str, str], int] = {}
+    if conn.dialect.name == "postgresql":
+        pairs = sorted((t, w) for t, ws in touched.items() for w in ws)
+        if not pairs:
+            return out
+        sql = ("SELECT b.token, b.wallet, b.units_raw FROM balances b "
+               "JOIN unnest(%s::varchar[], %s::varchar[]) AS k(token, wallet) "
+               "ON b.token = k.token AND b.wallet = k.wallet WHERE b.chain_id = %s")
+        for token, wallet, u in conn.exec_driver_sql(sql, ([t for t, _ in pairs], [w for _, w in pairs], cid)):
+            out[(token, wallet)] = int(u)  # NUMERIC(78,0): an integral Decimal
+        return out
     for token, wallets in touched.items():
         ws = sorted(wallets)
         for i in range(0, len(ws), 500):
-            for wallet, u in conn.execute(select(b.c.wallet, b.c.units_raw).where(
-                    b.c.chain_id == cid, b.c.token == token, b.c.wallet.in_(ws[i:i + 500]))):
-                out[(token, wallet)] = u
+            chunk = ws[i:i + 500]
+            sql = (f"SELECT wallet, units_raw FROM balances WHERE chain_id = ? AND token = ? "
+                   f"AND wallet IN ({', '.join('?' * len(chunk))})")
+            for wallet, u in conn.exec_driver_sql(sql, (cid, token, *chunk)):
+                out[(token, wallet)] = decode_int_text(u)  # fixed-width decimal text
     return out
 
 
@@ -567,6 +618,7 @@ def rollback(conn: Connection, ctx: SyncContext, fork: int) -> None:
                             .order_by(ts.c.block_number.desc()).limit(1)).scalar() or WAD
         rescale_holders(conn, cid, token, acc, mult if acc != Accounting.PLAIN else WAD, fork)
     rebuild_account_status(conn, cid, fork)
+    delete_runs_above(conn, cid, fork)
     blk = conn.execute(select(m.Block.hash).where(m.Block.chain_id == cid, m.Block.number == fork)).scalar()
     cp = m.SyncCheckpoint.__table__
     if blk is None:
