@@ -203,13 +203,15 @@ class LogFetchStats:
     ranges_shrunk: int = 0
     ranges_grown: int = 0
     refusals: Counter = field(default_factory=Counter)  # by wording (provider family)
+    ranges_shrunk_dense: int = 0  # shrunk after an answer far above target_logs
 
 
 class LogFetcher:
     """Fetches logs in adaptive block ranges and remembers what it learned across calls.
 
     The range starts at `initial_range` blocks, doubles after an answer with fewer than `target_logs`
-    logs up to `max_range`, and shrinks when a provider refuses: to its suggested range, to the limit
+    logs up to `max_range`, shrinks in proportion after an answer of more than four times
+    `target_logs` (memory stays bounded on dense stretches), and shrinks when a provider refuses: to its suggested range, to the limit
     it names (kept as a hard ceiling from then on), or by half. A refusal without a named limit also
     caps growth at the size that worked, for `regrow_after` answers, so the fetcher does not bounce
     off the same wall every other request. Keep one LogFetcher per provider and reuse it across ticks.
@@ -300,6 +302,11 @@ class LogFetcher:
             self._answers_at_soft_limit += 1
             if self._answers_at_soft_limit >= self.regrow_after:
                 self.soft_limit = None  # the dense stretch may be over: let the range grow again
+        if n_logs > 4 * self.target_logs and self.range > 1:
+            # a dense stretch: answers this large cost memory and time; aim the next one at the target
+            self.range = max(1, self.range * self.target_logs // n_logs)
+            self.stats.ranges_shrunk_dense += 1
+            return
         if not full or n_logs >= self.target_logs:
             return
         grown = min(self.range * 2, self.max_range)

@@ -275,7 +275,9 @@ def _balances(conn: Connection, cid: int, tok_rows, multipliers: dict[str, int],
     ranked = select(bc.c.token, bc.c.wallet, bc.c.units_raw, func.row_number().over(
         partition_by=(bc.c.token, bc.c.wallet), order_by=(bc.c.block_number.desc(), bc.c.log_index.desc()))
         .label("rn")).where(bc.c.chain_id == cid, bc.c.block_number <= number).subquery()
-    acc = {t["address"]: Accounting(t["accounting"]) for t in tok_rows}
+    # a polled token's units are balanceOf as read (indexer.sync.pipeline.apply_polled)
+    acc = {t["address"]: Accounting.PLAIN if t["balance_source"] == "poll" else Accounting(t["accounting"])
+           for t in tok_rows}
     out = {}
     for token, wallet, units in conn.execute(select(ranked.c.token, ranked.c.wallet, ranked.c.units_raw)
                                              .where(ranked.c.rn == 1)):

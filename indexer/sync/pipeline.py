@@ -21,10 +21,11 @@ from indexer.accounting import (
     Accounting,
     RebasingParams,
     UiMultiplierUpdate,
+    balance_of_units,
     rebasing_multiplier_at,
     ui_multiplier_at,
 )
-from indexer.chain.abi import token_abi
+from indexer.chain.abi import load_abi, token_abi
 from indexer.chain.decode import TOPICS, ZERO_ADDRESS, DecodedLogs, decode_logs
 from indexer.chain.logs import LogFetcher
 from indexer.chain.multicall import Call, read_calls
@@ -38,6 +39,7 @@ from indexer.store.writes import insert_ignore, insert_rows, upsert, upsert_rows
 from indexer.sync.reads import (
     RoundRead,
     TokenRead,
+    read_address_calls,
     read_latest_rounds,
     read_rounds,
     read_token_states,
@@ -68,6 +70,11 @@ class SyncContext:
     fetcher: LogFetcher
     max_blocks_per_tick: int = 2_000
     open_issues: set[tuple[str, str]] = field(default_factory=set)
+    polled: set[str] = field(default_factory=set)  # tokens with balance_source = "poll"
+
+    def unit_model(self, token: str) -> Accounting:
+        """How stored units become balances: a polled token's units are its balanceOf as read."""
+        return Accounting.PLAIN if token in self.polled else self.accounting[token]
 
     @property
     def log_addresses(self) -> list[str]:
@@ -126,10 +133,11 @@ def prepare(settings: Settings, rpc: RpcClient, *, max_blocks_per_tick: int = 2_
                 addr = fn.decode(data)[0].lower()
                 if addr != ZERO_ADDRESS and addr not in sanctions:
                     sanctions.append(addr)
-    fetcher = LogFetcher()
+    # start small and grow while answers are light; a dense chain settles near 50,000 logs per request
+    fetcher = LogFetcher(initial_range=100, target_logs=50_000)
     return SyncContext(settings, rpc, chain_id, {t.address: t.accounting for t in settings.tokens},
                        [f.address for f in settings.feeds], sanctions, fetcher,
-                       max_blocks_per_tick)
+                       max_blocks_per_tick, polled={t.address for t in settings.tokens if t.balance_source == "poll"})
 
 
 def open_store(settings: Settings) -> Engine:
@@ -188,6 +196,8 @@ class Fetched:
     token_reads: list[TokenRead] | None  # None: the node no longer serves state at `end`
     latest_rounds: list[RoundRead | None]
     state_block: int  # where contract state (rounds, and token state when available) was read
+    polled: dict[tuple[str, str], int | None] | None = None  # balanceOf of polled tokens' holders at `end`
+    flags: dict[tuple[str, str], bool | None] | None = None  # isFrozen / isSanctioned of this range's events
 
 
 # How nodes and providers say that they no longer hold the state of an old block (not an archive node).
@@ -200,10 +210,16 @@ def state_unavailable(exc: RpcError) -> bool:
     return any(s in text for s in _NO_STATE)
 
 
+MAX_TICK_LOGS = 100_000  # a tick ends early after this many logs: memory stays bounded on dense chains
+
+
 def fetch_range(ctx: SyncContext, start: int, end: int, parent_hash: str | None) -> Fetched:
     raw: list[dict] = []
     for batch in ctx.fetcher.iter_logs(ctx.rpc, ctx.log_addresses, [TOPICS], start, end):
         raw.extend(batch.logs)
+        if len(raw) >= MAX_TICK_LOGS and batch.to_block < end:
+            end = batch.to_block  # the rest is the next tick's
+            break
     decoded = decode_logs(raw)
     by_block = decoded.block_hashes()
     blocks = headers(ctx.rpc, [start, end, *by_block])
@@ -251,6 +267,7 @@ def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None) 
     try:
         fetched = fetch_range(ctx, start, end, None if cp is None else cp.block_hash)
         rounds = missing_rounds(engine, ctx, fetched)
+        read_checks(engine, ctx, fetched)
     except ReorgDetected as exc:
         log.warning("reorg while reading blocks %d..%d: %s", start, end, exc)
         fork = rollback_to_fork(engine, ctx)
@@ -261,7 +278,7 @@ def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None) 
             raise ChainDataError("the checkpoint moved during the tick: another writer is running on this chain")
         write_range(conn, ctx, fetched, rounds)
     d = fetched.decoded
-    return TickResult(start, end, fetched.n_logs, len(d.transfers), len(rounds), seconds=time.monotonic() - started)
+    return TickResult(start, fetched.end, fetched.n_logs, len(d.transfers), len(rounds), seconds=time.monotonic() - started)
 
 
 def sync(engine: Engine, ctx: SyncContext, *, to_block: int | None = None, on_tick=None) -> int:
@@ -301,6 +318,72 @@ def missing_rounds(engine: Engine, ctx: SyncContext, fetched: Fetched) -> list[d
                              started_at=r.started_at, updated_at=r.updated_at, answered_in_round=r.answered_in_round,
                              block_number=fetched.state_block, quality=round_quality(r)))
     return rows
+
+
+# ---------------------------------------------------------------------------------- checks by reads
+POLL_LOG_INDEX = 2**31 - 1  # balance_changes.log_index of a polled balance: read at the end of its block
+_SANCTIONS_ABI = load_abi("SanctionsList")
+
+
+def read_checks(engine: Engine, ctx: SyncContext, f: Fetched) -> None:
+    """Contract reads at the tick's block that the write checks against: balanceOf of every known holder
+    of a polled token, and isFrozen / isSanctioned of every wallet this range's events name.
+    Skipped (left None) when the node holds no state for the block."""
+    if f.token_reads is None:
+        return
+    if ctx.polled:
+        pairs: set[tuple[str, str]] = set()
+        for t in f.decoded.transfers:
+            if t.token in ctx.polled:
+                pairs.update((t.token, w) for w in (t.from_address, t.to_address) if w != ZERO_ADDRESS)
+        b = m.Balance.__table__
+        with engine.connect() as conn:
+            pairs.update(conn.execute(select(b.c.token, b.c.wallet).where(
+                b.c.chain_id == ctx.chain_id, b.c.token.in_(sorted(ctx.polled)))).all())
+        f.polled = {}
+        for token in sorted(ctx.polled):
+            mine = sorted(p for p in pairs if p[0] == token)
+            if mine:
+                f.polled.update(read_address_calls(ctx.rpc, token_abi(ctx.accounting[token]), "balanceOf", mine,
+                                                   f.end, ctx.multicall))
+    frozen = sorted({(e.contract, e.args["wallet"]) for e in f.decoded.events if e.event == "AddressFrozen"
+                     and ctx.accounting.get(e.contract) == Accounting.UI_MULTIPLIER})
+    listed = sorted({(e.contract, w) for e in f.decoded.events
+                     if e.event in ("SanctionedAddressesAdded", "SanctionedAddressesRemoved") for w in e.args["wallets"]})
+    f.flags = {}
+    if frozen:
+        f.flags.update(read_address_calls(ctx.rpc, token_abi(Accounting.UI_MULTIPLIER), "isFrozen", frozen, f.end,
+                                          ctx.multicall))
+    if listed:
+        f.flags.update(read_address_calls(ctx.rpc, _SANCTIONS_ABI, "isSanctioned", listed, f.end, ctx.multicall))
+
+
+def apply_polled(conn: Connection, ctx: SyncContext, f: Fetched) -> None:
+    """Polled tokens: balances are what balanceOf answered at the tick's block; a change is recorded in
+    balance_changes at (end, POLL_LOG_INDEX) with the difference, so history keeps its running total."""
+    if not f.polled:
+        return
+    cid = ctx.chain_id
+    failed = sorted({t for (t, _), v in f.polled.items() if v is None})
+    for token in failed:
+        _issue(conn, ctx, token, "balance_read_failed",
+               f"balanceOf failed for some holders at block {f.end}: their stored balances are kept", f.end)
+    touched: dict[str, set[str]] = defaultdict(set)
+    for token, wallet in f.polled:
+        touched[token].add(wallet)
+    stored = _load_units(conn, cid, touched)
+    changes, rows = [], []
+    for (token, wallet), value in sorted(f.polled.items()):
+        if value is None:
+            continue
+        old = stored.get((token, wallet))
+        if old == value:
+            continue
+        if value != (old or 0):
+            changes.append((cid, token, wallet, f.end, POLL_LOG_INDEX, value - (old or 0), value))
+        rows.append((cid, token, wallet, value, None, value, f.end))  # a holder the logs named is kept, at 0 too
+    insert_rows(conn, m.BalanceChange.__table__, _CHANGE_COLS, changes)
+    upsert_rows(conn, m.Balance.__table__, _BALANCE_COLS, rows, _BALANCE_KEYS)
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -354,7 +437,8 @@ def write_range(conn: Connection, ctx: SyncContext, f: Fetched, rounds: list[dic
     else:
         multipliers, moved = write_token_state(conn, ctx, f, end_ts)
     apply_movements(conn, ctx, d, f.end, multipliers, moved, new=new)
-    apply_account_events(conn, ctx, d)
+    apply_polled(conn, ctx, f)
+    apply_account_events(conn, ctx, d, f)
     upsert(conn, m.SyncCheckpoint.__table__, [dict(
         chain_id=cid, name=CHECKPOINT, block_number=f.end, block_hash=f.blocks[f.end]["hash"],
         updated_at=int(time.time()))], ["chain_id", "name"])
@@ -437,15 +521,6 @@ def _ui_schedule(conn: Connection, ctx: SyncContext, d: DecodedLogs) -> dict[str
     return out
 
 
-def _balance_of(acc: Accounting, units: int, multiplier: int) -> tuple[int, int | None]:
-    """(balance_raw, shares_raw) of a holder with `units` event-sourced units."""
-    if acc == Accounting.REBASING_SHARES:
-        return units * multiplier // WAD, units
-    if acc == Accounting.UI_MULTIPLIER:
-        return units, units * multiplier // WAD
-    return units, None
-
-
 def apply_movements(conn: Connection, ctx: SyncContext, d: DecodedLogs, end: int, multipliers: dict[str, int],
                     moved: set[str], *, new: bool = False) -> None:
     """Running units per holder from the logs, then balances at the tick's block for every model.
@@ -455,8 +530,9 @@ def apply_movements(conn: Connection, ctx: SyncContext, d: DecodedLogs, end: int
     cid = ctx.chain_id
     acc = ctx.accounting
     rebasing = Accounting.REBASING_SHARES
-    moves = [t for t in d.transfers if acc[t.token] != rebasing]
-    moves += [t for t in d.share_transfers if acc.get(t.token) == rebasing]
+    polled = ctx.polled
+    moves = [t for t in d.transfers if acc[t.token] != rebasing and t.token not in polled]
+    moves += [t for t in d.share_transfers if acc.get(t.token) == rebasing and t.token not in polled]
     moves.sort(key=_log_position)
     touched: dict[str, set[str]] = defaultdict(set)
     for t in moves:
@@ -489,12 +565,12 @@ def apply_movements(conn: Connection, ctx: SyncContext, d: DecodedLogs, end: int
     del changes
     rows = []
     for (token, wallet), u in units.items():
-        bal, shares = _balance_of(acc[token], u, multipliers.get(token, WAD))
+        bal, shares = balance_of_units(acc[token], u, multipliers.get(token, WAD))
         rows.append((cid, token, wallet, bal, shares, u, end))
     upsert_rows(conn, m.Balance.__table__, _BALANCE_COLS, rows, _BALANCE_KEYS)
     # A multiplier that moved since the last tick moves every holder's balance with no event.
     for token in moved:
-        if acc[token] == Accounting.PLAIN:
+        if acc[token] == Accounting.PLAIN or token in polled:
             continue
         rescale_holders(conn, cid, token, acc[token], multipliers[token], end,
                         skip=touched.get(token, set()))
@@ -513,7 +589,7 @@ def rescale_holders(conn: Connection, cid: int, token: str, acc: Accounting, mul
     for wallet, u, bal, shares in rows:
         if wallet in skip:
             continue
-        new_bal, new_shares = _balance_of(acc, u, mult)
+        new_bal, new_shares = balance_of_units(acc, u, mult)
         if new_bal != bal or new_shares != shares:
             updates.append(dict(w=wallet, balance_raw=new_bal, shares_raw=new_shares, block_number=end))
     if updates:
@@ -552,7 +628,8 @@ def _load_units(conn: Connection, cid: int, touched: dict[str, set[str]]) -> dic
     return out
 
 
-def apply_account_events(conn: Connection, ctx: SyncContext, d: DecodedLogs) -> None:
+def apply_account_events(conn: Connection, ctx: SyncContext, d: DecodedLogs, f: Fetched | None = None) -> None:
+    """Freezes and sanctions from their events, checked against isFrozen / isSanctioned at the tick's block."""
     status: dict[tuple[str, str], dict] = {}
     for e in d.events:
         if e.event == "AddressFrozen":
@@ -562,6 +639,20 @@ def apply_account_events(conn: Connection, ctx: SyncContext, d: DecodedLogs) -> 
             for w in e.args["wallets"]:
                 status[(e.contract, w)] = dict(frozen=False, sanctioned=e.event == "SanctionedAddressesAdded",
                                                block_number=e.block_number)
+    for key, read in ((f.flags or {}) if f is not None else {}).items():
+        row = status.get(key)
+        if row is None:
+            continue
+        flag = "frozen" if key[0] in ctx.accounting else "sanctioned"
+        if read is None:
+            _issue(conn, ctx, key[0], "account_status_unreadable",
+                   f"{'isFrozen' if flag == 'frozen' else 'isSanctioned'}({key[1]}) failed at block {f.end}; "
+                   "the status follows the events", f.end)
+        elif bool(read) != row[flag]:
+            _issue(conn, ctx, key[0], "account_status_mismatch",
+                   f"the events say {flag}={row[flag]} for {key[1]} but the contract answers {bool(read)} at block "
+                   f"{f.end}; using the contract's answer", f.end)
+            row[flag] = bool(read)
     upsert(conn, m.AccountStatus.__table__, [dict(chain_id=ctx.chain_id, contract=c, wallet=w, **v)
                                              for (c, w), v in status.items()], ["chain_id", "contract", "wallet"])
 
@@ -613,7 +704,8 @@ def rollback(conn: Connection, ctx: SyncContext, fork: int) -> None:
             conn.execute(update(b).where(b.c.chain_id == cid, b.c.token == token, b.c.wallet == wallet)
                          .values(units_raw=last))
     ts = m.TokenState.__table__
-    for token, acc in ctx.accounting.items():
+    for token in ctx.accounting:
+        acc = ctx.unit_model(token)
         mult = conn.execute(select(ts.c.multiplier_raw).where(ts.c.chain_id == cid, ts.c.token == token)
                             .order_by(ts.c.block_number.desc()).limit(1)).scalar() or WAD
         rescale_holders(conn, cid, token, acc, mult if acc != Accounting.PLAIN else WAD, fork)

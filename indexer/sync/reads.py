@@ -109,3 +109,18 @@ def round_quality(r: RoundRead) -> str:
     if r.answered_in_round < r.round_id:
         return "carried_over"
     return "ok"
+
+
+def read_address_calls(rpc: RpcClient, abi: ContractAbi, fn: str, pairs: list[tuple[str, str]], block: int,
+                       multicall: str | None) -> dict[tuple[str, str], int | bool | None]:
+    """`fn(wallet)` on each (contract, wallet) at `block` (balanceOf, isFrozen, isSanctioned);
+    None where the call failed or returned something undecodable."""
+    f = abi.fn(fn)
+    results = read_calls(rpc, [Call(c, f.encode_address(w)) for c, w in pairs], block, multicall=multicall)
+    out: dict[tuple[str, str], int | bool | None] = {}
+    for pair, (ok, data) in zip(pairs, results, strict=True):
+        try:
+            out[pair] = f.decode(data)[0] if ok else None
+        except Exception:  # noqa: BLE001 - recorded by the caller as a failed read
+            out[pair] = None
+    return out

@@ -446,3 +446,18 @@ def test_the_request_carries_every_address_and_topic_in_one_filter(anvil, chain)
     assert params == [{"address": chain.tokens, "topics": [[TRANSFER]],
                        "fromBlock": hex(chain.start), "toBlock": hex(chain.start + 10)}]
 
+
+
+def test_a_dense_answer_shrinks_the_range_in_proportion():
+    from indexer.chain.logs import LogFetcher
+
+    f = LogFetcher(initial_range=100, target_logs=1_000)
+    f._after_answer(40_000, full=True)  # 40x the target: aim the next request at the target
+    assert f.range == 2 and f.stats.ranges_shrunk_dense == 1
+    f._after_answer(3_000, full=True)  # within 4x: kept
+    assert f.range == 2
+    f._after_answer(500, full=True)  # light: grows again
+    assert f.range == 4
+    f.range = 1
+    f._after_answer(10**6, full=True)  # one block is the floor
+    assert f.range == 1

@@ -1,0 +1,30 @@
+"""A tick ends early once it holds MAX_TICK_LOGS logs, so memory stays bounded on dense ranges; the
+rest follows in the next ticks and the result is the same."""
+
+from __future__ import annotations
+
+from indexer.chain.rpc import RpcClient
+from indexer.sync import pipeline
+from indexer.sync.pipeline import open_store, prepare, sync
+from tests.sync.checks import assert_balances_match_chain, assert_transfers_match_logs, synced_block
+
+
+def test_ticks_split_by_log_count_give_the_same_result(short_chain, short_settings, db_url, monkeypatch):
+    monkeypatch.setattr(pipeline, "MAX_TICK_LOGS", 400)
+    rpc = RpcClient(short_chain.url, timeout=60)
+    engine = open_store(short_settings)
+    try:
+        ctx = prepare(short_settings, rpc, max_blocks_per_tick=10_000)
+        results = []
+        sync(engine, ctx, on_tick=results.append)
+        head = int(rpc.call("eth_blockNumber"), 16)
+        assert synced_block(engine, short_settings.chain.chain_id) == head
+        # one 10,000-block tick would have held every log; the budget cut it after the first request
+        assert len(results) >= 2 and results[0].to_block < head
+        assert results[0].logs >= 400
+        assert all(b.from_block == a.to_block + 1 for a, b in zip(results, results[1:], strict=False))
+        assert assert_transfers_match_logs(engine, short_settings, rpc) > 1_000
+        assert assert_balances_match_chain(engine, short_settings, rpc) > 100
+    finally:
+        rpc.close()
+        engine.dispose()
