@@ -36,9 +36,10 @@ def test_sigkill_at_random_points_of_a_backfill_then_resume(world, manifest, db_
     rng = random.Random(5)
     kills = 0
     for _ in range(4):
-        proc = subprocess.Popen(_sync_cmd(world.manifest_path, db_url), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.5, 4.0))
+        # small ticks, so that four short runs cover only part of the backfill
+        proc = subprocess.Popen(_sync_cmd(world.manifest_path, db_url) + ["--blocks-per-tick", "3"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.5, 3.0))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
