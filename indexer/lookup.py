@@ -68,8 +68,14 @@ def find_run(conn: Connection, chain_id: int, *, block: int | None = None, at: i
     return RunRef(*row)
 
 
-def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str) -> dict[str, Any]:
-    """Everything about one (already parsed) wallet in one run, as plain JSON-ready data."""
+def feed_names(conn: Connection, chain_id: int) -> dict[str, str]:
+    return dict(conn.execute(select(m.Feed.address, m.Feed.name).where(m.Feed.chain_id == chain_id)).all())
+
+
+def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
+                  feeds: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything about one (already parsed) wallet in one run, as plain JSON-ready data.
+    `feeds` ({address: name}, from :func:`feed_names`) is read once per lookup of many wallets."""
     h, w, rr = m.RiskHolding.__table__, m.RiskWallet.__table__, m.RiskRunRecord.__table__
     holdings = conn.execute(select(h).where(h.c.run_id == run.id, h.c.wallet == wallet)
                             .order_by(h.c.collateral_value.desc(), h.c.symbol)).mappings().all()
@@ -77,7 +83,7 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str) -> 
     positions = conn.execute(select(m.Position.__table__).where(m.Position.wallet == wallet)
                              .order_by(m.Position.instrument)).mappings().all()
     account = conn.execute(select(m.Account.__table__).where(m.Account.wallet == wallet)).mappings().first()
-    feeds = {f.address: f for f in conn.execute(select(m.Feed.__table__).where(m.Feed.chain_id == chain_id)).all()}
+    feeds = feed_names(conn, chain_id) if feeds is None else feeds
     out: dict[str, Any] = {
         "wallet": wallet,
         "checksummed": checksum(wallet[2:]),
@@ -116,12 +122,11 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str) -> 
     return out
 
 
-def _holding(r, feeds) -> dict[str, Any]:
-    feed = feeds.get(r["feed"]) if r["feed"] else None
+def _holding(r, feeds: dict[str, str]) -> dict[str, Any]:
     return {
         "symbol": r["symbol"], "token": r["token"], "balance_raw": str(r["balance_raw"]), "balance": r["balance"],
         "shares": r["shares"],
-        "price": {"value": r["price"], "feed": feed.name if feed is not None else None, "round_id":
+        "price": {"value": r["price"], "feed": feeds.get(r["feed"]) if r["feed"] else None, "round_id":
                   None if r["round_id"] is None else str(r["round_id"]), "age_s": r["round_age_s"],
                   "market_state": r["market_state"]},
         "market_value": r["market_value"],
@@ -139,12 +144,13 @@ def lookup(conn: Connection, chain_id: int, inputs: list[str], *, block: int | N
     """The JSON document for a list of address strings (bad ones are reported, not raised)."""
     wallets, invalid = parse_wallets(inputs)
     run = find_run(conn, chain_id, block=block, at=at)
+    feeds = feed_names(conn, chain_id)
     return {
         "schema_version": SCHEMA_VERSION,
         "chain_id": chain_id,
         "run": {"id": run.id, "block_number": run.block_number, "block_timestamp": run.block_timestamp,
                 "policy_version": run.policy_version, "policy_hash": run.policy_hash,
                 "market_state": run.market_state, "asked": {"block": block, "at": at}},
-        "wallets": [lookup_wallet(conn, chain_id, run, w) for w in wallets],
+        "wallets": [lookup_wallet(conn, chain_id, run, w, feeds) for w in wallets],
         "invalid": invalid,
     }

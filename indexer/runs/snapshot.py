@@ -17,8 +17,6 @@ Everything comes from stored facts, so a run at any synced block is reproducible
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +26,6 @@ from indexer.accounting import (
     WAD,
     Accounting,
     RebasingParams,
-    UiMultiplierUpdate,
     balance_of_units,
     rebasing_multiplier_at,
     ui_multiplier_at,
@@ -49,6 +46,7 @@ from indexer.risk.inputs import (
     limbs_from_ints,
 )
 from indexer.store import models as m
+from indexer.sync.history import stored_account_status, stored_ui_schedule
 
 HISTORY_DAYS = 420  # > the policy's 250-session look-back plus holidays, in calendar days
 CHECKPOINT = "head"
@@ -200,13 +198,7 @@ def _history(conn: Connection, cid: int, feeds: list[str], ts: int) -> FeedHisto
 def _token_state(conn: Connection, cid: int, tok_rows, number: int, ts: int) -> tuple[dict[str, int], dict[str, dict]]:
     """Multiplier in force at B per token, and the last stored state row at or before B."""
     tsr = m.TokenState.__table__
-    te = m.TokenEvent.__table__
-    schedule: dict[str, list[UiMultiplierUpdate]] = defaultdict(list)
-    for contract, args in conn.execute(select(te.c.contract, te.c.args).where(
-            te.c.chain_id == cid, te.c.event == "UIMultiplierUpdated", te.c.block_number <= number)
-            .order_by(te.c.block_number, te.c.log_index)):
-        a = json.loads(args)
-        schedule[contract].append(UiMultiplierUpdate(int(a["new_multiplier"]), int(a["effective_at"]), int(a["set_at"])))
+    schedule = stored_ui_schedule(conn, cid, up_to=number)
     multipliers, states = {}, {}
     for t in tok_rows:
         row = conn.execute(select(tsr).where(tsr.c.chain_id == cid, tsr.c.token == t["address"],
@@ -290,21 +282,9 @@ def _balances(conn: Connection, cid: int, tok_rows, multipliers: dict[str, int],
 
 def _account_flags(conn: Connection, cid: int, number: int) -> tuple[set[tuple[str, str]], set[str]]:
     """((token, wallet) frozen, wallets sanctioned on any list) at B, replayed from events."""
-    te = m.TokenEvent.__table__
-    frozen: set[tuple[str, str]] = set()
-    listed: dict[str, set[str]] = defaultdict(set)
-    for contract, event, args in conn.execute(select(te.c.contract, te.c.event, te.c.args).where(
-            te.c.chain_id == cid, te.c.block_number <= number,
-            te.c.event.in_(["AddressFrozen", "SanctionedAddressesAdded", "SanctionedAddressesRemoved"]))
-            .order_by(te.c.block_number, te.c.log_index)):
-        a = json.loads(args)
-        if event == "AddressFrozen":
-            (frozen.add if a["frozen"] else frozen.discard)((contract, a["wallet"]))
-        elif event == "SanctionedAddressesAdded":
-            listed[contract].update(a["wallets"])
-        else:
-            listed[contract].difference_update(a["wallets"])
-    return frozen, set().union(*listed.values()) if listed else set()
+    status = stored_account_status(conn, cid, up_to=number)
+    return ({k for k, v in status.items() if v["frozen"]},
+            {w for (_, w), v in status.items() if v["sanctioned"]})
 
 
 def _accounts(wallets: list[str], rows: dict[str, dict], sanctioned: set[str]) -> Accounts:

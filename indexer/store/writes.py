@@ -185,27 +185,7 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     """
     if not rows:
         return
-    _types(table, columns)
-    order = _key_order(table, columns)
-    cols = ", ".join(_quoted(conn, columns))
-    name = _quoted(conn, [table.name])[0]
-    if conn.dialect.name == "postgresql":
-        checked = _encoded(conn, table, columns, rows)
-        if order is not None:
-            checked = sorted(checked, key=order)
-        if new:
-            _copy(conn, f"COPY {name} ({cols}) FROM STDIN", checked)
-            return
-        tmp = _copy_to_temp(conn, table, columns, checked)
-        conn.exec_driver_sql(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {tmp} ON CONFLICT DO NOTHING")
-        conn.exec_driver_sql(f"DROP TABLE {tmp}")
-        return
-    _sqlite_bulk(conn)
-    sql = f"INSERT INTO {name} ({cols}) VALUES ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING"
-    if order is not None:
-        rows = sorted(rows, key=order)
-    for chunk in _chunks(rows, _SQLITE_CHUNK):
-        conn.exec_driver_sql(sql, _encoded(conn, table, columns, chunk))
+    _bulk_write(conn, table, columns, rows, "ON CONFLICT DO NOTHING", direct_copy=new)
 
 
 def upsert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]],
@@ -219,18 +199,29 @@ def upsert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     missing = [k for k in keys if k not in columns]
     if missing:
         raise ValueError(f"upsert_rows: key columns {missing} are not among the columns given")
-    _types(table, columns)
-    order = _key_order(table, columns)
     q = dict(zip(columns, _quoted(conn, columns), strict=True))
-    cols = ", ".join(q.values())
     key_cols = ", ".join(q[k] for k in keys)
     sets = ", ".join(f"{q[c]} = excluded.{q[c]}" for c in columns if c not in keys)
-    conflict = f"ON CONFLICT ({key_cols}) " + (f"DO UPDATE SET {sets}" if sets else "DO NOTHING")
+    _bulk_write(conn, table, columns, rows,
+                f"ON CONFLICT ({key_cols}) " + (f"DO UPDATE SET {sets}" if sets else "DO NOTHING"))
+
+
+def _bulk_write(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                conflict: str, *, direct_copy: bool = False) -> None:
+    """Rows (tuples) in primary-key order. PostgreSQL: COPY, straight into the table when
+    `direct_copy`, else into a temporary table merged with `INSERT ... SELECT ... {conflict}`.
+    SQLite: executemany of `INSERT ... VALUES ... {conflict}` in chunks."""
+    _types(table, columns)
+    order = _key_order(table, columns)
+    cols = ", ".join(_quoted(conn, columns))
     name = _quoted(conn, [table.name])[0]
     if conn.dialect.name == "postgresql":
         checked = _encoded(conn, table, columns, rows)
         if order is not None:
             checked = sorted(checked, key=order)
+        if direct_copy:
+            _copy(conn, f"COPY {name} ({cols}) FROM STDIN", checked)
+            return
         tmp = _copy_to_temp(conn, table, columns, checked)
         conn.exec_driver_sql(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {tmp} {conflict}")
         conn.exec_driver_sql(f"DROP TABLE {tmp}")

@@ -8,7 +8,6 @@ stored hash chain and rolled back above the fork point, facts and derived rows t
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import defaultdict
@@ -20,7 +19,6 @@ from indexer.accounting import (
     WAD,
     Accounting,
     RebasingParams,
-    UiMultiplierUpdate,
     balance_of_units,
     rebasing_multiplier_at,
     ui_multiplier_at,
@@ -36,6 +34,7 @@ from indexer.runs.retention import delete_runs_above
 from indexer.store import models as m
 from indexer.store.types import decode_int_text
 from indexer.store.writes import insert_ignore, insert_rows, upsert, upsert_rows
+from indexer.sync.history import fold_account_events, stored_account_status, stored_ui_schedule
 from indexer.sync.reads import (
     RoundRead,
     TokenRead,
@@ -461,7 +460,7 @@ def write_token_state(conn: Connection, ctx: SyncContext, f: Fetched, end_ts: in
     cid = ctx.chain_id
     rows, multipliers = [], {}
     previous = _last_multipliers(conn, cid)
-    ui_updates = _ui_schedule(conn, ctx, f.decoded)
+    ui_updates = stored_ui_schedule(conn, cid)
     for read in f.token_reads:
         acc = ctx.accounting[read.address]
         v = read.values
@@ -508,17 +507,6 @@ def _last_multipliers(conn: Connection, cid: int) -> dict[str, int]:
     rows = conn.execute(select(ts.c.token, ts.c.multiplier_raw).join(
         latest, (ts.c.token == latest.c.token) & (ts.c.block_number == latest.c.b)).where(ts.c.chain_id == cid))
     return dict(rows.all())
-
-
-def _ui_schedule(conn: Connection, ctx: SyncContext, d: DecodedLogs) -> dict[str, list[UiMultiplierUpdate]]:
-    rows = conn.execute(select(m.TokenEvent.contract, m.TokenEvent.args).where(
-        m.TokenEvent.chain_id == ctx.chain_id, m.TokenEvent.event == "UIMultiplierUpdated")
-        .order_by(m.TokenEvent.block_number, m.TokenEvent.log_index)).all()
-    out: dict[str, list[UiMultiplierUpdate]] = defaultdict(list)
-    for contract, args in rows:
-        a = json.loads(args)
-        out[contract].append(UiMultiplierUpdate(int(a["new_multiplier"]), int(a["effective_at"]), int(a["set_at"])))
-    return out
 
 
 def apply_movements(conn: Connection, ctx: SyncContext, d: DecodedLogs, end: int, multipliers: dict[str, int],
@@ -630,15 +618,7 @@ def _load_units(conn: Connection, cid: int, touched: dict[str, set[str]]) -> dic
 
 def apply_account_events(conn: Connection, ctx: SyncContext, d: DecodedLogs, f: Fetched | None = None) -> None:
     """Freezes and sanctions from their events, checked against isFrozen / isSanctioned at the tick's block."""
-    status: dict[tuple[str, str], dict] = {}
-    for e in d.events:
-        if e.event == "AddressFrozen":
-            status[(e.contract, e.args["wallet"])] = dict(frozen=bool(e.args["frozen"]), sanctioned=False,
-                                                          block_number=e.block_number)
-        elif e.event in ("SanctionedAddressesAdded", "SanctionedAddressesRemoved"):
-            for w in e.args["wallets"]:
-                status[(e.contract, w)] = dict(frozen=False, sanctioned=e.event == "SanctionedAddressesAdded",
-                                               block_number=e.block_number)
+    status = fold_account_events((e.contract, e.event, e.args, e.block_number) for e in d.events)
     for key, read in ((f.flags or {}) if f is not None else {}).items():
         row = status.get(key)
         if row is None:
@@ -722,21 +702,7 @@ def rollback(conn: Connection, ctx: SyncContext, fork: int) -> None:
 
 def rebuild_account_status(conn: Connection, cid: int, fork: int) -> None:
     a = m.AccountStatus.__table__
-    conn.execute(delete(a).where(a.c.chain_id == cid, a.c.block_number > fork))
-    te = m.TokenEvent.__table__
-    rows = conn.execute(select(te.c.contract, te.c.event, te.c.args, te.c.block_number).where(
-        te.c.chain_id == cid, te.c.event.in_(["AddressFrozen", "SanctionedAddressesAdded",
-                                               "SanctionedAddressesRemoved"]))
-        .order_by(te.c.block_number, te.c.log_index)).all()
-    status: dict[tuple[str, str], dict] = {}
-    for contract, event, args, block in rows:
-        a_ = json.loads(args)
-        if event == "AddressFrozen":
-            status[(contract, a_["wallet"])] = dict(frozen=bool(a_["frozen"]), sanctioned=False, block_number=block)
-        else:
-            for w in a_["wallets"]:
-                status[(contract, w)] = dict(frozen=False, sanctioned=event == "SanctionedAddressesAdded",
-                                             block_number=block)
+    status = stored_account_status(conn, cid)  # the events above the fork are already deleted
     conn.execute(delete(a).where(a.c.chain_id == cid))
     upsert(conn, a, [dict(chain_id=cid, contract=c, wallet=w, **v) for (c, w), v in status.items()],
            ["chain_id", "contract", "wallet"])
