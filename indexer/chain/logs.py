@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -188,11 +188,13 @@ def _flatten(data: object | None) -> str:
 
 @dataclass(frozen=True)
 class LogBatch:
-    """The logs of blocks [from_block, to_block], as the node returned them, in block order."""
+    """The logs of blocks [from_block, to_block] in block order: the node's parsed JSON, or what the
+    fetcher's `decode` made of its answer."""
 
     from_block: int
     to_block: int
-    logs: list[dict[str, Any]]
+    logs: Any  # list[dict] by default; the decoder's result (a Sized) when one is given
+    pinned: Any = None  # what `pin(to_block)` answered just before the logs were read
 
 
 @dataclass
@@ -237,12 +239,17 @@ class LogFetcher:
         self.stats = LogFetchStats()
 
     def iter_logs(
-        self, rpc: RpcClient, addresses: Sequence[str], topics: Topics, start: int, end: int
+        self, rpc: RpcClient, addresses: Sequence[str], topics: Topics, start: int, end: int,
+        *, decode: Callable[[bytes], Sized] | None = None, pin: Callable[[int], Any] | None = None,
     ) -> Iterator[LogBatch]:
         """Logs of `addresses` matching `topics` in blocks [start, end], in block order.
 
         Batches cover [start, end] with no gap or overlap. Raises RpcError when the provider refuses
-        even a single block, or for any error that is not about the range.
+        even a single block, or for any error that is not about the range. `decode` takes the node's
+        whole answer as bytes (no JSON parsing on the way) and returns the batch's logs, raising
+        ValueError when the answer holds no list of logs. `pin` is called with each request's toBlock
+        just before the request; its answer rides on the batch (the caller compares a block hash read
+        before the logs with one read after them).
         """
         if not addresses:
             raise ValueError("iter_logs needs at least one address: an empty filter would match every contract")
@@ -254,16 +261,23 @@ class LogFetcher:
             size = self._size()
             to = min(end, pos + size - 1)
             self.stats.requests += 1
+            params = [{**base, "fromBlock": hex(pos), "toBlock": hex(to)}]
+            pinned = pin(to) if pin is not None else None
             try:
-                logs = rpc.call("eth_getLogs", [{**base, "fromBlock": hex(pos), "toBlock": hex(to)}])
+                logs = rpc.call("eth_getLogs", params) if decode is None else rpc.call_raw("eth_getLogs", params)
             except RpcError as exc:
                 self._shrink_after(exc, pos, to)
                 continue
-            if not isinstance(logs, list):
+            if decode is not None:
+                try:
+                    logs = decode(logs)
+                except ValueError as exc:
+                    raise RpcError(f"eth_getLogs [{pos}, {to}]: {exc}", kind="bad_response") from None
+            elif not isinstance(logs, list):
                 raise RpcError(f"eth_getLogs [{pos}, {to}]: expected a list, got {logs!r:.200}", kind="bad_response")
             self.stats.batches += 1
             self.stats.logs += len(logs)
-            yield LogBatch(pos, to, logs)
+            yield LogBatch(pos, to, logs, pinned)
             # Only an answer for the whole current range says whether a larger one would do; the short
             # tail of a sync tick says nothing about it.
             self._after_answer(len(logs), full=(to - pos + 1 >= size))

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 import requests
+import urllib3
 
 from indexer.errors import RpcError
 
@@ -96,7 +97,6 @@ class RpcClient:
         backoff_cap: float = 8.0,
         retry_after_cap: float = 60.0,
         max_batch: int | None = None,
-        session: requests.Session | None = None,
     ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
@@ -109,7 +109,9 @@ class RpcClient:
         self.backoff_cap = backoff_cap
         self.retry_after_cap = retry_after_cap
         self.max_batch = max_batch
-        self._session = session or requests.Session()
+        # one HTTP session (connection pool) per thread: a sync reads logs on a thread of its own
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
         self._ids = itertools.count(1)
         self._url_index = 0
         self._lock = threading.Lock()
@@ -119,8 +121,21 @@ class RpcClient:
     def url(self) -> str:
         return self.urls[self._url_index]
 
+    @property
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
     def close(self) -> None:
-        self._session.close()
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
 
     # -- public API ---------------------------------------------------------------------------
     def call(self, method: str, params: Sequence[Any] = ()) -> Any:
@@ -130,6 +145,18 @@ class RpcClient:
         if not isinstance(answer, dict):
             raise RpcError(f"{method}: unexpected answer {answer!r:.200}", kind="bad_response")
         return self._result_of(answer, method)
+
+    def call_raw(self, method: str, params: Sequence[Any] = ()) -> bytes:
+        """One call; returns the node's whole answer unparsed (its `result` is for the caller to read),
+        or raises RpcError as `call` does. For large answers read by a dedicated decoder (eth_getLogs)."""
+        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
+        answer = self._post(payload, n_calls=1, raw=True)
+        if isinstance(answer, bytes):
+            return answer
+        if not isinstance(answer, dict):
+            raise RpcError(f"{method}: unexpected answer {answer!r:.200}", kind="bad_response")
+        self._result_of(answer, method)  # raises the node's error
+        return orjson.dumps(answer)
 
     def batch(self, calls: Sequence[tuple[str, Sequence[Any]]], *, raise_errors: bool = True) -> list[Any]:
         """Several calls in as few HTTP requests as the provider accepts; results in the order of `calls`.
@@ -292,8 +319,9 @@ class RpcClient:
                     return True
         return False
 
-    def _post(self, payload: Any, *, n_calls: int) -> Any:
+    def _post(self, payload: Any, *, n_calls: int, raw: bool = False) -> Any:
         """POST one request; returns the parsed answer or raises RpcError (or _BatchRefused for batches).
+        `raw`: a successful answer with no error object anywhere is returned as bytes, unparsed.
 
         Transport failures fail over to an untried URL at once; when every URL has failed, the client
         backs off and tries again, `max_retries` times.
@@ -311,8 +339,9 @@ class RpcClient:
             transport_failure = False
             try:
                 resp = self._session.post(
-                    url, data=body, headers={"Content-Type": "application/json"}, timeout=self.timeout
+                    url, data=body, headers={"Content-Type": "application/json"}, timeout=self.timeout, stream=True
                 )
+                content = _read_body(resp)
             except requests.Timeout:
                 self.stats.errors["timeout"] += 1
                 last_error = RpcError(f"{url}: timed out after {self.timeout}s", kind="timeout")
@@ -323,7 +352,9 @@ class RpcClient:
                 transport_failure = True
             else:
                 status = resp.status_code
-                answer = _json_or_none(resp.content)
+                if raw and status == 200 and b'"error"' not in content:
+                    return content
+                answer = _json_or_none(content)
                 if status == 429:
                     self.stats.errors["rate_limited"] += 1
                     retry_after = _parse_retry_after(resp.headers.get("Retry-After"))
@@ -340,13 +371,13 @@ class RpcClient:
                 elif status == 413 and not _is_call_error(answer):
                     # Request Entity Too Large with no JSON-RPC error of its own: the body was too big.
                     if is_batch:
-                        raise _BatchRefused(f"HTTP 413 from {url}", _batch_limit_in(resp.content))
+                        raise _BatchRefused(f"HTTP 413 from {url}", _batch_limit_in(content))
                     self.stats.errors["too_large"] += 1
                     raise RpcError(f"{url}: HTTP 413, request body too large", kind="too_large", code=413)
                 elif answer is None:
                     kind = "http_4xx" if status >= 400 else "bad_response"
                     self.stats.errors[kind] += 1
-                    last_error = RpcError(f"{url}: HTTP {status}, not JSON: {resp.content[:200]!r}", kind=kind)
+                    last_error = RpcError(f"{url}: HTTP {status}, not JSON: {content[:200]!r}", kind=kind)
                     transport_failure = status >= 400  # a misconfigured URL (403, 404): try another one
                 elif status >= 400 and isinstance(answer, dict) and "error" not in answer:
                     self.stats.errors["http_4xx"] += 1
@@ -377,6 +408,21 @@ class RpcClient:
             tried = {self._url_index}
         assert last_error is not None
         raise last_error
+
+
+def _read_body(resp: requests.Response) -> bytes:
+    """The whole body in one read (requests' `.content` joins 10 KiB chunks: slow for answers of tens of
+    MB); urllib3's failures reported as requests reports them, so callers see one set of exceptions."""
+    try:
+        content = resp.raw.read(decode_content=True)
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        resp.close()
+        raise requests.Timeout(str(exc)) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        resp.close()
+        raise requests.ConnectionError(str(exc)) from None
+    resp.raw.release_conn()  # read to the end: the connection goes back to the pool for the next request
+    return content or b""
 
 
 def _json_or_none(content: bytes) -> Any:

@@ -9,7 +9,7 @@ Column names listed in docs/sql.md are a contract with analysts: change them wit
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index
+from sqlalchemy import BigInteger, Column, Index, PrimaryKeyConstraint
 from sqlmodel import Field, SQLModel
 
 from indexer.store.types import Int256, Uint256
@@ -126,7 +126,9 @@ class BalanceChange(SQLModel, table=True):
     """
 
     __tablename__ = "balance_changes"
-    __table_args__ = (Index("ix_balance_changes_wallet", "chain_id", "wallet", "token", "block_number"),)
+    # keyed block first (0004): a sync appends at the end of the key; one holder's history is an index search
+    __table_args__ = (PrimaryKeyConstraint("chain_id", "block_number", "log_index", "token", "wallet"),
+                      Index("ix_balance_changes_wallet", "chain_id", "wallet", "token", "block_number"))
     chain_id: int = Field(primary_key=True)
     token: str = Field(primary_key=True, max_length=42)
     wallet: str = Field(primary_key=True, max_length=42)

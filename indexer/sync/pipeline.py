@@ -1,8 +1,10 @@
 """The sync pipeline: pick the next block range, fetch, decode, write it all in one transaction.
 
-A tick reads the chain first (logs, headers, contract state at the tick's last block) without
-holding the database, then writes facts, derived rows and the checkpoint in ONE transaction, so a
-crash anywhere resumes with no gap and no duplicate. Reorgs are found by parent hash against the
+A tick writes facts, derived rows and the checkpoint in ONE transaction, so a crash anywhere resumes
+with no gap and no duplicate. Its logs come in pages (one `eth_getLogs` answer each, sync/pages.py),
+read on a thread one or two pages ahead while the tick writes the page before: facts and balance
+changes page by page, then, at the tick's last block, contract state, prices, current balances (once
+per holder, however often it moved) and the checkpoint. Reorgs are found by parent hash against the
 stored hash chain and rolled back above the fork point, facts and derived rows together.
 """
 
@@ -24,17 +26,19 @@ from indexer.accounting import (
     ui_multiplier_at,
 )
 from indexer.chain.abi import load_abi, token_abi
-from indexer.chain.decode import TOPICS, ZERO_ADDRESS, DecodedLogs, decode_logs
+from indexer.chain.decode import ZERO_ADDRESS, DecodedLogs, EventRecord
 from indexer.chain.logs import LogFetcher
 from indexer.chain.multicall import Call, read_calls
 from indexer.chain.rpc import RpcClient
 from indexer.config import Settings
 from indexer.errors import ChainDataError, ConfigError, RpcError
 from indexer.runs.retention import delete_runs_above
+from indexer.store import indexes
 from indexer.store import models as m
 from indexer.store.types import decode_int_text
 from indexer.store.writes import insert_ignore, insert_rows, upsert, upsert_rows
 from indexer.sync.history import fold_account_events, stored_account_status, stored_ui_schedule
+from indexer.sync.pages import Page, PageStream, ReorgDetected, read_pages
 from indexer.sync.reads import (
     RoundRead,
     TokenRead,
@@ -52,10 +56,6 @@ PHASE_SHIFT = 64
 MAX_REORG_DEPTH = 1_000
 
 
-class ReorgDetected(Exception):
-    """The chain no longer holds a block this tick relied on; the tick is abandoned."""
-
-
 @dataclass
 class SyncContext:
     """What a sync needs, prepared once at start-up."""
@@ -70,6 +70,7 @@ class SyncContext:
     max_blocks_per_tick: int = 2_000
     open_issues: set[tuple[str, str]] = field(default_factory=set)
     polled: set[str] = field(default_factory=set)  # tokens with balance_source = "poll"
+    indexes_complete: bool = False  # known to hold every index the models declare (store/indexes.py)
 
     def unit_model(self, token: str) -> Accounting:
         """How stored units become balances: a polled token's units are its balanceOf as read."""
@@ -173,20 +174,11 @@ def target_block(ctx: SyncContext) -> int:
     return int(ctx.rpc.call("eth_blockNumber"), 16) - conf
 
 
-def headers(rpc: RpcClient, numbers: list[int]) -> dict[int, dict]:
-    out: dict[int, dict] = {}
-    numbers = sorted(set(numbers))
-    for i in range(0, len(numbers), 500):
-        chunk = numbers[i:i + 500]
-        for n, h in zip(chunk, rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in chunk]), strict=True):
-            if h is None:
-                raise ReorgDetected(f"block {n} is gone")
-            out[n] = h
-    return out
-
-
 @dataclass
 class Fetched:
+    """What a tick read: its range, its events (transfers are written page by page, not kept), the
+    headers of its pages, and contract state at its last block."""
+
     start: int
     end: int
     decoded: DecodedLogs
@@ -209,36 +201,24 @@ def state_unavailable(exc: RpcError) -> bool:
     return any(s in text for s in _NO_STATE)
 
 
-MAX_TICK_LOGS = 100_000  # a tick ends early after this many logs: memory stays bounded on dense chains
+# A tick ends after the page that brings it to this many logs. Pages are written as they come, so
+# this bounds the holders a tick keeps in memory and the time between checkpoints, not the answers.
+MAX_TICK_LOGS = 500_000
 
 
-def fetch_range(ctx: SyncContext, start: int, end: int, parent_hash: str | None) -> Fetched:
-    raw: list[dict] = []
-    for batch in ctx.fetcher.iter_logs(ctx.rpc, ctx.log_addresses, [TOPICS], start, end):
-        raw.extend(batch.logs)
-        if len(raw) >= MAX_TICK_LOGS and batch.to_block < end:
-            end = batch.to_block  # the rest is the next tick's
-            break
-    decoded = decode_logs(raw)
-    by_block = decoded.block_hashes()
-    blocks = headers(ctx.rpc, [start, end, *by_block])
-    for n, h in by_block.items():
-        if blocks[n]["hash"] != h:
-            raise ReorgDetected(f"block {n} changed while its logs were read")
-    if parent_hash is not None and blocks[start]["parentHash"] != parent_hash:
-        raise ReorgDetected(f"block {start} does not extend the stored block {start - 1}")
-    tokens = [(a, acc) for a, acc in ctx.accounting.items()]
-    state_block = end
+def read_state(ctx: SyncContext, f: Fetched) -> None:
+    """Token state and the feeds' latest rounds at the tick's last block (or at the head, when the node
+    no longer holds that block's state)."""
+    f.state_block = f.end
     try:
-        token_reads: list[TokenRead] | None = read_token_states(ctx.rpc, tokens, end, ctx.multicall)
+        f.token_reads = read_token_states(ctx.rpc, list(ctx.accounting.items()), f.end, ctx.multicall)
     except RpcError as exc:
         if not state_unavailable(exc):
             raise
         # Not an archive node: keep the logs exact now, read state where the node still has it.
-        token_reads = None
-        state_block = int(ctx.rpc.call("eth_blockNumber"), 16)
-    latest = read_latest_rounds(ctx.rpc, ctx.feeds, state_block, ctx.multicall)
-    return Fetched(start, end, decoded, len(raw), blocks, token_reads, latest, state_block)
+        f.token_reads = None
+        f.state_block = int(ctx.rpc.call("eth_blockNumber"), 16)
+    f.latest_rounds = read_latest_rounds(ctx.rpc, ctx.feeds, f.state_block, ctx.multicall)
 
 
 # ---------------------------------------------------------------------------------- the tick
@@ -261,23 +241,39 @@ def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None) 
             return TickResult(fork + 1, fork, 0, 0, 0, reorg_to=fork, seconds=time.monotonic() - started)
     start = ctx.settings.chain.deployment_block if cp is None else cp.block_number + 1
     if start > target:
+        complete_indexes(engine, ctx)
         return None
     end = min(target, start + ctx.max_blocks_per_tick - 1)
     try:
-        fetched = fetch_range(ctx, start, end, None if cp is None else cp.block_hash)
-        rounds = missing_rounds(engine, ctx, fetched)
-        read_checks(engine, ctx, fetched)
+        with engine.begin() as conn:
+            now_cp = load_checkpoint(conn, ctx.chain_id)
+            if (now_cp is None) != (cp is None) or (now_cp and cp and now_cp.block_number != cp.block_number):
+                raise ChainDataError("the checkpoint moved during the tick: another writer is running on this chain")
+            if cp is None and end < target:
+                # the first backfill of this database: secondary indexes are built once it ends
+                dropped = indexes.set_aside(conn)
+                ctx.indexes_complete = False
+                if dropped:
+                    log.info("first backfill: indexes %s are built when it reaches block %d", dropped, target)
+            tick = Tick(conn, ctx, start, new=range_is_new(conn, ctx.chain_id, start))
+            pages = read_pages(ctx.rpc, ctx.fetcher, ctx.log_addresses, start, end, None if cp is None else cp.block_hash)
+            with PageStream(pages) as stream:
+                for page in stream:
+                    tick.add(page)
+                    if tick.n_logs >= MAX_TICK_LOGS and page.end < end:
+                        break  # the rest is the next tick's
+            f = tick.fetched()
+            read_state(ctx, f)
+            rounds = missing_rounds(conn, ctx, f)
+            read_checks(conn, ctx, f, tick.polled_pairs)
+            tick.finish(f, rounds)
     except ReorgDetected as exc:
         log.warning("reorg while reading blocks %d..%d: %s", start, end, exc)
         fork = rollback_to_fork(engine, ctx)
         return TickResult(start, end, 0, 0, 0, reorg_to=fork, seconds=time.monotonic() - started)
-    with engine.begin() as conn:
-        now_cp = load_checkpoint(conn, ctx.chain_id)
-        if (now_cp is None) != (cp is None) or (now_cp and cp and now_cp.block_number != cp.block_number):
-            raise ChainDataError("the checkpoint moved during the tick: another writer is running on this chain")
-        write_range(conn, ctx, fetched, rounds)
-    d = fetched.decoded
-    return TickResult(start, fetched.end, fetched.n_logs, len(d.transfers), len(rounds), seconds=time.monotonic() - started)
+    if f.end == target:
+        complete_indexes(engine, ctx)
+    return TickResult(start, f.end, tick.n_logs, tick.n_transfers, len(rounds), seconds=time.monotonic() - started)
 
 
 def sync(engine: Engine, ctx: SyncContext, *, to_block: int | None = None, on_tick=None) -> int:
@@ -292,13 +288,27 @@ def sync(engine: Engine, ctx: SyncContext, *, to_block: int | None = None, on_ti
             on_tick(result)
 
 
+def complete_indexes(engine: Engine, ctx: SyncContext) -> None:
+    """Build the indexes a first backfill set aside (once caught up, or before a rollback needs them)."""
+    if ctx.indexes_complete:
+        return
+    with engine.begin() as conn:
+        started = time.monotonic()
+        built = indexes.restore(conn)
+        if built and conn.dialect.name == "postgresql":
+            for model in indexes.BULK_TABLES:  # fresh statistics for the planner after a bulk load
+                conn.exec_driver_sql(f"ANALYZE {model.__tablename__}")
+    if built:
+        log.info("built indexes %s in %.1fs", built, time.monotonic() - started)
+    ctx.indexes_complete = True
+
+
 # ---------------------------------------------------------------------------------- prices
-def missing_rounds(engine: Engine, ctx: SyncContext, fetched: Fetched) -> list[dict]:
+def missing_rounds(conn: Connection, ctx: SyncContext, fetched: Fetched) -> list[dict]:
     """Every round of every feed not stored yet, read at the tick's block (history on the first tick)."""
     pr = m.PriceRound.__table__
-    with engine.connect() as conn:
-        stored = dict(conn.execute(select(pr.c.feed, func.max(pr.c.round_id)).where(pr.c.chain_id == ctx.chain_id)
-                                   .group_by(pr.c.feed)).all())
+    stored = dict(conn.execute(select(pr.c.feed, func.max(pr.c.round_id)).where(pr.c.chain_id == ctx.chain_id)
+                               .group_by(pr.c.feed)).all())
     rows: list[dict] = []
     for feed, latest in zip(ctx.feeds, fetched.latest_rounds, strict=True):
         if latest is None:
@@ -324,21 +334,18 @@ POLL_LOG_INDEX = 2**31 - 1  # balance_changes.log_index of a polled balance: rea
 _SANCTIONS_ABI = load_abi("SanctionsList")
 
 
-def read_checks(engine: Engine, ctx: SyncContext, f: Fetched) -> None:
+def read_checks(conn: Connection, ctx: SyncContext, f: Fetched, polled_pairs: set[tuple[str, str]]) -> None:
     """Contract reads at the tick's block that the write checks against: balanceOf of every known holder
-    of a polled token, and isFrozen / isSanctioned of every wallet this range's events name.
-    Skipped (left None) when the node holds no state for the block."""
+    of a polled token (`polled_pairs`: the holders its transfers in the tick name), and isFrozen /
+    isSanctioned of every wallet this range's events name. Skipped (left None) when the node holds no
+    state for the block."""
     if f.token_reads is None:
         return
     if ctx.polled:
-        pairs: set[tuple[str, str]] = set()
-        for t in f.decoded.transfers:
-            if t.token in ctx.polled:
-                pairs.update((t.token, w) for w in (t.from_address, t.to_address) if w != ZERO_ADDRESS)
+        pairs = set(polled_pairs)
         b = m.Balance.__table__
-        with engine.connect() as conn:
-            pairs.update(conn.execute(select(b.c.token, b.c.wallet).where(
-                b.c.chain_id == ctx.chain_id, b.c.token.in_(sorted(ctx.polled)))).all())
+        pairs.update(conn.execute(select(b.c.token, b.c.wallet).where(
+            b.c.chain_id == ctx.chain_id, b.c.token.in_(sorted(ctx.polled)))).all())
         f.polled = {}
         for token in sorted(ctx.polled):
             mine = sorted(p for p in pairs if p[0] == token)
@@ -405,42 +412,128 @@ def range_is_new(conn: Connection, cid: int, start: int) -> bool:
     return conn.execute(select(b.c.number).where(b.c.chain_id == cid, b.c.number >= start).limit(1)).first() is None
 
 
-def write_range(conn: Connection, ctx: SyncContext, f: Fetched, rounds: list[dict]) -> None:
-    cid = ctx.chain_id
-    d = f.decoded
-    # A range above every stored block can be bulk-copied (PostgreSQL COPY) rather than merged.
-    new = range_is_new(conn, cid, f.start)
-    insert_ignore(conn, m.Block.__table__, [dict(
-        chain_id=cid, number=n, hash=h["hash"], parent_hash=h["parentHash"], timestamp=int(h["timestamp"], 16))
-        for n, h in f.blocks.items()])
-    insert_rows(conn, m.Transfer.__table__, _TRANSFER_COLS, [
-        (cid, t.block_number, t.log_index, t.tx_hash, t.token, t.from_address, t.to_address, t.amount)
-        for t in d.transfers], new=new)
-    insert_rows(conn, m.ShareTransfer.__table__, _SHARE_COLS, [
-        (cid, t.block_number, t.log_index, t.tx_hash, t.token, t.from_address, t.to_address, t.amount)
-        for t in d.share_transfers], new=new)
-    insert_ignore(conn, m.TokenEvent.__table__, [dict(
-        chain_id=cid, block_number=e.block_number, log_index=e.log_index, tx_hash=e.tx_hash, contract=e.contract,
-        event=e.event, args=e.args_json()) for e in d.events])
-    insert_ignore(conn, m.PriceRound.__table__, rounds)
-    for feed, latest in zip(ctx.feeds, f.latest_rounds, strict=True):
-        if latest is None:
-            _issue(conn, ctx, feed, "feed_unreadable", f"latestRoundData() reverted or returned no round at "
-                   f"block {f.state_block}: no price from this feed", f.end)
-    end_ts = int(f.blocks[f.end]["timestamp"], 16)
-    if f.token_reads is None:
-        _issue(conn, ctx, "*", "historical_state_unavailable",
-               f"the node holds no state for block {f.end} (not an archive node): balances are exact in units; "
-               "multiplier-scaled balances catch up at the first block whose state the node still holds", f.end)
-        multipliers, moved = _last_multipliers(conn, cid), set()
-    else:
-        multipliers, moved = write_token_state(conn, ctx, f, end_ts)
-    apply_movements(conn, ctx, d, f.end, multipliers, moved, new=new)
-    apply_polled(conn, ctx, f)
-    apply_account_events(conn, ctx, d, f)
-    upsert(conn, m.SyncCheckpoint.__table__, [dict(
-        chain_id=cid, name=CHECKPOINT, block_number=f.end, block_hash=f.blocks[f.end]["hash"],
-        updated_at=int(time.time()))], ["chain_id", "name"])
+class Tick:
+    """One tick's writes, inside its transaction: each page as it comes (facts, balance changes), then
+    what holds at the tick's last block (`finish`: state, prices, balances, account status, checkpoint).
+
+    `units` holds the running units of every holder moved in the tick, read from the database the
+    first time the tick meets the holder; current balances are written from it once, in `finish`.
+    `new`: no log-keyed row of the tick's range is stored yet (see `range_is_new`).
+    """
+
+    def __init__(self, conn: Connection, ctx: SyncContext, start: int, *, new: bool) -> None:
+        self.conn, self.ctx, self.start, self.new = conn, ctx, start, new
+        self.end = start - 1
+        self.units: dict[tuple[str, str], int] = {}
+        self.events: list[EventRecord] = []
+        self.blocks: dict[int, dict] = {}
+        self.polled_pairs: set[tuple[str, str]] = set()  # holders of polled tokens the transfers name
+        self.n_logs = self.n_transfers = 0
+
+    def add(self, page: Page) -> None:
+        conn, cid, d = self.conn, self.ctx.chain_id, page.decoded
+        insert_ignore(conn, m.Block.__table__, [dict(
+            chain_id=cid, number=n, hash=h["hash"], parent_hash=h["parentHash"], timestamp=int(h["timestamp"], 16))
+            for n, h in page.headers.items()])
+        insert_rows(conn, m.Transfer.__table__, _TRANSFER_COLS, [
+            (cid, t.block_number, t.log_index, t.tx_hash, t.token, t.from_address, t.to_address, t.amount)
+            for t in d.transfers], new=self.new)
+        insert_rows(conn, m.ShareTransfer.__table__, _SHARE_COLS, [
+            (cid, t.block_number, t.log_index, t.tx_hash, t.token, t.from_address, t.to_address, t.amount)
+            for t in d.share_transfers], new=self.new)
+        insert_ignore(conn, m.TokenEvent.__table__, [dict(
+            chain_id=cid, block_number=e.block_number, log_index=e.log_index, tx_hash=e.tx_hash, contract=e.contract,
+            event=e.event, args=e.args_json()) for e in d.events])
+        self.move(d)
+        self.events += d.events
+        self.blocks.update(page.headers)
+        self.end = page.end
+        self.n_logs += len(d)
+        self.n_transfers += len(d.transfers)
+
+    def move(self, d: DecodedLogs) -> None:
+        """Balance changes with running units for the page's movements, in log order."""
+        ctx, cid, units = self.ctx, self.ctx.chain_id, self.units
+        acc, polled, rebasing, zero = ctx.accounting, ctx.polled, Accounting.REBASING_SHARES, ZERO_ADDRESS
+        moves = [t for t in d.transfers if acc[t.token] != rebasing and t.token not in polled]
+        moves += [t for t in d.share_transfers if acc.get(t.token) == rebasing and t.token not in polled]
+        if polled:
+            for t in d.transfers:
+                if t.token in polled:
+                    self.polled_pairs.update((t.token, w) for w in (t.from_address, t.to_address) if w != zero)
+        if d.share_transfers:  # two kinds of movement: put them in log order
+            moves.sort(key=_log_position)
+        unseen: dict[str, set[str]] = defaultdict(set)
+        for t in moves:
+            token = t.token
+            if (token, t.from_address) not in units:
+                unseen[token].add(t.from_address)
+            if (token, t.to_address) not in units:
+                unseen[token].add(t.to_address)
+        for wallets in unseen.values():
+            wallets.discard(zero)
+        units.update(_load_units(self.conn, cid, unseen))
+        changes = []
+        append = changes.append
+        for t in moves:
+            token, src, dst, amount = t.token, t.from_address, t.to_address, t.amount
+            if src != zero:
+                key = (token, src)
+                new_units = units.get(key, 0) - amount
+                if new_units < 0:
+                    raise ChainDataError(f"{src} would hold a negative balance of {token} after log "
+                                         f"{t.block_number}#{t.log_index}: the stored history is incomplete")
+                units[key] = new_units
+                if src != dst:  # a self-transfer gives one row (its key is one): the "to" side, same net units
+                    append((cid, token, src, t.block_number, t.log_index, -amount, new_units))
+            if dst != zero:
+                key = (token, dst)
+                new_units = units.get(key, 0) + amount
+                units[key] = new_units
+                append((cid, token, dst, t.block_number, t.log_index, amount, new_units))
+        insert_rows(self.conn, m.BalanceChange.__table__, _CHANGE_COLS, changes, new=self.new)
+
+    def fetched(self) -> Fetched:
+        """The tick's reads so far, for the state reads at its last block to fill in."""
+        return Fetched(self.start, self.end, DecodedLogs(events=self.events), self.n_logs, self.blocks, None, [],
+                       self.end)
+
+    def finish(self, f: Fetched, rounds: list[dict]) -> None:
+        conn, ctx, cid = self.conn, self.ctx, self.ctx.chain_id
+        insert_ignore(conn, m.PriceRound.__table__, rounds)
+        for feed, latest in zip(ctx.feeds, f.latest_rounds, strict=True):
+            if latest is None:
+                _issue(conn, ctx, feed, "feed_unreadable", f"latestRoundData() reverted or returned no round at "
+                       f"block {f.state_block}: no price from this feed", f.end)
+        end_ts = int(f.blocks[f.end]["timestamp"], 16)
+        if f.token_reads is None:
+            _issue(conn, ctx, "*", "historical_state_unavailable",
+                   f"the node holds no state for block {f.end} (not an archive node): balances are exact in units; "
+                   "multiplier-scaled balances catch up at the first block whose state the node still holds", f.end)
+            multipliers, moved = _last_multipliers(conn, cid), set()
+        else:
+            multipliers, moved = write_token_state(conn, ctx, f, end_ts)
+        self.write_balances(multipliers, moved)
+        apply_polled(conn, ctx, f)
+        apply_account_events(conn, ctx, f.decoded, f)
+        upsert(conn, m.SyncCheckpoint.__table__, [dict(
+            chain_id=cid, name=CHECKPOINT, block_number=f.end, block_hash=f.blocks[f.end]["hash"],
+            updated_at=int(time.time()))], ["chain_id", "name"])
+
+    def write_balances(self, multipliers: dict[str, int], moved: set[str]) -> None:
+        """Balances at the tick's last block for every model: each moved holder once, then every other
+        holder of a token whose multiplier moved since the last tick (it moves balances with no event)."""
+        conn, ctx, cid, acc = self.conn, self.ctx, self.ctx.chain_id, self.ctx.accounting
+        rows = []
+        for (token, wallet), u in self.units.items():
+            bal, shares = balance_of_units(acc[token], u, multipliers.get(token, WAD))
+            rows.append((cid, token, wallet, bal, shares, u, self.end))
+        upsert_rows(conn, m.Balance.__table__, _BALANCE_COLS, rows, _BALANCE_KEYS)
+        for token in moved:
+            if acc[token] == Accounting.PLAIN or token in ctx.polled:
+                continue
+            rescale_holders(conn, cid, token, acc[token], multipliers[token], self.end,
+                            skip={w for (t, w) in self.units if t == token})
 
 
 def _issue(conn: Connection, ctx: SyncContext, contract: str, kind: str, message: str, block: int) -> None:
@@ -507,61 +600,6 @@ def _last_multipliers(conn: Connection, cid: int) -> dict[str, int]:
     rows = conn.execute(select(ts.c.token, ts.c.multiplier_raw).join(
         latest, (ts.c.token == latest.c.token) & (ts.c.block_number == latest.c.b)).where(ts.c.chain_id == cid))
     return dict(rows.all())
-
-
-def apply_movements(conn: Connection, ctx: SyncContext, d: DecodedLogs, end: int, multipliers: dict[str, int],
-                    moved: set[str], *, new: bool = False) -> None:
-    """Running units per holder from the logs, then balances at the tick's block for every model.
-
-    `new`: no balance change of this range is stored yet (see `range_is_new`).
-    """
-    cid = ctx.chain_id
-    acc = ctx.accounting
-    rebasing = Accounting.REBASING_SHARES
-    polled = ctx.polled
-    moves = [t for t in d.transfers if acc[t.token] != rebasing and t.token not in polled]
-    moves += [t for t in d.share_transfers if acc.get(t.token) == rebasing and t.token not in polled]
-    moves.sort(key=_log_position)
-    touched: dict[str, set[str]] = defaultdict(set)
-    for t in moves:
-        wallets = touched[t.token]
-        wallets.add(t.from_address)
-        wallets.add(t.to_address)
-    for wallets in touched.values():
-        wallets.discard(ZERO_ADDRESS)
-    units = _load_units(conn, cid, touched)
-    changes = []
-    append = changes.append
-    zero = ZERO_ADDRESS
-    for t in moves:
-        token, src, dst, amount = t.token, t.from_address, t.to_address, t.amount
-        if src != zero:
-            key = (token, src)
-            new_units = units.get(key, 0) - amount
-            if new_units < 0:
-                raise ChainDataError(f"{src} would hold a negative balance of {token} after log "
-                                     f"{t.block_number}#{t.log_index}: the stored history is incomplete")
-            units[key] = new_units
-            if src != dst:  # a self-transfer gives one row (its key is one): the "to" side, same net units
-                append((cid, token, src, t.block_number, t.log_index, -amount, new_units))
-        if dst != zero:
-            key = (token, dst)
-            new_units = units.get(key, 0) + amount
-            units[key] = new_units
-            append((cid, token, dst, t.block_number, t.log_index, amount, new_units))
-    insert_rows(conn, m.BalanceChange.__table__, _CHANGE_COLS, changes, new=new)
-    del changes
-    rows = []
-    for (token, wallet), u in units.items():
-        bal, shares = balance_of_units(acc[token], u, multipliers.get(token, WAD))
-        rows.append((cid, token, wallet, bal, shares, u, end))
-    upsert_rows(conn, m.Balance.__table__, _BALANCE_COLS, rows, _BALANCE_KEYS)
-    # A multiplier that moved since the last tick moves every holder's balance with no event.
-    for token in moved:
-        if acc[token] == Accounting.PLAIN or token in polled:
-            continue
-        rescale_holders(conn, cid, token, acc[token], multipliers[token], end,
-                        skip=touched.get(token, set()))
 
 
 def _log_position(t) -> tuple[int, int]:
@@ -655,6 +693,7 @@ def find_fork(engine: Engine, ctx: SyncContext) -> int:
 
 
 def rollback_to_fork(engine: Engine, ctx: SyncContext) -> int:
+    complete_indexes(engine, ctx)  # the rollback reads holders' histories by wallet
     fork = find_fork(engine, ctx)
     with engine.begin() as conn:
         rollback(conn, ctx, fork)
