@@ -175,17 +175,18 @@ def _quoted(conn: Connection, names: Iterable[str]) -> list[str]:
 
 
 def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
-                new: bool = False) -> None:
+                new: bool = False, ordered: bool = False) -> None:
     """Insert facts given as tuples in the order of `columns`; rows whose key exists are left as they are.
 
     `new=True` says the caller knows no row of this batch is stored yet (a block range above every
     stored block). PostgreSQL then copies straight into the table; a duplicate key still fails loudly
     (unique violation), never silently. SQLite ignores the flag. Rows are written in primary-key
-    order: B-tree pages are then visited once each, not at random.
+    order: B-tree pages are then visited once each, not at random. `ordered=True` says they come in
+    that order already, or nearly (facts in log order): they are not sorted again.
     """
     if not rows:
         return
-    _bulk_write(conn, table, columns, rows, "ON CONFLICT DO NOTHING", direct_copy=new)
+    _bulk_write(conn, table, columns, rows, "ON CONFLICT DO NOTHING", direct_copy=new, ordered=ordered)
 
 
 def upsert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]],
@@ -207,12 +208,12 @@ def upsert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
 
 
 def _bulk_write(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                conflict: str, *, direct_copy: bool = False) -> None:
+                conflict: str, *, direct_copy: bool = False, ordered: bool = False) -> None:
     """Rows (tuples) in primary-key order. PostgreSQL: COPY, straight into the table when
     `direct_copy`, else into a temporary table merged with `INSERT ... SELECT ... {conflict}`.
     SQLite: executemany of `INSERT ... VALUES ... {conflict}` in chunks."""
     _types(table, columns)
-    order = _key_order(table, columns)
+    order = None if ordered else _key_order(table, columns)
     cols = ", ".join(_quoted(conn, columns))
     name = _quoted(conn, [table.name])[0]
     if conn.dialect.name == "postgresql":

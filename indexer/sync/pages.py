@@ -6,9 +6,12 @@ handed on: every log's block hash equals its header's, the last block's hash did
 the logs were read (a reorg there could hide logs in blocks that had none), and its first block's
 parent is the previous page's last block, so a tick's pages form one chain from the stored checkpoint.
 
-The reading thread only waits on the node and decodes; the caller writes one page while the next is
-read. Both share the RPC client (one HTTP session per thread) and the fetcher, which only the
-reading thread uses while a stream is open.
+The reading thread only sends requests and receives the answers' bytes (it waits on the node with
+the interpreter released); decoding, checking and writing happen in the caller's thread while the
+next answers are read. A decoding thread would take the interpreter from the writer each time SQLite
+releases it, once per row, and make the writes several times slower. Both threads share the RPC
+client (one HTTP session per thread) and the fetcher, which only the reading thread uses while a
+stream is open.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from indexer.chain.decode import TOPICS, DecodedLogs, decode_logs_answer
-from indexer.chain.logs import LogFetcher
+from indexer.chain.decode import TOPICS, DecodedLogs, RawAnswer
+from indexer.chain.logs import LogBatch, LogFetcher
 from indexer.chain.rpc import RpcClient
 
 
@@ -39,8 +43,12 @@ class Page:
         return self.headers[self.end]["hash"]
 
 
+HEADER_FIELDS = ("number", "hash", "parentHash", "timestamp")
+
+
 def headers(rpc: RpcClient, numbers: list[int]) -> dict[int, dict]:
-    """Block headers by number, in batches; ReorgDetected when the node no longer has one."""
+    """Block headers by number (the fields the sync keeps: a block's list of transaction hashes is
+    dropped at once), in batches; ReorgDetected when the node no longer has one."""
     out: dict[int, dict] = {}
     numbers = sorted(set(numbers))
     for i in range(0, len(numbers), 500):
@@ -48,7 +56,7 @@ def headers(rpc: RpcClient, numbers: list[int]) -> dict[int, dict]:
         for n, h in zip(chunk, rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in chunk]), strict=True):
             if h is None:
                 raise ReorgDetected(f"block {n} is gone")
-            out[n] = h
+            out[n] = {k: h[k] for k in HEADER_FIELDS}
     return out
 
 
@@ -61,41 +69,58 @@ def block_hash(rpc: RpcClient, number: int) -> str:
 
 def read_pages(rpc: RpcClient, fetcher: LogFetcher, addresses: list[str], start: int, end: int,
                parent_hash: str | None) -> Iterator[Page]:
-    """The checked pages of blocks [start, end], in order. `parent_hash`: the stored hash of block
-    start - 1 (None on the first tick of an empty database)."""
+    """The checked pages of blocks [start, end], in order, the answers read one or two ahead on a thread.
+    `parent_hash`: the stored hash of block start - 1 (None on the first tick of an empty database).
+    Close the iterator (or exhaust it) to stop the reading thread."""
     previous = parent_hash
-    for batch in fetcher.iter_logs(rpc, addresses, [TOPICS], start, end, decode=decode_logs_answer,
+    with ReadAhead(_answers(rpc, fetcher, addresses, start, end)) as answers:
+        for batch, found in answers:
+            page = check_page(rpc, batch, found, previous)
+            previous = page.end_hash
+            yield page
+
+
+def _answers(rpc: RpcClient, fetcher: LogFetcher, addresses: list[str], start: int, end: int
+             ) -> Iterator[tuple[LogBatch, dict[int, dict]]]:
+    """On the reading thread: each answer as bytes, and the headers of the blocks it names (a dense
+    chain's headers are large: reading them here keeps the node's work off the writer's path)."""
+    for batch in fetcher.iter_logs(rpc, addresses, [TOPICS], start, end, decode=RawAnswer,
                                    pin=lambda to: block_hash(rpc, to)):
-        decoded: DecodedLogs = batch.logs
-        by_block = decoded.block_hashes()
-        found = headers(rpc, [batch.from_block, batch.to_block, *by_block])
-        for n, h in by_block.items():
-            if found[n]["hash"] != h:
-                raise ReorgDetected(f"block {n} changed while its logs were read")
-        if found[batch.to_block]["hash"] != batch.pinned:
-            raise ReorgDetected(f"block {batch.to_block} changed while the logs up to it were read")
-        if previous is not None and found[batch.from_block]["parentHash"] != previous:
-            raise ReorgDetected(f"block {batch.from_block} does not extend the block before it")
-        page = Page(batch.from_block, batch.to_block, decoded, found)
-        previous = page.end_hash
-        yield page
+        yield batch, headers(rpc, [batch.from_block, batch.to_block, *batch.logs.block_numbers()])
+
+
+def check_page(rpc: RpcClient, batch: LogBatch, found: dict[int, dict], previous: str | None) -> Page:
+    """Decode one answer and check it against the chain's headers (see the module's docstring)."""
+    decoded = batch.logs.decode()
+    by_block = decoded.block_hashes()
+    unread = [n for n in by_block if n not in found]
+    if unread:  # the bytes named fewer blocks than the decoded logs (an unusual layout)
+        found = {**found, **headers(rpc, unread)}
+    for n, h in by_block.items():
+        if found[n]["hash"] != h:
+            raise ReorgDetected(f"block {n} changed while its logs were read")
+    if found[batch.to_block]["hash"] != batch.pinned:
+        raise ReorgDetected(f"block {batch.to_block} changed while the logs up to it were read")
+    if previous is not None and found[batch.from_block]["parentHash"] != previous:
+        raise ReorgDetected(f"block {batch.from_block} does not extend the block before it")
+    return Page(batch.from_block, batch.to_block, decoded, found)
 
 
 _END = object()
 
 
-class PageStream:
-    """Runs a page iterator on a thread, at most `depth` pages ahead of the reader.
+class ReadAhead:
+    """Runs an iterator on a thread, at most `depth` items ahead of the reader.
 
-    Iterate it to get the pages in order; an exception of the reading thread is raised in the reader
-    at the point where its page would have come. `close()` stops the thread (after the request in
-    flight) and drops what it read ahead; use the stream as a context manager.
+    Iterate it to get the items in order; an exception of the thread is raised in the reader at the
+    point where its item would have come. `close()` stops the thread (after the request in flight)
+    and drops what it read ahead; use it as a context manager.
     """
 
-    def __init__(self, pages: Iterator[Page], *, depth: int = 2) -> None:
+    def __init__(self, items: Iterator[Any], *, depth: int = 2) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(pages,), name="log-pages", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(items,), name="read-ahead", daemon=True)
         self._thread.start()
 
     def _put(self, item: object) -> bool:
@@ -107,16 +132,16 @@ class PageStream:
                 continue
         return False
 
-    def _run(self, pages: Iterator[Page]) -> None:
+    def _run(self, items: Iterator[Any]) -> None:
         try:
-            for page in pages:
-                if not self._put(page):
+            for item in items:
+                if not self._put(item):
                     return
             self._put(_END)
         except BaseException as exc:  # handed to the reader, raised there
             self._put(exc)
 
-    def __iter__(self) -> Iterator[Page]:
+    def __iter__(self) -> Iterator[Any]:
         while True:
             item = self._queue.get()
             if item is _END:
@@ -134,7 +159,7 @@ class PageStream:
                 pass
         self._thread.join()
 
-    def __enter__(self) -> PageStream:
+    def __enter__(self) -> ReadAhead:
         return self
 
     def __exit__(self, *exc: object) -> None:

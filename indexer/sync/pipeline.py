@@ -10,12 +10,15 @@ stored hash chain and rolled back above the fork point, facts and derived rows t
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from indexer.accounting import (
     WAD,
@@ -38,7 +41,7 @@ from indexer.store import models as m
 from indexer.store.types import decode_int_text
 from indexer.store.writes import insert_ignore, insert_rows, upsert, upsert_rows
 from indexer.sync.history import fold_account_events, stored_account_status, stored_ui_schedule
-from indexer.sync.pages import Page, PageStream, ReorgDetected, read_pages
+from indexer.sync.pages import Page, ReorgDetected, read_pages
 from indexer.sync.reads import (
     RoundRead,
     TokenRead,
@@ -133,8 +136,9 @@ def prepare(settings: Settings, rpc: RpcClient, *, max_blocks_per_tick: int = 2_
                 addr = fn.decode(data)[0].lower()
                 if addr != ZERO_ADDRESS and addr not in sanctions:
                     sanctions.append(addr)
-    # start small and grow while answers are light; a dense chain settles near 50,000 logs per request
-    fetcher = LogFetcher(initial_range=100, target_logs=50_000)
+    # start at one block and grow while answers are light (a deployment's first blocks can hold a whole
+    # token's mints): a dense chain settles near 50,000 logs per request
+    fetcher = LogFetcher(initial_range=1, target_logs=50_000)
     return SyncContext(settings, rpc, chain_id, {t.address: t.accounting for t in settings.tokens},
                        [f.address for f in settings.feeds], sanctions, fetcher,
                        max_blocks_per_tick, polled={t.address for t in settings.tokens if t.balance_source == "poll"})
@@ -201,9 +205,11 @@ def state_unavailable(exc: RpcError) -> bool:
     return any(s in text for s in _NO_STATE)
 
 
-# A tick ends after the page that brings it to this many logs. Pages are written as they come, so
-# this bounds the holders a tick keeps in memory and the time between checkpoints, not the answers.
-MAX_TICK_LOGS = 500_000
+# A tick ends after the page that brings it to this many logs, or to this many holders moved. Pages are
+# written as they come: the holders' running units (about 250 bytes each) are what a tick keeps in
+# memory, and the logs bound the work a crash can undo (about half a minute here).
+MAX_TICK_LOGS = 2_000_000
+MAX_TICK_HOLDERS = 1_000_000
 
 
 def read_state(ctx: SyncContext, f: Fetched) -> None:
@@ -249,7 +255,7 @@ def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None) 
             now_cp = load_checkpoint(conn, ctx.chain_id)
             if (now_cp is None) != (cp is None) or (now_cp and cp and now_cp.block_number != cp.block_number):
                 raise ChainDataError("the checkpoint moved during the tick: another writer is running on this chain")
-            if cp is None and end < target:
+            if cp is None:
                 # the first backfill of this database: secondary indexes are built once it ends
                 dropped = indexes.set_aside(conn)
                 ctx.indexes_complete = False
@@ -257,16 +263,16 @@ def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None) 
                     log.info("first backfill: indexes %s are built when it reaches block %d", dropped, target)
             tick = Tick(conn, ctx, start, new=range_is_new(conn, ctx.chain_id, start))
             pages = read_pages(ctx.rpc, ctx.fetcher, ctx.log_addresses, start, end, None if cp is None else cp.block_hash)
-            with PageStream(pages) as stream:
-                for page in stream:
+            with closing(pages), _bulk_allocation():
+                for page in pages:
                     tick.add(page)
-                    if tick.n_logs >= MAX_TICK_LOGS and page.end < end:
+                    if (tick.n_logs >= MAX_TICK_LOGS or len(tick.units) >= MAX_TICK_HOLDERS) and page.end < end:
                         break  # the rest is the next tick's
-            f = tick.fetched()
-            read_state(ctx, f)
-            rounds = missing_rounds(conn, ctx, f)
-            read_checks(conn, ctx, f, tick.polled_pairs)
-            tick.finish(f, rounds)
+                f = tick.fetched()
+                read_state(ctx, f)
+                rounds = missing_rounds(conn, ctx, f)
+                read_checks(conn, ctx, f, tick.polled_pairs)
+                tick.finish(f, rounds)
     except ReorgDetected as exc:
         log.warning("reorg while reading blocks %d..%d: %s", start, end, exc)
         fork = rollback_to_fork(engine, ctx)
@@ -274,6 +280,20 @@ def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None) 
     if f.end == target:
         complete_indexes(engine, ctx)
     return TickResult(start, f.end, tick.n_logs, tick.n_transfers, len(rounds), seconds=time.monotonic() - started)
+
+
+@contextmanager
+def _bulk_allocation() -> Iterator[None]:
+    """No cyclic garbage collection while a tick runs. A tick makes millions of small objects (records,
+    rows, running units) and none of them form cycles; with collection on, each full collection walks
+    every live one, about a tenth of a backfill's time. Collection resumes, as it was, after the tick."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def sync(engine: Engine, ctx: SyncContext, *, to_block: int | None = None, on_tick=None) -> int:
@@ -425,6 +445,9 @@ class Tick:
         self.conn, self.ctx, self.start, self.new = conn, ctx, start, new
         self.end = start - 1
         self.units: dict[tuple[str, str], int] = {}
+        # tokens with no stored holder when the tick began: their holders need no reading, and their
+        # balances are all new rows
+        self.fresh = _tokens_without_holders(conn, ctx.chain_id, list(ctx.accounting))
         self.events: list[EventRecord] = []
         self.blocks: dict[int, dict] = {}
         self.polled_pairs: set[tuple[str, str]] = set()  # holders of polled tokens the transfers name
@@ -437,10 +460,10 @@ class Tick:
             for n, h in page.headers.items()])
         insert_rows(conn, m.Transfer.__table__, _TRANSFER_COLS, [
             (cid, t.block_number, t.log_index, t.tx_hash, t.token, t.from_address, t.to_address, t.amount)
-            for t in d.transfers], new=self.new)
+            for t in d.transfers], new=self.new, ordered=True)
         insert_rows(conn, m.ShareTransfer.__table__, _SHARE_COLS, [
             (cid, t.block_number, t.log_index, t.tx_hash, t.token, t.from_address, t.to_address, t.amount)
-            for t in d.share_transfers], new=self.new)
+            for t in d.share_transfers], new=self.new, ordered=True)
         insert_ignore(conn, m.TokenEvent.__table__, [dict(
             chain_id=cid, block_number=e.block_number, log_index=e.log_index, tx_hash=e.tx_hash, contract=e.contract,
             event=e.event, args=e.args_json()) for e in d.events])
@@ -464,8 +487,11 @@ class Tick:
         if d.share_transfers:  # two kinds of movement: put them in log order
             moves.sort(key=_log_position)
         unseen: dict[str, set[str]] = defaultdict(set)
+        fresh = self.fresh
         for t in moves:
             token = t.token
+            if token in fresh:
+                continue
             if (token, t.from_address) not in units:
                 unseen[token].add(t.from_address)
             if (token, t.to_address) not in units:
@@ -491,7 +517,7 @@ class Tick:
                 new_units = units.get(key, 0) + amount
                 units[key] = new_units
                 append((cid, token, dst, t.block_number, t.log_index, amount, new_units))
-        insert_rows(self.conn, m.BalanceChange.__table__, _CHANGE_COLS, changes, new=self.new)
+        insert_rows(self.conn, m.BalanceChange.__table__, _CHANGE_COLS, changes, new=self.new, ordered=True)
 
     def fetched(self) -> Fetched:
         """The tick's reads so far, for the state reads at its last block to fill in."""
@@ -524,16 +550,21 @@ class Tick:
         """Balances at the tick's last block for every model: each moved holder once, then every other
         holder of a token whose multiplier moved since the last tick (it moves balances with no event)."""
         conn, ctx, cid, acc = self.conn, self.ctx, self.ctx.chain_id, self.ctx.accounting
-        rows = []
+        rows, new_rows = [], []
         for (token, wallet), u in self.units.items():
             bal, shares = balance_of_units(acc[token], u, multipliers.get(token, WAD))
-            rows.append((cid, token, wallet, bal, shares, u, self.end))
+            (new_rows if token in self.fresh else rows).append((cid, token, wallet, bal, shares, u, self.end))
         upsert_rows(conn, m.Balance.__table__, _BALANCE_COLS, rows, _BALANCE_KEYS)
+        insert_rows(conn, m.Balance.__table__, _BALANCE_COLS, new_rows, new=True)
+        moved = {t for t in moved if acc[t] != Accounting.PLAIN and t not in ctx.polled}
+        if not moved:
+            return
+        done: dict[str, set[str]] = defaultdict(set)  # holders whose balance was just written
+        for token, wallet in self.units:
+            if token in moved:
+                done[token].add(wallet)
         for token in moved:
-            if acc[token] == Accounting.PLAIN or token in ctx.polled:
-                continue
-            rescale_holders(conn, cid, token, acc[token], multipliers[token], self.end,
-                            skip={w for (t, w) in self.units if t == token})
+            rescale_holders(conn, cid, token, acc[token], multipliers[token], self.end, skip=done[token])
 
 
 def _issue(conn: Connection, ctx: SyncContext, contract: str, kind: str, message: str, block: int) -> None:
@@ -608,21 +639,25 @@ def _log_position(t) -> tuple[int, int]:
 
 def rescale_holders(conn: Connection, cid: int, token: str, acc: Accounting, mult: int, end: int,
                     skip: set[str] = frozenset()) -> None:
-    b = m.Balance.__table__
-    rows = conn.execute(select(b.c.wallet, b.c.units_raw, b.c.balance_raw, b.c.shares_raw).where(
-        b.c.chain_id == cid, b.c.token == token)).all()
-    updates = []
-    for wallet, u, bal, shares in rows:
+    """Every stored holder's balance of `token` under multiplier `mult` (the units stay as they are)."""
+    ph = "?" if conn.dialect.name == "sqlite" else "%s"
+    sql = f"SELECT wallet, units_raw, balance_raw, shares_raw FROM balances WHERE chain_id = {ph} AND token = {ph}"
+    rows = []
+    for wallet, u, bal, shares in conn.exec_driver_sql(sql, (cid, token)).fetchall():
         if wallet in skip:
             continue
+        # uint256 columns: decimal text on SQLite, an integral Decimal on PostgreSQL; int() reads both
+        u, bal, shares = int(u), int(bal), None if shares is None else int(shares)
         new_bal, new_shares = balance_of_units(acc, u, mult)
         if new_bal != bal or new_shares != shares:
-            updates.append(dict(w=wallet, balance_raw=new_bal, shares_raw=new_shares, block_number=end))
-    if updates:
-        stmt = update(b).where(b.c.chain_id == cid, b.c.token == token, b.c.wallet == bindparam("w")).values(
-            balance_raw=bindparam("balance_raw"), shares_raw=bindparam("shares_raw"),
-            block_number=bindparam("block_number"))
-        conn.execute(stmt, updates)
+            rows.append((cid, token, wallet, new_bal, new_shares, u, end))
+    upsert_rows(conn, m.Balance.__table__, _BALANCE_COLS, rows, _BALANCE_KEYS)
+
+
+def _tokens_without_holders(conn: Connection, cid: int, tokens: list[str]) -> set[str]:
+    b = m.Balance.__table__
+    return {t for t in tokens if conn.execute(select(b.c.wallet).where(b.c.chain_id == cid, b.c.token == t)
+                                              .limit(1)).first() is None}
 
 
 def _load_units(conn: Connection, cid: int, touched: dict[str, set[str]]) -> dict[tuple[str, str], int]:
@@ -640,7 +675,8 @@ def _load_units(conn: Connection, cid: int, touched: dict[str, set[str]]) -> dic
         sql = ("SELECT b.token, b.wallet, b.units_raw FROM balances b "
                "JOIN unnest(%s::varchar[], %s::varchar[]) AS k(token, wallet) "
                "ON b.token = k.token AND b.wallet = k.wallet WHERE b.chain_id = %s")
-        for token, wallet, u in conn.exec_driver_sql(sql, ([t for t, _ in pairs], [w for _, w in pairs], cid)):
+        rows = conn.exec_driver_sql(sql, ([t for t, _ in pairs], [w for _, w in pairs], cid)).fetchall()
+        for token, wallet, u in rows:
             out[(token, wallet)] = int(u)  # NUMERIC(78,0): an integral Decimal
         return out
     for token, wallets in touched.items():
@@ -649,7 +685,7 @@ def _load_units(conn: Connection, cid: int, touched: dict[str, set[str]]) -> dic
             chunk = ws[i:i + 500]
             sql = (f"SELECT wallet, units_raw FROM balances WHERE chain_id = ? AND token = ? "
                    f"AND wallet IN ({', '.join('?' * len(chunk))})")
-            for wallet, u in conn.exec_driver_sql(sql, (cid, token, *chunk)):
+            for wallet, u in conn.exec_driver_sql(sql, (cid, token, *chunk)).fetchall():
                 out[(token, wallet)] = decode_int_text(u)  # fixed-width decimal text
     return out
 
