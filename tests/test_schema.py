@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Column, Integer, MetaData, Table, select
+from sqlalchemy import Column, Integer, MetaData, Table, inspect, select
 
 from indexer.store.engine import make_engine, upgrade
 from indexer.store.models import metadata
@@ -29,6 +29,30 @@ def test_migrations_create_exactly_the_models(db_url):
     engine = make_engine(db_url)
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        insp = inspect(conn)
+        for table in metadata.sorted_tables:  # primary keys column by column, in order (autogenerate skips them)
+            assert insp.get_pk_constraint(table.name)["constrained_columns"] == [c.name for c in table.primary_key]
+    engine.dispose()
+
+
+def test_rekeying_balance_changes_keeps_every_row(db_url):
+    upgrade(db_url, "0003")
+    engine = make_engine(db_url)
+    bc = metadata.tables["balance_changes"]
+    rows = [dict(chain_id=1, token="0x" + t * 40, wallet="0x" + w * 40, block_number=b, log_index=i,
+                 delta_raw=-(10**30) if i % 2 else 5, units_raw=2**255 + b)
+            for i, (t, w, b) in enumerate([("a", "1", 9), ("a", "2", 3), ("b", "1", 3), ("a", "1", 4)])]
+    with engine.begin() as conn:
+        conn.execute(bc.insert(), rows)
+    engine.dispose()
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        back = [dict(r._mapping) for r in conn.execute(select(bc).order_by(*bc.primary_key.columns))]
+        assert inspect(conn).get_pk_constraint("balance_changes")["constrained_columns"] == \
+            ["chain_id", "block_number", "log_index", "token", "wallet"]
+        assert {ix["name"] for ix in inspect(conn).get_indexes("balance_changes")} == {"ix_balance_changes_wallet"}
+    assert back == sorted(rows, key=lambda r: (r["block_number"], r["log_index"]))
     engine.dispose()
 
 

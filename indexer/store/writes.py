@@ -42,10 +42,10 @@ _SQLITE_CHUNK = 50_000  # rows per executemany: bounds the encoded copy held at 
 # SQLite's page cache for a connection that bulk-writes, in KiB. Its default (2 MiB) makes every insert
 # into an index on addresses (random order) a page miss once the tables outgrow it.
 SQLITE_BULK_CACHE_KIB = 256 * 1024
-# WAL pages before an automatic checkpoint, for such a connection (default 1,000): a bulk tick rewrites
-# many of the same index pages as the tick before, and a checkpoint copies each page once.
-SQLITE_BULK_WAL_PAGES = 25_000
-SQLITE_BULK_WAL_BYTES = SQLITE_BULK_WAL_PAGES * 4096  # the WAL file is truncated back to this after a checkpoint
+# WAL size before an automatic checkpoint, for such a connection (default 1,000 pages): a bulk tick
+# rewrites many of the same index pages as the tick before, and a checkpoint copies each page once.
+# The WAL file is also truncated back to this size after a checkpoint.
+SQLITE_BULK_WAL_BYTES = 100 * 1024 * 1024
 
 
 def _insert(conn: Connection, table: Table):
@@ -240,7 +240,8 @@ def _sqlite_bulk(conn: Connection) -> None:
     info = conn.connection.info
     if not info.get("bulk_tuned"):
         conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_BULK_CACHE_KIB}")
-        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {SQLITE_BULK_WAL_PAGES}")
+        page = conn.exec_driver_sql("PRAGMA page_size").scalar()
+        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {SQLITE_BULK_WAL_BYTES // page}")
         conn.exec_driver_sql(f"PRAGMA journal_size_limit = {SQLITE_BULK_WAL_BYTES}")
         info["bulk_tuned"] = True
 

@@ -97,6 +97,7 @@ class TickResult:
     rounds: int
     reorg_to: int | None = None
     seconds: float = 0.0
+    index_seconds: float = 0.0  # of `seconds`: building the indexes a first backfill set aside
 
 
 # ---------------------------------------------------------------------------------- start-up
@@ -136,12 +137,16 @@ def prepare(settings: Settings, rpc: RpcClient, *, max_blocks_per_tick: int = 2_
                 addr = fn.decode(data)[0].lower()
                 if addr != ZERO_ADDRESS and addr not in sanctions:
                     sanctions.append(addr)
-    # start at one block and grow while answers are light (a deployment's first blocks can hold a whole
-    # token's mints): a dense chain settles near 50,000 logs per request
-    fetcher = LogFetcher(initial_range=1, target_logs=50_000)
+    fetcher = new_fetcher()
     return SyncContext(settings, rpc, chain_id, {t.address: t.accounting for t in settings.tokens},
                        [f.address for f in settings.feeds], sanctions, fetcher,
                        max_blocks_per_tick, polled={t.address for t in settings.tokens if t.balance_source == "poll"})
+
+
+def new_fetcher() -> LogFetcher:
+    """The sync's log fetcher: it starts at one block and grows while answers are light (a deployment's
+    first blocks can hold a whole token's mints); a dense chain settles near 50,000 logs per request."""
+    return LogFetcher(initial_range=1, target_logs=50_000)
 
 
 def open_store(settings: Settings) -> Engine:
@@ -277,9 +282,9 @@ def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None) 
         log.warning("reorg while reading blocks %d..%d: %s", start, end, exc)
         fork = rollback_to_fork(engine, ctx)
         return TickResult(start, end, 0, 0, 0, reorg_to=fork, seconds=time.monotonic() - started)
-    if f.end == target:
-        complete_indexes(engine, ctx)
-    return TickResult(start, f.end, tick.n_logs, tick.n_transfers, len(rounds), seconds=time.monotonic() - started)
+    index_seconds = complete_indexes(engine, ctx) if f.end == target else 0.0
+    return TickResult(start, f.end, tick.n_logs, tick.n_transfers, len(rounds), seconds=time.monotonic() - started,
+                      index_seconds=index_seconds)
 
 
 @contextmanager
@@ -308,19 +313,22 @@ def sync(engine: Engine, ctx: SyncContext, *, to_block: int | None = None, on_ti
             on_tick(result)
 
 
-def complete_indexes(engine: Engine, ctx: SyncContext) -> None:
-    """Build the indexes a first backfill set aside (once caught up, or before a rollback needs them)."""
+def complete_indexes(engine: Engine, ctx: SyncContext) -> float:
+    """Build the indexes a first backfill set aside (once caught up, or before a rollback needs them);
+    returns the seconds it took."""
     if ctx.indexes_complete:
-        return
+        return 0.0
+    started = time.monotonic()
     with engine.begin() as conn:
-        started = time.monotonic()
         built = indexes.restore(conn)
         if built and conn.dialect.name == "postgresql":
             for model in indexes.BULK_TABLES:  # fresh statistics for the planner after a bulk load
                 conn.exec_driver_sql(f"ANALYZE {model.__tablename__}")
+    seconds = time.monotonic() - started
     if built:
-        log.info("built indexes %s in %.1fs", built, time.monotonic() - started)
+        log.info("built indexes %s in %.1fs", built, seconds)
     ctx.indexes_complete = True
+    return seconds
 
 
 # ---------------------------------------------------------------------------------- prices
