@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
 
@@ -278,11 +279,15 @@ def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None) 
                 rounds = missing_rounds(conn, ctx, f)
                 read_checks(conn, ctx, f, tick.polled_pairs)
                 tick.finish(f, rounds)
+            # the tick that reaches the target builds what a first backfill set aside, before its commit
+            caught_up = f.end == target and not ctx.indexes_complete
+            index_seconds = restore_indexes(conn) if caught_up else 0.0
     except ReorgDetected as exc:
         log.warning("reorg while reading blocks %d..%d: %s", start, end, exc)
         fork = rollback_to_fork(engine, ctx)
         return TickResult(start, end, 0, 0, 0, reorg_to=fork, seconds=time.monotonic() - started)
-    index_seconds = complete_indexes(engine, ctx) if f.end == target else 0.0
+    if caught_up:
+        ctx.indexes_complete = True
     return TickResult(start, f.end, tick.n_logs, tick.n_transfers, len(rounds), seconds=time.monotonic() - started,
                       index_seconds=index_seconds)
 
@@ -314,20 +319,27 @@ def sync(engine: Engine, ctx: SyncContext, *, to_block: int | None = None, on_ti
 
 
 def complete_indexes(engine: Engine, ctx: SyncContext) -> float:
-    """Build the indexes a first backfill set aside (once caught up, or before a rollback needs them);
-    returns the seconds it took."""
+    """Build the indexes a first backfill set aside, in a transaction of their own (when caught up
+    already, or before a rollback needs them); returns the seconds it took."""
     if ctx.indexes_complete:
         return 0.0
-    started = time.monotonic()
     with engine.begin() as conn:
-        built = indexes.restore(conn)
-        if built and conn.dialect.name == "postgresql":
-            for model in indexes.BULK_TABLES:  # fresh statistics for the planner after a bulk load
-                conn.exec_driver_sql(f"ANALYZE {model.__tablename__}")
+        seconds = restore_indexes(conn)
+    ctx.indexes_complete = True
+    return seconds
+
+
+def restore_indexes(conn: Connection) -> float:
+    """Build the indexes a first backfill set aside, in the caller's transaction; returns the seconds.
+    The caller marks `SyncContext.indexes_complete` once that transaction has committed."""
+    started = time.monotonic()
+    built = indexes.restore(conn)
+    if built and conn.dialect.name == "postgresql":
+        for model in indexes.BULK_TABLES:  # fresh statistics for the planner after a bulk load
+            conn.exec_driver_sql(f"ANALYZE {model.__tablename__}")
     seconds = time.monotonic() - started
     if built:
         log.info("built indexes %s in %.1fs", built, seconds)
-    ctx.indexes_complete = True
     return seconds
 
 
@@ -466,12 +478,13 @@ class Tick:
         insert_ignore(conn, m.Block.__table__, [dict(
             chain_id=cid, number=n, hash=h["hash"], parent_hash=h["parentHash"], timestamp=int(h["timestamp"], 16))
             for n, h in page.headers.items()])
+        # records unpacked by position (TransferRecord's field order): attribute access costs more per row
         insert_rows(conn, m.Transfer.__table__, _TRANSFER_COLS, [
-            (cid, t.block_number, t.log_index, t.tx_hash, t.token, t.from_address, t.to_address, t.amount)
-            for t in d.transfers], new=self.new, ordered=True)
+            (cid, block, index, tx, token, src, dst, amount)
+            for block, index, tx, _, token, src, dst, amount in d.transfers], new=self.new, ordered=True)
         insert_rows(conn, m.ShareTransfer.__table__, _SHARE_COLS, [
-            (cid, t.block_number, t.log_index, t.tx_hash, t.token, t.from_address, t.to_address, t.amount)
-            for t in d.share_transfers], new=self.new, ordered=True)
+            (cid, block, index, tx, token, src, dst, amount)
+            for block, index, tx, _, token, src, dst, amount in d.share_transfers], new=self.new, ordered=True)
         insert_ignore(conn, m.TokenEvent.__table__, [dict(
             chain_id=cid, block_number=e.block_number, log_index=e.log_index, tx_hash=e.tx_hash, contract=e.contract,
             event=e.event, args=e.args_json()) for e in d.events])
@@ -486,8 +499,11 @@ class Tick:
         """Balance changes with running units for the page's movements, in log order."""
         ctx, cid, units = self.ctx, self.ctx.chain_id, self.units
         acc, polled, rebasing, zero = ctx.accounting, ctx.polled, Accounting.REBASING_SHARES, ZERO_ADDRESS
-        moves = [t for t in d.transfers if acc[t.token] != rebasing and t.token not in polled]
-        moves += [t for t in d.share_transfers if acc.get(t.token) == rebasing and t.token not in polled]
+        # which tokens move by which log: units are raw for plain and ERC-8056 tokens, shares for rebasing ones
+        by_transfer = {t for t, a in acc.items() if a != rebasing and t not in polled}
+        by_shares = {t for t, a in acc.items() if a == rebasing and t not in polled}
+        moves = [t for t in d.transfers if t[4] in by_transfer]
+        moves += [t for t in d.share_transfers if t[4] in by_shares]
         if polled:
             for t in d.transfers:
                 if t.token in polled:
@@ -496,35 +512,34 @@ class Tick:
             moves.sort(key=_log_position)
         unseen: dict[str, set[str]] = defaultdict(set)
         fresh = self.fresh
-        for t in moves:
-            token = t.token
+        for _, _, _, _, token, src, dst, _ in moves:
             if token in fresh:
                 continue
-            if (token, t.from_address) not in units:
-                unseen[token].add(t.from_address)
-            if (token, t.to_address) not in units:
-                unseen[token].add(t.to_address)
+            if (token, src) not in units:
+                unseen[token].add(src)
+            if (token, dst) not in units:
+                unseen[token].add(dst)
         for wallets in unseen.values():
             wallets.discard(zero)
         units.update(_load_units(self.conn, cid, unseen))
         changes = []
         append = changes.append
-        for t in moves:
-            token, src, dst, amount = t.token, t.from_address, t.to_address, t.amount
+        get = units.get
+        for block, index, _, _, token, src, dst, amount in moves:
             if src != zero:
                 key = (token, src)
-                new_units = units.get(key, 0) - amount
+                new_units = get(key, 0) - amount
                 if new_units < 0:
                     raise ChainDataError(f"{src} would hold a negative balance of {token} after log "
-                                         f"{t.block_number}#{t.log_index}: the stored history is incomplete")
+                                         f"{block}#{index}: the stored history is incomplete")
                 units[key] = new_units
                 if src != dst:  # a self-transfer gives one row (its key is one): the "to" side, same net units
-                    append((cid, token, src, t.block_number, t.log_index, -amount, new_units))
+                    append((cid, token, src, block, index, -amount, new_units))
             if dst != zero:
                 key = (token, dst)
-                new_units = units.get(key, 0) + amount
+                new_units = get(key, 0) + amount
                 units[key] = new_units
-                append((cid, token, dst, t.block_number, t.log_index, amount, new_units))
+                append((cid, token, dst, block, index, amount, new_units))
         insert_rows(self.conn, m.BalanceChange.__table__, _CHANGE_COLS, changes, new=self.new, ordered=True)
 
     def fetched(self) -> Fetched:
@@ -641,8 +656,7 @@ def _last_multipliers(conn: Connection, cid: int) -> dict[str, int]:
     return dict(rows.all())
 
 
-def _log_position(t) -> tuple[int, int]:
-    return t.block_number, t.log_index
+_log_position = itemgetter(0, 1)  # a TransferRecord's (block_number, log_index)
 
 
 def rescale_holders(conn: Connection, cid: int, token: str, acc: Accounting, mult: int, end: int,
