@@ -109,9 +109,9 @@ class RpcClient:
         self.backoff_cap = backoff_cap
         self.retry_after_cap = retry_after_cap
         self.max_batch = max_batch
-        # one HTTP session (connection pool) per thread: a sync reads logs on a thread of its own
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        # one HTTP session (connection pool) per live thread: a sync reads logs on a thread of its own,
+        # one per tick; a session whose thread has ended goes to the next new thread, connection and all
+        self._sessions: dict[threading.Thread, requests.Session] = {}
         self._ids = itertools.count(1)
         self._url_index = 0
         self._lock = threading.Lock()
@@ -123,19 +123,22 @@ class RpcClient:
 
     @property
     def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
+        me = threading.current_thread()
+        session = self._sessions.get(me)
         if session is None:
-            session = self._local.session = requests.Session()
             with self._lock:
-                self._sessions.append(session)
+                ended = [t for t in self._sessions if not t.is_alive()]
+                session = self._sessions.pop(ended[0]) if ended else requests.Session()
+                for t in ended[1:]:
+                    self._sessions.pop(t).close()
+                self._sessions[me] = session
         return session
 
     def close(self) -> None:
         with self._lock:
-            sessions, self._sessions = self._sessions, []
+            sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             session.close()
-        self._local = threading.local()
 
     # -- public API ---------------------------------------------------------------------------
     def call(self, method: str, params: Sequence[Any] = ()) -> Any:

@@ -5,9 +5,11 @@ with what anvil answers directly, and checks the counter of the fault it met.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
 from indexer.chain.rpc import RpcClient, _batch_limit_of, _is_batch_too_large, _is_rate_limited
@@ -236,3 +238,53 @@ def test_everything_at_once_still_answers_like_anvil(anvil, blocks, dead_url) ->
     kinds = {k.split(":")[0] for k in proxy.injected}
     assert {"batch", "429", "item_429", "drop", "slow"} <= kinds
     assert set(client.stats.errors) >= {"connection", "rate_limited", "batch_too_large"}
+
+
+# ------------------------------------------------------------------------------------------ raw answers
+@pytest.mark.parametrize(
+    "faults",
+    [Faults(rate_429_every=2), Faults(rate_5xx=0.5, seed=3), Faults(drop_every=2), Faults(slow_every=3, delay=0.3)],
+    ids=["429", "5xx", "dropped", "slow"],
+)
+def test_raw_answers_come_through_faults_as_the_node_sent_them(anvil, blocks, faults) -> None:
+    """`call_raw` (eth_getLogs' path) retries the same faults as `call` and hands back the node's bytes."""
+    direct = RpcClient(anvil.url, timeout=5.0)
+    want = orjson.loads(direct.call_raw("eth_getBlockByNumber", [hex(5), False]))["result"]
+    assert want == blocks[5]
+    with FaultProxy(anvil.url, faults) as proxy:
+        client = _client(proxy.url, timeout=0.2 if faults.slow_every else 5.0)
+        got = [orjson.loads(client.call_raw("eth_getBlockByNumber", [hex(n), False]))["result"] for n in range(8)]
+    assert got == blocks[:8]
+    assert sum(client.stats.errors.values()) >= 1
+    direct.close()
+
+
+def test_a_raw_call_that_the_node_refuses_raises_its_error(anvil) -> None:
+    client = RpcClient(anvil.url, timeout=5.0)
+    with pytest.raises(RpcError) as exc:
+        client.call_raw("eth_noSuchMethod", [])
+    assert exc.value.code == -32601 or "not" in str(exc.value).lower()
+    client.close()
+
+
+def test_each_thread_has_its_own_connection(anvil, blocks) -> None:
+    client = RpcClient(anvil.url, timeout=5.0)
+    results: dict[int, list] = {}
+
+    def read(k: int) -> None:
+        results[k] = [client.call("eth_getBlockByNumber", [hex(n), False]) for n in range(k, N_BLOCKS, 4)]
+
+    threads = [threading.Thread(target=read, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results[k] == blocks[k::4] for k in range(4))
+    assert len(client._sessions) == 4
+    # the threads have ended: a new thread takes one of their sessions, the others are closed
+    later = threading.Thread(target=read, args=(0,))
+    later.start()
+    later.join()
+    assert results[0] == blocks[0::4] and len(client._sessions) == 1
+    client.close()
+    assert client._sessions == {}
