@@ -1,7 +1,9 @@
-"""A tick ends early once it holds MAX_TICK_LOGS logs, so memory stays bounded on dense ranges; the
-rest follows in the next ticks and the result is the same."""
+"""A tick ends early once it holds MAX_TICK_LOGS logs or has moved MAX_TICK_HOLDERS holders, so memory
+stays bounded on dense ranges; the rest follows in the next ticks and the result is the same."""
 
 from __future__ import annotations
+
+import pytest
 
 from indexer.chain.rpc import RpcClient
 from indexer.sync import pipeline
@@ -9,8 +11,9 @@ from indexer.sync.pipeline import open_store, prepare, sync
 from tests.sync.checks import assert_balances_match_chain, assert_transfers_match_logs, synced_block
 
 
-def test_ticks_split_by_log_count_give_the_same_result(short_chain, short_settings, db_url, monkeypatch):
-    monkeypatch.setattr(pipeline, "MAX_TICK_LOGS", 400)
+@pytest.mark.parametrize("budget", ["MAX_TICK_LOGS", "MAX_TICK_HOLDERS"])
+def test_ticks_split_by_their_budget_give_the_same_result(short_chain, short_settings, db_url, monkeypatch, budget):
+    monkeypatch.setattr(pipeline, budget, 400)
     rpc = RpcClient(short_chain.url, timeout=60)
     engine = open_store(short_settings)
     try:
@@ -21,7 +24,8 @@ def test_ticks_split_by_log_count_give_the_same_result(short_chain, short_settin
         assert synced_block(engine, short_settings.chain.chain_id) == head
         # one 10,000-block tick would have held every log; the budget cut it after the first request
         assert len(results) >= 2 and results[0].to_block < head
-        assert results[0].logs >= 400
+        if budget == "MAX_TICK_LOGS":
+            assert results[0].logs >= 400
         assert all(b.from_block == a.to_block + 1 for a, b in zip(results, results[1:], strict=False))
         assert assert_transfers_match_logs(engine, short_settings, rpc) > 1_000
         assert assert_balances_match_chain(engine, short_settings, rpc) > 100
