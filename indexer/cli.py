@@ -576,14 +576,18 @@ def _backfill(engine, ctx, goal: int) -> None:
                TimeRemainingColumn()]
     with Progress(*columns, console=err, transient=False) as progress:
         task = progress.add_task("backfill", total=total, bps=0.0, lps=0.0)
+
+        def show(block: int, logs: int) -> None:  # within a tick: written, committed with the tick
+            done = max(0, block - first + 1)
+            elapsed = max(time.monotonic() - started, 1e-9)
+            progress.update(task, completed=done, bps=done / elapsed, lps=(n_logs + logs) / elapsed)
+
         while True:
-            result = sync_tick(engine, ctx, to_block=goal)
+            result = sync_tick(engine, ctx, to_block=goal, on_page=show)
             if result is None:
                 break
             n_logs += result.logs
-            done = max(0, result.to_block - first + 1)
-            elapsed = max(time.monotonic() - started, 1e-9)
-            progress.update(task, completed=done, bps=done / elapsed, lps=n_logs / elapsed)
+            show(result.to_block, 0)
     console.print(f"synced blocks {first}..{goal}: {n_logs:,} logs in {time.monotonic() - started:.1f}s")
 
 

@@ -14,7 +14,7 @@ import gc
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -240,8 +240,11 @@ def load_checkpoint(conn: Connection, chain_id: int) -> m.SyncCheckpoint | None:
     return None if row is None else m.SyncCheckpoint(**row._mapping)
 
 
-def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None) -> TickResult | None:
-    """Sync the next range (at most `max_blocks_per_tick` blocks). None when already at the target."""
+def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None,
+              on_page: Callable[[int, int], None] | None = None) -> TickResult | None:
+    """Sync the next range (at most `max_blocks_per_tick` blocks). None when already at the target.
+    `on_page(block, logs)` is called after each page is written (not yet committed): the last block
+    written and the tick's logs so far, for progress displays during a long tick."""
     started = time.monotonic()
     target = target_block(ctx) if to_block is None else to_block
     with engine.connect() as conn:
@@ -272,6 +275,8 @@ def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None) 
             with closing(pages), _bulk_allocation():
                 for page in pages:
                     tick.add(page)
+                    if on_page is not None:
+                        on_page(page.end, tick.n_logs)
                     if (tick.n_logs >= MAX_TICK_LOGS or len(tick.units) >= MAX_TICK_HOLDERS) and page.end < end:
                         break  # the rest is the next tick's
                 f = tick.fetched()
