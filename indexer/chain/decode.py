@@ -5,7 +5,7 @@ out of the data word: no ABI machinery per log. Rarer events go through eth-abi.
 
 `decode_logs_answer` takes the node's whole JSON-RPC answer as bytes. It learns the key order of the
 node's log objects from the first one and reads every log with one regular expression built for that
-order, so no dict is built per log (about 2.5x faster than parsing the JSON and then decoding). Any
+order, so no dict is built per log (5 us against 9 per log here for parsing the JSON, then decoding). Any
 answer it cannot read that way with certainty (another layout, whitespace, escapes, a count that does
 not add up) is parsed as JSON instead: the result is the same either way, and tests prove it.
 """
@@ -111,13 +111,6 @@ class DecodedLogs:
     def __len__(self) -> int:
         """The number of logs decoded (skipped ones included): what the node answered."""
         return len(self.transfers) + len(self.share_transfers) + len(self.events) + self.skipped
-
-    def extend(self, other: DecodedLogs) -> None:
-        """Append the logs of a later block range."""
-        self.transfers += other.transfers
-        self.share_transfers += other.share_transfers
-        self.events += other.events
-        self.skipped += other.skipped
 
     def block_hashes(self) -> dict[int, str]:
         out: dict[int, str] = {}
