@@ -259,17 +259,19 @@ def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None,
         complete_indexes(engine, ctx)
         return None
     end = min(target, start + ctx.max_blocks_per_tick - 1)
+    if cp is None:
+        # The first backfill of this database: the wallet-keyed indexes are built once it ends. Dropped in a
+        # transaction of their own, so that no lock of the drop is held while the tick runs.
+        with engine.begin() as conn:
+            dropped = indexes.set_aside(conn)
+        ctx.indexes_complete = False
+        if dropped:
+            log.info("first backfill: indexes %s are built when it reaches block %d", dropped, target)
     try:
         with engine.begin() as conn:
             now_cp = load_checkpoint(conn, ctx.chain_id)
             if (now_cp is None) != (cp is None) or (now_cp and cp and now_cp.block_number != cp.block_number):
                 raise ChainDataError("the checkpoint moved during the tick: another writer is running on this chain")
-            if cp is None:
-                # the first backfill of this database: secondary indexes are built once it ends
-                dropped = indexes.set_aside(conn)
-                ctx.indexes_complete = False
-                if dropped:
-                    log.info("first backfill: indexes %s are built when it reaches block %d", dropped, target)
             tick = Tick(conn, ctx, start, new=range_is_new(conn, ctx.chain_id, start))
             pages = read_pages(ctx.rpc, ctx.fetcher, ctx.log_addresses, start, end, None if cp is None else cp.block_hash)
             with closing(pages), _bulk_allocation():
