@@ -1,10 +1,10 @@
 """Secondary indexes of the log-driven tables, set aside during the first backfill.
 
-Every transfer and balance change touches these indexes at a random place (they are keyed by
-wallet or token), so while a database is filled from empty they cost more than the rows themselves;
-built once from the full tables at the end they cost a few sorted passes. The first backfill of a
-database therefore drops them and the tick that reaches the target block builds them again, in its
-own transaction. Nothing records this but the schema: the indexes the models declare and the
+Every transfer and balance change touches the wallet-keyed ones at a random place, so while a
+database is filled from empty they cost more than the rows themselves; built once from the full
+tables at the end they cost a few sorted passes (the token-keyed ones measured the same either way and
+go with them). The first backfill of a database therefore drops them, and the tick that reaches the
+target block builds them again before it commits. Nothing records this but the schema: the indexes the models declare and the
 database lacks are the ones set aside, so a backfill killed half-way goes on without them and
 builds them when it ends. Primary keys are never dropped: they keep writes idempotent.
 """

@@ -62,7 +62,7 @@ def test_sigkill_at_random_points_of_a_backfill_then_resume(world, manifest, db_
     rpc = RpcClient(world.url, timeout=120)
     partial = synced_block(engine, settings.chain.chain_id)
     assert partial is not None and partial < manifest.world["head_block"]
-    with engine.connect() as conn:  # a first backfill sets the wallet indexes aside until it ends
+    with engine.connect() as conn:  # a first backfill sets the secondary indexes aside until it ends
         assert {ix.name for ix in indexes.missing(conn)} == {ix.name for ix in indexes.deferrable()}
     done = subprocess.run(_sync_cmd(world.manifest_path, db_url), capture_output=True, text=True, timeout=600,
                           stdin=subprocess.DEVNULL)
