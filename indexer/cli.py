@@ -267,7 +267,8 @@ def sync_cmd(
     interval: float = typer.Option(2.0, help="Seconds between ticks while following the head."),
     blocks_per_tick: int = typer.Option(2_000, help="Largest block range written in one transaction."),
 ) -> None:
-    """Backfill from the deployment block to the head, then follow it (Ctrl-C stops between ticks)."""
+    """Backfill from the deployment block to the head, then follow it (Ctrl-C or SIGTERM stops it at once:
+    a tick in progress is rolled back whole and written again by the next run)."""
     from indexer.chain.rpc import RpcClient
     from indexer.sync.pipeline import open_store, prepare, sync_tick, target_block
 
@@ -294,7 +295,8 @@ def sync_cmd(
             else:
                 time.sleep(interval)
     except KeyboardInterrupt:
-        console.print("stopped between ticks: the database is consistent")
+        console.print("stopped: every tick is written whole or not at all (one in progress was rolled back); "
+                      "the database is consistent and the next run goes on from its checkpoint")
     except IndexerError as exc:
         fail(str(exc))
 
