@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +75,3 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Apply the migrations up to `revision` (the only way the schema is created)."""
     command.upgrade(alembic_config(url), revision)
 
-
-def table_names(engine: Engine) -> set[str]:
-    return set(inspect(engine).get_table_names())
