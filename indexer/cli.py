@@ -427,9 +427,12 @@ def wallet_lookup(addresses: list[str], *, from_file: Path | None, config: Path,
         engine.dispose()
     except IndexerError as exc:
         fail(str(exc))
-    except Exception as exc:  # a database that is not there or not migrated
-        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {str(exc).splitlines()[0]} "
-             "(run `collateral-indexer init-db` and a sync first)")
+    except Exception as exc:  # a database that is not there, not migrated, or busy
+        first = str(exc).splitlines()[0]
+        hint = ("another process is writing it: an SQLite database's first backfill holds it while each tick "
+                "writes; try again when the tick has committed" if "database is locked" in first
+                else "run `collateral-indexer init-db` and a sync first")
+        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {first} ({hint})")
     if as_json:
         print(json.dumps(doc, indent=2))
     else:

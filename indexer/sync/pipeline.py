@@ -314,7 +314,8 @@ def _sqlite_journal(conn: Connection, *, first_backfill: bool) -> None:
 
     A first backfill writes almost only new pages, which a rollback journal does not copy: each page is
     written once, where WAL writes it to the log and again at the checkpoint (4 s of 38 on the bench
-    world, docs/benchmarks.md). Readers still read, and wait while a tick commits. FULL sync: a power
+    world, docs/benchmarks.md). The price: once a tick's writes spill out of the page cache, the file is
+    the writer's until the commit, and readers wait (busy timeout) where in WAL they never do. FULL sync: a power
     loss cannot harm the database in that mode either. Leaving WAL needs the database to itself: while
     another connection holds it open, the mode stays as it is, which is only slower. Outside a transaction.
     """
@@ -353,15 +354,14 @@ def sync(engine: Engine, ctx: SyncContext, *, to_block: int | None = None, on_ti
             on_tick(result)
 
 
-def complete_indexes(engine: Engine, ctx: SyncContext) -> float:
+def complete_indexes(engine: Engine, ctx: SyncContext) -> None:
     """Build the indexes a first backfill set aside, in a transaction of their own (when caught up
-    already, or before a rollback needs them); returns the seconds it took."""
+    already, or before a rollback needs them)."""
     if ctx.indexes_complete:
-        return 0.0
+        return
     with engine.begin() as conn:
-        seconds = restore_indexes(conn)
+        restore_indexes(conn)
     ctx.indexes_complete = True
-    return seconds
 
 
 def restore_indexes(conn: Connection) -> float:

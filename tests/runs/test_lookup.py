@@ -124,3 +124,29 @@ def test_cli_reads_arguments_files_and_stdin(db, tmp_path):
     assert res.exit_code == 2 and "holds characters that are not hex digits" in " ".join(res.output.split())
     res = runner.invoke(app, ["wallet", *common])
     assert res.exit_code == 2 and "give at least one wallet address" in " ".join(res.output.split())
+
+
+def test_cli_says_why_when_a_writer_holds_the_sqlite_file(synced, tmp_path, monkeypatch):
+    """A first backfill writes through a rollback journal and holds the file while a tick writes: a
+    lookup that waits longer than the busy timeout says so, not "run init-db"."""
+    import sqlite3
+
+    from indexer.store import engine as engine_module
+
+    chain = synced[0]
+    path = tmp_path / "busy.sqlite"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=truncate")
+    writer.execute("CREATE TABLE t (a)")
+    writer.execute("BEGIN EXCLUSIVE")  # what a tick's writes take once they spill out of the page cache
+    writer.execute("INSERT INTO t VALUES (1)")
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_S", 0.2)
+    try:
+        res = CliRunner().invoke(app, ["wallet", "0x" + "11" * 20, "--config", str(chain.manifest_path),
+                                       "--database-url", f"sqlite:///{path}"])
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    out = " ".join(res.output.split())
+    assert res.exit_code == 1, res.output
+    assert "database is locked" in out and "another process is writing it" in out
