@@ -6,7 +6,8 @@ Two levels:
 - `insert_rows` / `upsert_rows` take a column list and plain tuples, for the sync's hot tables
   (transfers, share transfers, balance changes, balances). Exact integer columns (`Uint256`,
   `Int256`) take Python ints and are encoded here exactly as their column types encode them: no
-  floats anywhere. SQLite: one `executemany` of a prepared statement. PostgreSQL: `COPY` (psycopg 3
+  floats anywhere. SQLite: multi-row `INSERT ... VALUES (...), (...), ...` statements, each a single
+  step of SQLite's engine (see `_sqlite_rows`). PostgreSQL: `COPY` (psycopg 3
   `cursor.copy`), straight into the table when the caller knows the rows are new, otherwise into a
   temporary table and then `INSERT ... SELECT ... ON CONFLICT`, so writing the same rows twice stays
   a no-op (facts) or a replacement (derived rows).
@@ -16,9 +17,13 @@ The ORM is for reading and small writes only.
 
 from __future__ import annotations
 
+import queue
+import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -38,7 +43,8 @@ from indexer.store.types import (
 )
 
 _CHUNK = 5_000
-_SQLITE_CHUNK = 50_000  # rows per executemany: bounds the encoded copy held at once
+_SQLITE_CHUNK = 50_000  # rows encoded at once: bounds the encoded copy held at once
+_SQLITE_ROWS_PER_STATEMENT = 1_000
 # SQLite's page cache for a connection that bulk-writes, in KiB. Its default (2 MiB) makes every insert
 # into an index on addresses (random order) a page miss once the tables outgrow it.
 SQLITE_BULK_CACHE_KIB = 256 * 1024
@@ -211,28 +217,103 @@ def _bulk_write(conn: Connection, table: Table, columns: Sequence[str], rows: Se
                 conflict: str, *, direct_copy: bool = False, ordered: bool = False) -> None:
     """Rows (tuples) in primary-key order. PostgreSQL: COPY, straight into the table when
     `direct_copy`, else into a temporary table merged with `INSERT ... SELECT ... {conflict}`.
-    SQLite: executemany of `INSERT ... VALUES ... {conflict}` in chunks."""
+    SQLite: multi-row `INSERT ... VALUES ... {conflict}` statements (`_sqlite_statements`), the rows
+    encoded 50,000 at a time."""
+    if conn.dialect.name == "postgresql":
+        _bulk_plan(conn, table, columns, rows, conflict, direct_copy=direct_copy, ordered=ordered)()
+        return
+    _types(table, columns)
+    order = None if ordered else _key_order(table, columns)
+    if order is not None:
+        rows = sorted(rows, key=order)
+    for chunk in _chunks(rows, _SQLITE_CHUNK):
+        _bulk_plan(conn, table, columns, chunk, conflict, ordered=True)()
+
+
+def _bulk_plan(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+               conflict: str, *, direct_copy: bool = False, ordered: bool = False) -> Callable[[], None]:
+    """Check, encode and order the rows now, in the calling thread; return the call that writes them
+    (it alone uses the connection). See `_bulk_write`."""
     _types(table, columns)
     order = None if ordered else _key_order(table, columns)
     cols = ", ".join(_quoted(conn, columns))
     name = _quoted(conn, [table.name])[0]
-    if conn.dialect.name == "postgresql":
-        checked = _encoded(conn, table, columns, rows)
-        if order is not None:
-            checked = sorted(checked, key=order)
-        if direct_copy:
-            _copy(conn, f"COPY {name} ({cols}) FROM STDIN", checked)
-            return
-        tmp = _copy_to_temp(conn, table, columns, checked)
-        conn.exec_driver_sql(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {tmp} {conflict}")
-        conn.exec_driver_sql(f"DROP TABLE {tmp}")
-        return
-    _sqlite_bulk(conn)
-    sql = f"INSERT INTO {name} ({cols}) VALUES ({', '.join('?' * len(columns))}) {conflict}"
+    checked = _encoded(conn, table, columns, rows)
     if order is not None:
-        rows = sorted(rows, key=order)
-    for chunk in _chunks(rows, _SQLITE_CHUNK):
-        conn.exec_driver_sql(sql, _encoded(conn, table, columns, chunk))
+        checked = sorted(checked, key=order)
+    if conn.dialect.name == "postgresql":
+        if direct_copy:
+            return partial(_copy, conn, f"COPY {name} ({cols}) FROM STDIN", checked)
+
+        def merge() -> None:
+            tmp = _copy_to_temp(conn, table, columns, checked)
+            conn.exec_driver_sql(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {tmp} {conflict}")
+            conn.exec_driver_sql(f"DROP TABLE {tmp}")
+        return merge
+    statements = _sqlite_statements(conn, f"INSERT INTO {name} ({cols}) VALUES", len(columns), conflict, checked)
+
+    def run() -> None:
+        _sqlite_bulk(conn)
+        _sqlite_execute(conn, statements)
+    return run
+
+
+def prepare_insert(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                   new: bool = False, ordered: bool = False) -> Callable[[], None]:
+    """`insert_rows` in two halves: the rows are checked and encoded now, in the calling thread; the
+    call returned writes them, in any thread, while the caller goes on (`WriteBehind`). For a page of
+    rows: they are all held encoded until written."""
+    if not rows:
+        return _nothing
+    return _bulk_plan(conn, table, columns, rows, "ON CONFLICT DO NOTHING", direct_copy=new, ordered=ordered)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _sqlite_statements(conn: Connection, head: str, width: int, tail: str, rows: Sequence[Sequence[Any]]
+                       ) -> list[tuple[str, list]]:
+    """`{head} (?, ...), (?, ...), ... {tail}` with its parameters, up to 1,000 rows a statement.
+
+    Multi-row statements, not `executemany` of a one-row statement: a statement's parameters are
+    bound at once and SQLite then inserts all its rows in one step, where executemany steps, resets
+    and rebinds its statement for every row (and takes Python's interpreter back each time). A
+    million transfers rows: about 1.5 s against 2.2 to 3.0 s (docs/benchmarks.md). Rows are inserted
+    in the order given, as executemany would; a key met twice in one statement meets its own earlier
+    row, as it would there.
+    """
+    info = conn.connection.info  # the limit, read once per connection (while no other thread uses it)
+    limit = info.get("sqlite_variables")
+    if limit is None:
+        limit = info["sqlite_variables"] = conn.connection.dbapi_connection.getlimit(
+            sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per = max(1, min(_SQLITE_ROWS_PER_STATEMENT, limit // width))
+    one = "(" + ", ".join("?" * width) + ")"
+    out = []
+    i = 0
+    # statements of a few fixed sizes only (1,000, 100, 10, 1 rows): the connection's statement cache
+    # then holds a few shapes per table, not one per remainder
+    for size in sorted({per, *(n for n in (100, 10, 1) if n < per)}, reverse=True):
+        sql = f"{head} {', '.join([one] * size)} {tail}"
+        while len(rows) - i >= size:
+            out.append((sql, list(chain.from_iterable(rows[i:i + size]))))
+            i += size
+    return out
+
+
+def _sqlite_execute(conn: Connection, statements: list[tuple[str, list]]) -> None:
+    raw, raw_error = conn.connection.dbapi_connection, conn.dialect.dbapi.Error
+    cur = raw.cursor()
+    try:
+        for sql, params in statements:
+            try:
+                cur.execute(sql, params)
+            except raw_error as exc:  # as SQLAlchemy reports a failed statement
+                raise DBAPIError.instance(sql[:sql.index("(?")] + "...", None, exc, raw_error,
+                                          dialect=conn.dialect) from None
+    finally:
+        cur.close()
 
 
 def _sqlite_bulk(conn: Connection) -> None:
@@ -266,3 +347,84 @@ def _copy_to_temp(conn: Connection, table: Table, columns: Sequence[str], rows: 
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS SELECT {cols} FROM {name} WITH NO DATA")
     _copy(conn, f"COPY {tmp} ({cols}) FROM STDIN", rows)
     return tmp
+
+
+# ---------------------------------------------------------------------------------- behind the caller
+class WriteBehind:
+    """Runs write calls on a thread of its own, in the order given, while the caller goes on.
+
+    For the sync's pages on PostgreSQL: the server stores one page's rows (COPY, in its own process)
+    while the caller decodes the next, which saves about 2 s of a 35 s backfill of the bench world.
+    With `threaded=False` each call runs at once, in the caller's thread: on SQLite, where the
+    database works in the caller's process, the thread measured no faster (the two cores are busy
+    already with Python, SQLite and the node) and held 60 MiB more (docs/benchmarks.md).
+
+    The calls share the caller's connection and transaction: the caller must `drain()` before it uses
+    the connection itself (a read, the commit), and `close()` before the transaction ends either way.
+    The first call that fails stops the rest; its exception is raised in the caller at the next
+    `submit` or `drain`, and again at every later one. At most `depth` calls wait, which bounds the
+    rows held.
+    """
+
+    def __init__(self, *, threaded: bool = True, depth: int = 8) -> None:
+        self._error: BaseException | None = None
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._queue: queue.Queue = queue.Queue(maxsize=depth)
+            self._thread = threading.Thread(target=self._run, name="write-behind", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None and not self._stopping:
+                    fn, args, kwargs = job
+                    fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+        """Queue `fn(*args, **kwargs)`; waits while `depth` calls are queued already."""
+        if self._stopping:
+            raise RuntimeError("WriteBehind is closed")
+        self._raise()
+        if self._thread is None:
+            try:
+                fn(*args, **kwargs)
+            except BaseException as exc:
+                self._error = exc
+                raise
+        else:
+            self._queue.put((fn, args, kwargs))
+
+    def drain(self) -> None:
+        """Wait until every queued call has run; raise the first one's exception if one failed."""
+        if self._thread is not None:
+            self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Drop the calls not started yet, wait for the one running, stop the thread. Raises nothing:
+        after an error the caller is unwinding already (call `drain` first to learn of one)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

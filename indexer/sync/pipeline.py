@@ -41,7 +41,7 @@ from indexer.store import indexes
 from indexer.store import models as m
 from indexer.store.engine import set_journal_mode
 from indexer.store.types import decode_int_text
-from indexer.store.writes import insert_ignore, insert_rows, upsert, upsert_rows
+from indexer.store.writes import WriteBehind, insert_ignore, insert_rows, prepare_insert, upsert, upsert_rows
 from indexer.sync.history import fold_account_events, stored_account_status, stored_ui_schedule
 from indexer.sync.pages import Page, ReorgDetected, read_pages
 from indexer.sync.reads import (
@@ -283,7 +283,7 @@ def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None,
                 tick = Tick(conn, ctx, start, new=range_is_new(conn, ctx.chain_id, start))
                 pages = read_pages(ctx.rpc, ctx.fetcher, ctx.log_addresses, start, end,
                                    None if cp is None else cp.block_hash)
-                with closing(pages), _bulk_allocation():
+                with closing(tick), closing(pages), _bulk_allocation():
                     for page in pages:
                         tick.add(page)
                         if on_page is not None:
@@ -491,6 +491,10 @@ class Tick:
     """One tick's writes, inside its transaction: each page as it comes (facts, balance changes), then
     what holds at the tick's last block (`finish`: state, prices, balances, account status, checkpoint).
 
+    On PostgreSQL a page's rows are written on a thread of their own (`WriteBehind`) while the caller
+    reads and decodes the next page; `fetched()` waits for them, and `close()` must be called before
+    the transaction ends, committed or not.
+
     `units` holds the running units of every holder moved in the tick, read from the database the
     first time the tick meets the holder; current balances are written from it once, in `finish`.
     `new`: no log-keyed row of the tick's range is stored yet (see `range_is_new`).
@@ -507,20 +511,22 @@ class Tick:
         self.blocks: dict[int, dict] = {}
         self.polled_pairs: set[tuple[str, str]] = set()  # holders of polled tokens the transfers name
         self.n_logs = self.n_transfers = 0
+        self.writes = WriteBehind(threaded=conn.dialect.name == "postgresql")
 
     def add(self, page: Page) -> None:
-        conn, cid, d = self.conn, self.ctx.chain_id, page.decoded
-        insert_ignore(conn, m.Block.__table__, [dict(
+        """Write the page's facts and balance changes (encoded here; see `WriteBehind` for where)."""
+        conn, cid, d, write = self.conn, self.ctx.chain_id, page.decoded, self.writes.submit
+        write(insert_ignore, conn, m.Block.__table__, [dict(
             chain_id=cid, number=n, hash=h["hash"], parent_hash=h["parentHash"], timestamp=int(h["timestamp"], 16))
             for n, h in page.headers.items()])
         # records unpacked by position (TransferRecord's field order): attribute access costs more per row
-        insert_rows(conn, m.Transfer.__table__, _TRANSFER_COLS, [
+        write(prepare_insert(conn, m.Transfer.__table__, _TRANSFER_COLS, [
             (cid, block, index, tx, token, src, dst, amount)
-            for block, index, tx, _, token, src, dst, amount in d.transfers], new=self.new, ordered=True)
-        insert_rows(conn, m.ShareTransfer.__table__, _SHARE_COLS, [
+            for block, index, tx, _, token, src, dst, amount in d.transfers], new=self.new, ordered=True))
+        write(prepare_insert(conn, m.ShareTransfer.__table__, _SHARE_COLS, [
             (cid, block, index, tx, token, src, dst, amount)
-            for block, index, tx, _, token, src, dst, amount in d.share_transfers], new=self.new, ordered=True)
-        insert_ignore(conn, m.TokenEvent.__table__, [dict(
+            for block, index, tx, _, token, src, dst, amount in d.share_transfers], new=self.new, ordered=True))
+        write(insert_ignore, conn, m.TokenEvent.__table__, [dict(
             chain_id=cid, block_number=e.block_number, log_index=e.log_index, tx_hash=e.tx_hash, contract=e.contract,
             event=e.event, args=e.args_json()) for e in d.events])
         self.move(d)
@@ -529,6 +535,10 @@ class Tick:
         self.end = page.end
         self.n_logs += len(d)
         self.n_transfers += len(d.transfers)
+
+    def close(self) -> None:
+        """Stop the writing thread (the rows not written yet are dropped with the transaction)."""
+        self.writes.close()
 
     def move(self, d: DecodedLogs) -> None:
         """Balance changes with running units for the page's movements, in log order."""
@@ -556,7 +566,9 @@ class Tick:
                 unseen[token].add(dst)
         for wallets in unseen.values():
             wallets.discard(zero)
-        units.update(_load_units(self.conn, cid, unseen))
+        if any(unseen.values()):
+            self.writes.drain()  # the connection is the writing thread's until then
+            units.update(_load_units(self.conn, cid, unseen))
         changes = []
         append = changes.append
         get = units.get
@@ -575,10 +587,13 @@ class Tick:
                 new_units = get(key, 0) + amount
                 units[key] = new_units
                 append((cid, token, dst, block, index, amount, new_units))
-        insert_rows(self.conn, m.BalanceChange.__table__, _CHANGE_COLS, changes, new=self.new, ordered=True)
+        self.writes.submit(prepare_insert(self.conn, m.BalanceChange.__table__, _CHANGE_COLS, changes, new=self.new,
+                                          ordered=True))
 
     def fetched(self) -> Fetched:
-        """The tick's reads so far, for the state reads at its last block to fill in."""
+        """The tick's reads so far, for the state reads at its last block to fill in. Every page is
+        written when it returns: the connection is the caller's again."""
+        self.writes.drain()
         return Fetched(self.start, self.end, DecodedLogs(events=self.events), self.n_logs, self.blocks, None, [],
                        self.end)
 
