@@ -7,10 +7,12 @@ Two levels:
   (transfers, share transfers, balance changes, balances). Exact integer columns (`Uint256`,
   `Int256`) take Python ints and are encoded here exactly as their column types encode them: no
   floats anywhere. SQLite: multi-row `INSERT ... VALUES (...), (...), ...` statements, each a single
-  step of SQLite's engine (see `_sqlite_rows`). PostgreSQL: `COPY` (psycopg 3
+  step of SQLite's engine (see `_sqlite_statements`). PostgreSQL: `COPY` (psycopg 3
   `cursor.copy`), straight into the table when the caller knows the rows are new, otherwise into a
   temporary table and then `INSERT ... SELECT ... ON CONFLICT`, so writing the same rows twice stays
   a no-op (facts) or a replacement (derived rows).
+- `prepare_insert` splits `insert_rows` in two: the rows are checked and encoded in the calling
+  thread, and the call it returns writes them, on a `WriteBehind` thread while the caller goes on.
 
 The ORM is for reading and small writes only.
 """
@@ -279,7 +281,7 @@ def _sqlite_statements(conn: Connection, head: str, width: int, tail: str, rows:
     Multi-row statements, not `executemany` of a one-row statement: a statement's parameters are
     bound at once and SQLite then inserts all its rows in one step, where executemany steps, resets
     and rebinds its statement for every row (and takes Python's interpreter back each time). A
-    million transfers rows: about 1.5 s against 2.2 to 3.0 s (docs/benchmarks.md). Rows are inserted
+    million transfers rows: 2.18 s against 2.82 s (bench/bench_sqlite_writes.py). Rows are inserted
     in the order given, as executemany would; a key met twice in one statement meets its own earlier
     row, as it would there.
     """

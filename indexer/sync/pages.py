@@ -8,8 +8,9 @@ parent is the previous page's last block, so a tick's pages form one chain from 
 
 The reading thread only sends requests and receives the answers' bytes (it waits on the node with
 the interpreter released); decoding, checking and writing happen in the caller's thread while the
-next answers are read. A decoding thread would take the interpreter from the writer each time SQLite
-releases it, once per row, and make the writes several times slower. Both threads share the RPC
+next answers are read. Decoding on the reading thread made the writes several times slower while
+SQLite took the interpreter back after every row, and gained nothing once it took it back per
+1,000-row statement (docs/benchmarks.md). Both threads share the RPC
 client (one HTTP session per thread) and the fetcher, which only the reading thread uses while a
 stream is open.
 """
