@@ -246,8 +246,9 @@ def load_checkpoint(conn: Connection, chain_id: int) -> m.SyncCheckpoint | None:
 def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None,
               on_page: Callable[[int, int], None] | None = None) -> TickResult | None:
     """Sync the next range (at most `max_blocks_per_tick` blocks). None when already at the target.
-    `on_page(block, logs)` is called after each page is written (not yet committed): the last block
-    written and the tick's logs so far, for progress displays during a long tick."""
+    `on_page(block, logs)` is called after each page is handed to the tick's writes (not yet
+    committed; on PostgreSQL perhaps not yet written): the page's last block and the tick's logs so
+    far, for progress displays during a long tick."""
     started = time.monotonic()
     target = target_block(ctx) if to_block is None else to_block
     with engine.connect() as conn:
