@@ -99,20 +99,23 @@ def _exact_int(value: Any) -> int:
     return value
 
 
-def _check_exact_column(values: Sequence[Any], signed: bool) -> bool:
+def _check_exact_column(values: Sequence[Any], signed: bool) -> str:
     """Check one exact integer column of a batch as `Uint256`/`Int256` check on bind (TypeError for a
-    non-integer, ValueError outside the range). False when it holds values other than plain ints
-    (None, integral Decimals), which then go one by one. Whole-column C-level checks: ~0.1 us a value."""
+    non-integer, ValueError outside the range), and say what it holds: "int" (plain ints only),
+    "nullable" (plain ints and None) or "other" (integral Decimals too, which then go one by one).
+    Whole-column C-level checks: ~0.1 us a value."""
     lo, hi = (INT256_MIN, INT256_MAX) if signed else (0, UINT256_MAX)
     name = "int256" if signed else "uint256"
-    if set(map(type, values)) - {int}:
+    kinds = set(map(type, values))
+    if kinds - {int, type(None)}:
         for v in values:
             if v is not None and not lo <= _exact_int(v) <= hi:
                 raise ValueError(f"{v} is outside {name}")
-        return False
-    if values and (min(values) < lo or max(values) > hi):
-        raise ValueError(f"{next(v for v in values if not lo <= v <= hi)} is outside {name}")
-    return True
+        return "other"
+    ints = [v for v in values if v is not None] if type(None) in kinds else values
+    if ints and (min(ints) < lo or max(ints) > hi):
+        raise ValueError(f"{next(v for v in ints if not lo <= v <= hi)} is outside {name}")
+    return "nullable" if type(None) in kinds else "int"
 
 
 def _enc_u(v: Any) -> str | None:
@@ -126,14 +129,16 @@ def _enc_i(v: Any) -> str | None:
 @lru_cache(maxsize=64)
 def _text_encoder(kinds: tuple[str, ...]) -> Callable[[Sequence[Sequence[Any]]], list[tuple]]:
     """A function turning checked rows into SQLite rows, for a layout of columns: "" as it is, "u"/"i"
-    plain-int Uint256/Int256 encoded inline (the text of store/types.py), "U"/"I" one by one (None,
-    Decimal). One list comprehension per layout: no function call per value on the hot path."""
+    plain-int Uint256/Int256 encoded inline (the text of store/types.py), "n"/"m" the same or None,
+    "U"/"I" one by one (integral Decimals). One list comprehension per layout: no function call per
+    value on the hot path."""
     names = [f"v{i}" for i in range(len(kinds))]
     exprs = []
     for n, k in zip(names, kinds, strict=True):
-        exprs.append({"": n, "u": f"str({n}).zfill({WIDTH})",
-                      "i": f"(str({n}).zfill({WIDTH}) if {n} >= 0 else '-' + str(_NEG + {n}).zfill({WIDTH - 1}))",
-                      "U": f"_enc_u({n})", "I": f"_enc_i({n})"}[k])
+        u = f"str({n}).zfill({WIDTH})"
+        i = f"(str({n}).zfill({WIDTH}) if {n} >= 0 else '-' + str(_NEG + {n}).zfill({WIDTH - 1}))"
+        exprs.append({"": n, "u": u, "i": i, "n": f"(None if {n} is None else {u})",
+                      "m": f"(None if {n} is None else {i})", "U": f"_enc_u({n})", "I": f"_enc_i({n})"}[k])
     src = f"def encode(rows):\n    return [({', '.join(exprs)},) for {', '.join(names)}, in rows]\n"
     scope = {"_NEG": _NEG_BASE, "_enc_u": _enc_u, "_enc_i": _enc_i}
     exec(compile(src, f"<row encoder {''.join(k or '.' for k in kinds)}>", "exec"), scope)  # noqa: S102
@@ -150,8 +155,8 @@ def _encoded(conn: Connection, table: Table, columns: Sequence[str], rows: Seque
             kinds.append("")
             continue
         signed = isinstance(t, Int256)
-        plain = _check_exact_column(list(map(itemgetter(i), rows)), signed)
-        kinds.append(("i" if signed else "u") if plain else ("I" if signed else "U"))
+        held = _check_exact_column(list(map(itemgetter(i), rows)), signed)
+        kinds.append({"int": "iu", "nullable": "mn", "other": "IU"}[held][0 if signed else 1])
     if conn.dialect.name == "postgresql":
         if any(k in ("U", "I") for k in kinds):  # integral Decimals become ints, as the column type binds them
             idx = [i for i, k in enumerate(kinds) if k in ("U", "I")]
