@@ -229,11 +229,10 @@ def _bulk_write(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     if conn.dialect.name == "postgresql":
         _bulk_plan(conn, table, columns, rows, conflict, direct_copy=direct_copy, ordered=ordered)()
         return
-    _types(table, columns)
     order = None if ordered else _key_order(table, columns)
     if order is not None:
         rows = sorted(rows, key=order)
-    for chunk in _chunks(rows, _SQLITE_CHUNK):
+    for chunk in _chunks(rows, _SQLITE_CHUNK):  # columns checked by the first chunk's plan, before it writes
         _bulk_plan(conn, table, columns, chunk, conflict, ordered=True)()
 
 
@@ -364,7 +363,7 @@ class WriteBehind:
     while the caller decodes the next, which saves about 2 s of a 35 s backfill of the bench world.
     With `threaded=False` each call runs at once, in the caller's thread: on SQLite, where the
     database works in the caller's process, the thread measured no faster (the two cores are busy
-    already with Python, SQLite and the node) and held 60 MiB more (docs/benchmarks.md).
+    already with Python, SQLite and the node) and held 65 MiB more (docs/benchmarks.md).
 
     The calls share the caller's connection and transaction: the caller must `drain()` before it uses
     the connection itself (a read, the commit), and `close()` before the transaction ends either way.
