@@ -35,10 +35,11 @@ import numpy as np  # noqa: E402
 
 from indexer.risk.calendar import xnys  # noqa: E402
 from indexer.risk.engine import run_risk  # noqa: E402
-from indexer.risk.inputs import Snapshot, balances_from_decimal_strings, int_array  # noqa: E402
-from indexer.risk.policy import policy_from_mapping  # noqa: E402
-from indexer.risk.reference import ReferenceModel  # noqa: E402
-from indexer.risk.synthetic import DEFAULT_TOKENS, extra_token_specs, synthetic_world  # noqa: E402
+from indexer.risk.inputs import Snapshot  # noqa: E402
+from indexer.risk.policy import policy_file, policy_from_mapping  # noqa: E402
+from indexer.risk.uint256 import balances_from_decimal_strings, int_array  # noqa: E402
+from tests.oracles.reference import ReferenceModel  # noqa: E402
+from tests.oracles.synthetic import DEFAULT_TOKENS, extra_token_specs, synthetic_world  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Wednesday 2025-11-26 15:00 New York: market open, the day before Thanksgiving
@@ -54,11 +55,11 @@ def main() -> None:
     ap.add_argument("--now", type=int, default=NOW, help="block timestamp (UTC seconds)")
     args = ap.parse_args()
 
-    data = tomllib.loads((ROOT / "policy" / "default.toml").read_text())
+    data = tomllib.loads(policy_file("default").read_text())
     extra = extra_token_specs(max(0, args.tokens - len(DEFAULT_TOKENS)))
     for spec in extra:
         data["tokens"][spec.symbol] = {"asset_class": "single_stock"}
-    policy = policy_from_mapping(data, source="policy/default.toml + synthetic tokens")
+    policy = policy_from_mapping(data, source="the bundled default policy + synthetic tokens")
     xnys()  # build the calendar once, outside the timed runs
 
     t0 = time.perf_counter()

@@ -3,7 +3,7 @@
 Pure and vectorized: it takes a :class:`Snapshot` (arrays describing one block) and a
 :class:`Policy` (one validated TOML file) and returns a :class:`RiskRun`. No web3, no SQL, no clock.
 
-    policy = load_policy("policy/default.toml", known_tokens=symbols, known_feeds=feed_names)
+    policy = load_policy("default", known_tokens=symbols, known_feeds=feed_names)
     run = run_risk(snapshot, policy)
     run.wallets.status, run.holdings.codes, run.wallets.stressed_excess, ...
 """
@@ -19,21 +19,13 @@ from indexer.risk.engine import (
     RiskRun,
     TokenRisk,
     WalletRisk,
-    feed_staleness,
     run_risk,
 )
-from indexer.risk.inputs import (
-    AccountingModel,
-    Accounts,
-    FeedHistory,
-    FeedKind,
-    Feeds,
-    Holdings,
-    Positions,
-    PriceQuote,
-    Snapshot,
-    SnapshotError,
-    Tokens,
+from indexer.risk.errors import SnapshotError
+from indexer.risk.inputs import Accounts, FeedHistory, Feeds, Holdings, Positions, Snapshot, Tokens
+from indexer.risk.policy import Policy, PolicyError, load_policy, policy_from_mapping
+from indexer.risk.staleness import feed_staleness, stale_feeds
+from indexer.risk.uint256 import (
     balances_from_decimal_strings,
     int_array,
     ints_from_limbs,
@@ -43,15 +35,12 @@ from indexer.risk.inputs import (
     limbs_to_float_units,
     to_float_units,
 )
-from indexer.risk.policy import Policy, PolicyError, load_policy, policy_from_mapping
 
 __all__ = [
     "PARAMETRIC",
-    "AccountingModel",
     "Accounts",
     "Eligibility",
     "FeedHistory",
-    "FeedKind",
     "FeedRisk",
     "Feeds",
     "HoldingRisk",
@@ -62,7 +51,6 @@ __all__ = [
     "PolicyError",
     "PositionRisk",
     "Positions",
-    "PriceQuote",
     "RiskRun",
     "Snapshot",
     "SnapshotError",
@@ -72,8 +60,8 @@ __all__ = [
     "WalletRisk",
     "balances_from_decimal_strings",
     "code_names",
-    "codes_to_names",
     "feed_staleness",
+    "codes_to_names",
     "int_array",
     "ints_from_limbs",
     "is_limbs",
@@ -83,6 +71,7 @@ __all__ = [
     "load_policy",
     "policy_from_mapping",
     "run_risk",
+    "stale_feeds",
     "to_float_units",
     "xnys",
 ]

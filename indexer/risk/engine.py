@@ -16,10 +16,15 @@ import numpy as np
 from indexer.risk.calendar import MarketState, TradingCalendar, xnys
 from indexer.risk.eligibility import Eligibility, codes_to_names
 from indexer.risk.haircuts import size_haircut, wallet_concentration
-from indexer.risk.inputs import AccountingModel, FeedKind, PriceQuote, Snapshot, to_float_units
+from indexer.risk.inputs import Snapshot
 from indexer.risk.policy import Policy
+from indexer.risk.staleness import stale_feeds
 from indexer.risk.stress import StressedCovariance, instrument_losses, stressed_covariance
+from indexer.risk.uint256 import to_float_units
 from indexer.risk.volatility import VolatilityEstimate, ewma_volatility, log_returns, prices_at_closes
+from indexer.types import Accounting, FeedKind, PriceQuote
+
+_STOCK = FeedKind.STOCK.code
 
 PARAMETRIC = "parametric"  # name of the parametric (L_joint) stress in RiskRun.stress_names
 
@@ -220,26 +225,6 @@ def _bit(mask: np.ndarray, code: Eligibility) -> np.ndarray:
     return np.where(mask, np.uint32(code), np.uint32(0))
 
 
-def feed_staleness(
-    kinds: np.ndarray, updated_at: np.ndarray, limit_s: np.ndarray, now: int, calendar: TradingCalendar
-) -> np.ndarray:
-    """Which feeds are stale at ``now`` (RISK.md section 5): age beyond ``limit_s`` (heartbeat + grace).
-
-    A stock feed is judged on the market's clock. While open, the clock is now and the heartbeat
-    runs from the later of the round and the session open (a feed cannot update while the market is
-    shut); while closed, the clock stops at the last close, so a weekend or a holiday never makes a
-    healthy feed stale, but a stall in the last session shows. Other feeds run 24/7.
-    """
-    updated = np.asarray(updated_at, dtype=np.int64)
-    if calendar.is_open(now):
-        ref, start = now, int(calendar.current_session_open(now))
-    else:
-        ref, start = int(calendar.last_close_before(now)), int(calendar.session_open_of_last_close(now))
-    stock_stale = ref - np.maximum(updated, start) > limit_s
-    continuous_stale = now - updated > limit_s
-    return np.where(np.asarray(kinds) == FeedKind.STOCK, stock_stale, continuous_stale)
-
-
 def assess_feeds(
     snapshot: Snapshot, policy: Policy, calendar: TradingCalendar
 ) -> tuple[FeedRisk, VolatilityEstimate, np.ndarray]:
@@ -249,13 +234,7 @@ def assess_feeds(
     has = np.asarray(feeds.has_round, dtype=bool)
     answer = to_float_units(np.where(has, feeds.answer_raw, 0), feeds.decimals)
     updated = np.asarray(feeds.updated_at, dtype=np.int64)
-    rules = [getattr(policy.staleness, FeedKind(int(k)).policy_key) for k in kinds]
-    policy_hb = np.array([r.heartbeat_s for r in rules], dtype=np.int64)
-    grace = np.array([r.grace_s for r in rules], dtype=np.int64)
-    own_hb = np.asarray(feeds.heartbeat_s, dtype=np.int64)
-    hb = np.where(own_hb > 0, own_hb, policy_hb)
-
-    stale = feed_staleness(kinds, updated, hb + grace, now, calendar)
+    stale, hb = stale_feeds(kinds, updated, feeds.heartbeat_s, now, policy, calendar)
 
     incomplete = np.zeros(len(feeds), dtype=bool)
     for f in np.flatnonzero(has):  # uint80 round ids are Python ints: compare them exactly
@@ -273,7 +252,7 @@ def assess_feeds(
     est = ewma_volatility(
         log_returns(prices_at_closes(snapshot.history, feeds.decimals, closes)), vol.ewma_lambda
     )
-    floor = np.array([vol.floor[FeedKind(int(k)).policy_key] for k in kinds], dtype=np.float64)
+    floor = np.array([vol.floor[FeedKind.from_code(k).policy_key] for k in kinds.tolist()], dtype=np.float64)
     sigma = np.maximum(floor, np.where(np.isnan(est.sigma_raw), vol.sigma_without_history, est.sigma_raw))
 
     risk = FeedRisk(
@@ -305,15 +284,15 @@ def assess_tokens(
     f = np.where(has_feed, feed_idx, 0)
     n_f = len(feeds.price)
     kinds = np.asarray(snapshot.feeds.kind, dtype=np.int8)
-    stock = has_feed & (kinds[f] == FeedKind.STOCK) if n_f else np.zeros(n_t, dtype=bool)
+    stock = has_feed & (kinds[f] == _STOCK) if n_f else np.zeros(n_t, dtype=bool)
 
     # Valuation (section 2): shares per token unit, and USD per token unit.
     decimals = np.asarray(tokens.decimals, dtype=np.int64)
     multiplier = to_float_units(tokens.multiplier_raw, 18)
-    rebasing = np.asarray(tokens.accounting, dtype=np.int8) == AccountingModel.REBASING_SHARES
+    rebasing = np.asarray(tokens.accounting, dtype=np.int8) == Accounting.REBASING_SHARES.code
     share_factor = np.where(rebasing, 1.0, multiplier)
     price = np.where(has_feed, feeds.price[f], 0.0) if n_f else np.zeros(n_t)
-    per_token = np.asarray(tokens.quote, dtype=np.int8) == PriceQuote.PER_TOKEN
+    per_token = np.asarray(tokens.quote, dtype=np.int8) == PriceQuote.PER_TOKEN.code
     # a per_token feed prices the token itself; applying the multiplier again would count it twice
     value_factor = price * np.where(per_token, 1.0, share_factor)
 
@@ -506,7 +485,7 @@ def equity_side_feeds(snapshot: Snapshot, policy: Policy) -> np.ndarray:
     for sym, f in zip(snapshot.tokens.symbol, snapshot.tokens.feed_idx, strict=True):
         tp = policy.tokens.get(str(sym))
         if f >= 0 and tp is not None and tp.asset_class in policy.stress.equity_classes:
-            side[f] |= kinds[f] == FeedKind.STOCK
+            side[f] |= kinds[f] == _STOCK
     return side
 
 

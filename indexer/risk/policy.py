@@ -368,14 +368,34 @@ def policy_from_mapping(
     return policy
 
 
+BUNDLED = Path(__file__).resolve().parents[1] / "policies"  # the policies shipped in the package
+
+
+def bundled_policies() -> list[str]:
+    return sorted(p.stem for p in BUNDLED.glob("*.toml"))
+
+
+def policy_file(value: str | Path) -> Path:
+    """The file of a policy named by its path, or by the name of a bundled policy (`default`,
+    `kraken_2026`: a bare name without `.toml`)."""
+    p = Path(value)
+    if p.suffix != ".toml" and len(p.parts) == 1:
+        bundled = BUNDLED / f"{p.name}.toml"
+        if not bundled.is_file():
+            raise PolicyError(f"no bundled policy named {str(value)!r}: the bundled ones are "
+                              f"{', '.join(bundled_policies())}; or give the path of a policy .toml file")
+        return bundled
+    return p
+
+
 def load_policy(
     path: str | Path,
     *,
     known_tokens: Iterable[str] | None = None,
     known_feeds: Iterable[str] | None = None,
 ) -> Policy:
-    """Read and validate a policy TOML file."""
-    p = Path(path)
+    """Read and validate a policy TOML file (a path, or the name of a bundled policy: `policy_file`)."""
+    p = policy_file(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -6,10 +6,9 @@ which every equity-crypto correlation is at least ``rho_stress``.
 Raising those entries one by one does not give a correlation matrix in general: stocks that are
 weakly correlated among themselves cannot all be 0.8 correlated with BTC, so the entry-wise floor
 has negative eigenvalues, and ``x' S x`` can go negative. Repairing it afterwards by eigenvalue
-clipping (the first design) was measured on the synthetic world (docs/risk.md section 8): the
-repair left equity-crypto correlations up to 0.18 below the floor, and ``x' S x`` fell as the floor
-rose for some long-only exposures. So the floor is reached by a blend that is a correlation matrix
-by construction:
+clipping leaves equity-crypto correlations below the floor and can make ``x' S x`` fall as the floor
+rises (docs/risk.md section 8). So the floor is reached by a blend that is a correlation matrix by
+construction:
 
     R_s = (1 - w) R + w M
 
@@ -34,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.risk.inputs import FeedKind
+from indexer.types import FeedKind
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def stressed_covariance(
     vol_multiplier: float,
     rho_floor: float,
 ) -> StressedCovariance:
-    crypto = np.asarray(kinds) == FeedKind.CRYPTO
+    crypto = np.asarray(kinds) == FeedKind.CRYPTO.code
     equity = np.asarray(equity_side, dtype=bool) & ~crypto
     cross = np.outer(equity, crypto) | np.outer(crypto, equity)
     w = floor_blend_weight(corr, cross, rho_floor)
@@ -91,30 +90,6 @@ def stressed_covariance(
     )
 
 
-def parametric_losses(
-    exposure: np.ndarray, stress: StressedCovariance, z: float, horizon_days: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(L_joint, L_indep)`` per row ``x`` of ``exposure`` (wallets x feeds): ``z sqrt(H) sqrt(x' S x)``.
-
-    One product with the joint matrix, ``Y = X S``. The independent form drops the crypto x
-    non-crypto cross term: ``x' S_indep x = x' S x - 2 x_C' (S_CN x_N)``, where ``S_CN x_N`` is
-    ``Y_C - S_CC x_C``. The subtraction cannot cancel badly: for a PSD ``S``,
-    ``|x_N' S_NC x_C| <= (x_N' S_NN x_N + x_C' S_CC x_C) / 2``.
-    """
-    cov = stress.cov_joint
-    y = exposure @ cov
-    q_joint = np.einsum("wf,wf->w", y, exposure)
-    crypto = np.flatnonzero(stress.crypto_side)
-    if 0 < len(crypto) < cov.shape[0]:
-        x_c = exposure[:, crypto]
-        cross = y[:, crypto] - x_c @ cov[np.ix_(crypto, crypto)]
-        q_indep = q_joint - 2.0 * np.einsum("wc,wc->w", cross, x_c)
-    else:
-        q_indep = q_joint
-    scale = z * np.sqrt(horizon_days)
-    return scale * np.sqrt(np.maximum(q_joint, 0.0)), scale * np.sqrt(np.maximum(q_indep, 0.0))
-
-
 def instrument_losses(
     exposure: np.ndarray,
     instrument_feed: np.ndarray,
@@ -126,11 +101,14 @@ def instrument_losses(
     """``(L_joint, L_indep, scenario P&L)`` per row ``z`` of ``exposure`` (wallets x instruments).
 
     An instrument is priced by one feed, ``instrument_feed`` (-1: by none, no market risk), so the
-    feed exposure is ``x = B'z`` with ``B`` one-hot and ``x'Sx = z'(B S B')z``: :func:`parametric_losses`
-    on ``x`` without building it. ``shocks`` (instruments x scenarios) are the scenario returns;
-    ``z @ shocks`` is each scenario's P&L. Two products, ``Z (B S B')`` and ``Z shocks``; the independent form
-    drops the crypto x non-crypto cross term as in :func:`parametric_losses` (an instrument is on the
-    crypto side when its feed is).
+    feed exposure is ``x = B'z`` with ``B`` one-hot and ``x'Sx = z'(B S B')z``, computed without
+    building ``x``: ``L = z sqrt(H) sqrt(x' S x)``. ``shocks`` (instruments x scenarios) are the scenario
+    returns; ``z @ shocks`` is each scenario's P&L. Two products, ``Z (B S B')`` and ``Z shocks``.
+
+    The independent form drops the crypto x non-crypto cross term (an instrument is on the crypto side
+    when its feed is): ``x' S_indep x = x' S x - 2 x_C' (S_CN x_N)``, where ``S_CN x_N`` is
+    ``Y_C - S_CC x_C``. The subtraction cannot cancel badly: for a PSD ``S``,
+    ``|x_N' S_NC x_C| <= (x_N' S_NN x_N + x_C' S_CC x_C) / 2``.
     """
     feed = np.asarray(instrument_feed, dtype=np.int64)
     has = feed >= 0

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.risk.inputs import FeedHistory, to_float_units
+from indexer.risk.inputs import FeedHistory
+from indexer.risk.uint256 import to_float_units
 
 
 def prices_at_closes(history: FeedHistory, feed_decimals: np.ndarray, closes: np.ndarray) -> np.ndarray:

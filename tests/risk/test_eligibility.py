@@ -8,7 +8,7 @@ import pytest
 
 from indexer.risk.eligibility import Eligibility, code_names, codes_to_names
 from indexer.risk.engine import run_risk
-from indexer.risk.inputs import FeedKind
+from indexer.types import FeedKind
 
 from .worlds import E18, WorldBuilder, flat_policy, ny
 

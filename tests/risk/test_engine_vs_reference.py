@@ -12,8 +12,8 @@ from indexer.risk.eligibility import Eligibility
 from indexer.risk.engine import run_risk
 from indexer.risk.inputs import Snapshot
 from indexer.risk.policy import Policy, load_policy
-from indexer.risk.reference import STATE_CODES, reference_run
-from indexer.risk.synthetic import synthetic_world
+from tests.oracles.reference import STATE_CODES, reference_run
+from tests.oracles.synthetic import synthetic_world
 
 from .worlds import KRAKEN_POLICY, default_policy, ny, random_policy, random_world
 

@@ -10,8 +10,8 @@ import pytest
 from indexer.risk.calendar import xnys
 from indexer.risk.engine import run_risk
 from indexer.risk.haircuts import band_haircut
-from indexer.risk.inputs import FeedKind
 from indexer.risk.policy import load_policy
+from indexer.types import FeedKind
 
 from .worlds import KRAKEN_POLICY, WorldBuilder, flat_policy, ny, policy_with
 

@@ -11,7 +11,7 @@ from indexer.risk.eligibility import Eligibility
 from indexer.risk.engine import run_risk
 from indexer.risk.inputs import Snapshot
 from indexer.risk.policy import Policy
-from indexer.risk.synthetic import synthetic_world
+from tests.oracles.synthetic import synthetic_world
 
 from .worlds import default_policy, ny, policy_with, random_policy, random_world
 
@@ -103,7 +103,7 @@ def test_collateral_never_rises_when_a_haircut_parameter_rises(world: Snapshot, 
 @pytest.fixture(scope="module")
 def equity_only_world() -> Snapshot:
     """Synthetic world whose holdings are all equity-class tokens and whose positions are all long."""
-    from indexer.risk.synthetic import DEFAULT_TOKENS
+    from tests.oracles.synthetic import DEFAULT_TOKENS
 
     equity = tuple(
         t

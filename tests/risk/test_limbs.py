@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.risk.inputs import (
-    SnapshotError,
+from indexer.risk.errors import SnapshotError
+from indexer.risk.uint256 import (
     balances_from_decimal_strings,
     int_array,
     ints_from_limbs,
@@ -21,7 +21,7 @@ from indexer.risk.inputs import (
     raw_ints,
     to_float_units,
 )
-from indexer.risk.synthetic import synthetic_world
+from tests.oracles.synthetic import synthetic_world
 
 MAX = 2**256 - 1
 # every magnitude: small, around the limb boundaries, and the whole range up to 2**256 - 1

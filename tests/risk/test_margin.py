@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from indexer.risk.engine import MarginStatus, run_risk
-from indexer.risk.inputs import FeedKind
+from indexer.types import FeedKind
 
 from .worlds import WorldBuilder, flat_policy, ny
 

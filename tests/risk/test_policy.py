@@ -11,7 +11,7 @@ import pytest
 import tomli_w
 
 from indexer.risk.policy import PolicyError, load_policy, policy_from_mapping
-from indexer.risk.synthetic import CRYPTO_FEEDS, DEFAULT_TOKENS
+from tests.oracles.synthetic import CRYPTO_FEEDS, DEFAULT_TOKENS
 
 from .worlds import DEFAULT_POLICY, KRAKEN_POLICY, default_policy_data
 

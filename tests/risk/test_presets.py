@@ -6,7 +6,7 @@ import numpy as np
 
 from indexer.risk.engine import run_risk
 from indexer.risk.policy import load_policy
-from indexer.risk.synthetic import synthetic_world
+from tests.oracles.synthetic import synthetic_world
 
 from .worlds import DEFAULT_POLICY, KRAKEN_POLICY, ny
 

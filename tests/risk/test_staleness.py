@@ -7,7 +7,7 @@ import pytest
 
 from indexer.risk.eligibility import Eligibility
 from indexer.risk.engine import run_risk
-from indexer.risk.inputs import FeedKind
+from indexer.types import FeedKind
 
 from .worlds import WorldBuilder, flat_policy, ny
 

@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.risk.engine import run_risk
-from indexer.risk.inputs import AccountingModel, FeedKind, PriceQuote, SnapshotError, to_float_units
+from indexer.risk.errors import SnapshotError
+from indexer.risk.uint256 import to_float_units
+from indexer.types import Accounting, FeedKind, PriceQuote
 
 from .worlds import E18, WorldBuilder, flat_policy, ny
 
@@ -18,7 +20,7 @@ NOW = ny("2025-11-26 11:00")  # Wednesday, market open
 
 
 def valued(
-    accounting: AccountingModel,
+    accounting: Accounting,
     quote: PriceQuote,
     raw: int,
     multiplier: int,
@@ -36,7 +38,7 @@ def valued(
 
 def test_ui_multiplier_token_counts_shares_times_multiplier() -> None:
     # 3 tokens, multiplier 1.5 (e.g. after a 3-for-2 split): 4.5 shares at 100
-    assert valued(AccountingModel.UI_MULTIPLIER, PriceQuote.PER_SHARE, 3 * E18, 3 * E18 // 2, 100.0) == (
+    assert valued(Accounting.UI_MULTIPLIER, PriceQuote.PER_SHARE, 3 * E18, 3 * E18 // 2, 100.0) == (
         4.5,
         450.0,
     )
@@ -44,30 +46,30 @@ def test_ui_multiplier_token_counts_shares_times_multiplier() -> None:
 
 def test_per_token_feed_is_not_multiplied_twice() -> None:
     # the feed already quotes one token (150 = 1.5 x 100): value = tokens x price
-    assert valued(AccountingModel.UI_MULTIPLIER, PriceQuote.PER_TOKEN, 3 * E18, 3 * E18 // 2, 150.0) == (
+    assert valued(Accounting.UI_MULTIPLIER, PriceQuote.PER_TOKEN, 3 * E18, 3 * E18 // 2, 150.0) == (
         4.5,
         450.0,
     )
 
 
 def test_rebasing_balance_already_holds_the_multiplier() -> None:
-    assert valued(AccountingModel.REBASING_SHARES, PriceQuote.PER_SHARE, 9 * E18 // 2, 3 * E18, 100.0) == (
+    assert valued(Accounting.REBASING_SHARES, PriceQuote.PER_SHARE, 9 * E18 // 2, 3 * E18, 100.0) == (
         4.5,
         450.0,
     )
 
 
 def test_plain_token_uses_its_external_share_ratio() -> None:
-    assert valued(AccountingModel.PLAIN, PriceQuote.PER_SHARE, 9 * E18 // 4, 2 * E18, 100.0) == (4.5, 450.0)
+    assert valued(Accounting.PLAIN, PriceQuote.PER_SHARE, 9 * E18 // 4, 2 * E18, 100.0) == (4.5, 450.0)
 
 
 def test_six_decimal_token_values_exactly() -> None:
-    shares, mv = valued(AccountingModel.PLAIN, PriceQuote.PER_TOKEN, 1_234_560_000, E18, 0.5, decimals=6)
+    shares, mv = valued(Accounting.PLAIN, PriceQuote.PER_TOKEN, 1_234_560_000, E18, 0.5, decimals=6)
     assert (shares, mv) == (1234.56, 617.28)
 
 
 def test_max_uint256_balance_is_valued_without_overflow() -> None:
-    shares, mv = valued(AccountingModel.REBASING_SHARES, PriceQuote.PER_SHARE, 2**256 - 1, E18, 2.0)
+    shares, mv = valued(Accounting.REBASING_SHARES, PriceQuote.PER_SHARE, 2**256 - 1, E18, 2.0)
     assert shares == pytest.approx((2**256 - 1) / E18, rel=1e-15)
     assert mv == pytest.approx(2 * (2**256 - 1) / E18, rel=1e-15)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.risk.inputs import FeedHistory, int_array
+from indexer.risk.inputs import FeedHistory
+from indexer.risk.uint256 import int_array
 from indexer.risk.volatility import ewma_volatility, log_returns, prices_at_closes
 
 from .worlds import ny

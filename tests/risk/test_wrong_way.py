@@ -10,7 +10,7 @@ import pytest
 
 from indexer.risk.calendar import xnys
 from indexer.risk.engine import run_risk
-from indexer.risk.inputs import FeedKind
+from indexer.types import FeedKind
 
 from .worlds import WorldBuilder, ny, policy_with
 

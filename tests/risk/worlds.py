@@ -12,25 +12,14 @@ import numpy as np
 import pandas as pd
 from hypothesis import strategies as st
 
-from indexer.risk.inputs import (
-    AccountingModel,
-    Accounts,
-    FeedHistory,
-    FeedKind,
-    Feeds,
-    Holdings,
-    Positions,
-    PriceQuote,
-    Snapshot,
-    Tokens,
-    int_array,
-    limbs_from_ints,
-)
-from indexer.risk.policy import Policy, load_policy, policy_from_mapping
+from indexer.risk.inputs import Accounts, FeedHistory, Feeds, Holdings, Positions, Snapshot, Tokens
+from indexer.risk.policy import Policy, load_policy, policy_file, policy_from_mapping
+from indexer.risk.uint256 import int_array, limbs_from_ints
+from indexer.types import Accounting, FeedKind, PriceQuote
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_POLICY = ROOT / "policy" / "default.toml"
-KRAKEN_POLICY = ROOT / "policy" / "kraken_2026.toml"
+DEFAULT_POLICY = policy_file("default")
+KRAKEN_POLICY = policy_file("kraken_2026")
 E18 = 10**18
 
 
@@ -115,7 +104,7 @@ class WorldBuilder:
         feed: int,
         *,
         decimals: int = 18,
-        accounting: AccountingModel = AccountingModel.REBASING_SHARES,
+        accounting: Accounting = Accounting.REBASING_SHARES,
         multiplier: int = E18,
         quote: PriceQuote = PriceQuote.PER_SHARE,
         supply_units: float = 1e9,
@@ -191,11 +180,11 @@ class WorldBuilder:
             tokens=Tokens(
                 symbol=np.array([x["symbol"] for x in t], dtype=object),
                 decimals=np.array([x["decimals"] for x in t], dtype=np.int64),
-                accounting=np.array([x["accounting"] for x in t], dtype=np.int8),
+                accounting=np.array([x["accounting"].code for x in t], dtype=np.int8),
                 multiplier_raw=int_array([x["multiplier"] for x in t]),
                 paused=np.array([x["paused"] for x in t], dtype=bool),
                 feed_idx=np.array([x["feed"] for x in t], dtype=np.int64),
-                quote=np.array([x["quote"] for x in t], dtype=np.int8),
+                quote=np.array([x["quote"].code for x in t], dtype=np.int8),
                 total_supply_raw=int_array([x["supply_raw"] for x in t]),
                 has_reserve=np.array([x["reserve_raw"] is not None for x in t], dtype=bool),
                 reserve_raw=int_array([x["reserve_raw"] or 0 for x in t]),
@@ -203,7 +192,7 @@ class WorldBuilder:
             ),
             feeds=Feeds(
                 name=np.array([x["name"] for x in f], dtype=object),
-                kind=np.array([x["kind"] for x in f], dtype=np.int8),
+                kind=np.array([x["kind"].code for x in f], dtype=np.int8),
                 decimals=np.array([x["decimals"] for x in f], dtype=np.int64),
                 has_round=np.array([x["has_round"] for x in f], dtype=bool),
                 round_id=int_array([x["round_id"] for x in f]),
@@ -323,7 +312,7 @@ def random_world(draw: st.DrawFn) -> Snapshot:
     b = WorldBuilder()
     n_feeds = draw(st.integers(1, 4))
     for f in range(n_feeds):
-        kind = draw(st.sampled_from(list(FeedKind)))
+        kind = draw(st.sampled_from([k for k in FeedKind if k.priced]))
         dec = draw(st.sampled_from([0, 6, 8, 18]))
         has_round = draw(st.integers(0, 9)) > 0
         answer = (
@@ -377,7 +366,7 @@ def random_world(draw: st.DrawFn) -> Snapshot:
                 if draw(st.integers(0, 9)) == 0
                 else draw(st.integers(0, n_feeds - 1)),
                 decimals=dec,
-                accounting=draw(st.sampled_from(list(AccountingModel))),
+                accounting=draw(st.sampled_from(list(Accounting))),
                 multiplier=draw(st.sampled_from([E18, E18 // 2, 3 * E18, draw(st.integers(1, 5 * E18))])),
                 quote=draw(st.sampled_from(list(PriceQuote))),
                 supply_raw=supply,

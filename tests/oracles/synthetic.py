@@ -13,19 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from indexer.risk.calendar import TradingCalendar, xnys
-from indexer.risk.inputs import (
-    AccountingModel,
-    Accounts,
-    FeedHistory,
-    FeedKind,
-    Feeds,
-    Holdings,
-    Positions,
-    PriceQuote,
-    Snapshot,
-    Tokens,
-    balances_from_decimal_strings,
-)
+from indexer.risk.inputs import Accounts, FeedHistory, Feeds, Holdings, Positions, Snapshot, Tokens
+from indexer.risk.uint256 import balances_from_decimal_strings
+from indexer.types import Accounting, FeedKind, PriceQuote
 
 FEED_DECIMALS = 8
 E18 = 10**18
@@ -36,7 +26,7 @@ class TokenSpec:
     symbol: str
     feed: str
     decimals: int
-    accounting: AccountingModel
+    accounting: Accounting
     quote: PriceQuote
     price: float  # starting share price, USD
     daily_vol: float
@@ -47,31 +37,31 @@ class TokenSpec:
 
 DEFAULT_TOKENS: tuple[TokenSpec, ...] = (
     TokenSpec(
-        "AAPLx", "AAPL/USD", 18, AccountingModel.REBASING_SHARES, PriceQuote.PER_SHARE, 210.0, 0.016, 1.0, 0.0
+        "AAPLx", "AAPL/USD", 18, Accounting.REBASING_SHARES, PriceQuote.PER_SHARE, 210.0, 0.016, 1.0, 0.0
     ),
     TokenSpec(
-        "NVDAx", "NVDA/USD", 18, AccountingModel.REBASING_SHARES, PriceQuote.PER_SHARE, 120.0, 0.030, 1.4, 0.1
+        "NVDAx", "NVDA/USD", 18, Accounting.REBASING_SHARES, PriceQuote.PER_SHARE, 120.0, 0.030, 1.4, 0.1
     ),
     TokenSpec(
-        "TSLAx", "TSLA/USD", 18, AccountingModel.REBASING_SHARES, PriceQuote.PER_SHARE, 250.0, 0.035, 1.3, 0.2
+        "TSLAx", "TSLA/USD", 18, Accounting.REBASING_SHARES, PriceQuote.PER_SHARE, 250.0, 0.035, 1.3, 0.2
     ),
     TokenSpec(
-        "MSTRx", "MSTR/USD", 18, AccountingModel.REBASING_SHARES, PriceQuote.PER_SHARE, 350.0, 0.045, 0.6, 0.9
+        "MSTRx", "MSTR/USD", 18, Accounting.REBASING_SHARES, PriceQuote.PER_SHARE, 350.0, 0.045, 0.6, 0.9
     ),
     TokenSpec(
-        "SPYx", "SPY/USD", 18, AccountingModel.REBASING_SHARES, PriceQuote.PER_SHARE, 560.0, 0.010, 1.0, 0.0
+        "SPYx", "SPY/USD", 18, Accounting.REBASING_SHARES, PriceQuote.PER_SHARE, 560.0, 0.010, 1.0, 0.0
     ),
     TokenSpec(
-        "QQQx", "QQQ/USD", 18, AccountingModel.REBASING_SHARES, PriceQuote.PER_SHARE, 480.0, 0.013, 1.1, 0.05
+        "QQQx", "QQQ/USD", 18, Accounting.REBASING_SHARES, PriceQuote.PER_SHARE, 480.0, 0.013, 1.1, 0.05
     ),
     TokenSpec(
-        "GLDx", "GLD/USD", 18, AccountingModel.REBASING_SHARES, PriceQuote.PER_SHARE, 240.0, 0.009, 0.1, 0.0
+        "GLDx", "GLD/USD", 18, Accounting.REBASING_SHARES, PriceQuote.PER_SHARE, 240.0, 0.009, 0.1, 0.0
     ),
     TokenSpec(
         "AMZN",
         "AMZN/USD",
         18,
-        AccountingModel.UI_MULTIPLIER,
+        Accounting.UI_MULTIPLIER,
         PriceQuote.PER_SHARE,
         190.0,
         0.020,
@@ -83,7 +73,7 @@ DEFAULT_TOKENS: tuple[TokenSpec, ...] = (
         "MSFT",
         "MSFT/USD",
         18,
-        AccountingModel.UI_MULTIPLIER,
+        Accounting.UI_MULTIPLIER,
         PriceQuote.PER_SHARE,
         420.0,
         0.015,
@@ -95,7 +85,7 @@ DEFAULT_TOKENS: tuple[TokenSpec, ...] = (
         "GOOGL",
         "GOOGL/USD",
         18,
-        AccountingModel.UI_MULTIPLIER,
+        Accounting.UI_MULTIPLIER,
         PriceQuote.PER_SHARE,
         170.0,
         0.018,
@@ -103,12 +93,12 @@ DEFAULT_TOKENS: tuple[TokenSpec, ...] = (
         0.0,
         20.0,
     ),
-    TokenSpec("COIN", "COIN/USD", 6, AccountingModel.PLAIN, PriceQuote.PER_SHARE, 230.0, 0.040, 0.7, 0.7),
+    TokenSpec("COIN", "COIN/USD", 6, Accounting.PLAIN, PriceQuote.PER_SHARE, 230.0, 0.040, 0.7, 0.7),
     TokenSpec(
         "TLT",
         "TLT/USD",
         18,
-        AccountingModel.UI_MULTIPLIER,
+        Accounting.UI_MULTIPLIER,
         PriceQuote.PER_TOKEN,
         92.0,
         0.009,
@@ -116,7 +106,7 @@ DEFAULT_TOKENS: tuple[TokenSpec, ...] = (
         0.0,
         1.03,
     ),
-    TokenSpec("USDC", "USDC/USD", 6, AccountingModel.PLAIN, PriceQuote.PER_TOKEN, 1.0, 0.0005, 0.0, 0.0),
+    TokenSpec("USDC", "USDC/USD", 6, Accounting.PLAIN, PriceQuote.PER_TOKEN, 1.0, 0.0005, 0.0, 0.0),
 )
 CRYPTO_FEEDS: tuple[tuple[str, float, float], ...] = (("ETH/USD", 3000.0, 0.040), ("BTC/USD", 65000.0, 0.032))
 
@@ -128,7 +118,7 @@ def extra_token_specs(n: int) -> tuple[TokenSpec, ...]:
             f"XS{i + 1:02d}x",
             f"XS{i + 1:02d}/USD",
             18,
-            AccountingModel.REBASING_SHARES,
+            Accounting.REBASING_SHARES,
             PriceQuote.PER_SHARE,
             50.0 + 10 * i,
             0.02,
@@ -188,8 +178,8 @@ def synthetic_world(
     feed_names = stock_feeds + [c[0] for c in CRYPTO_FEEDS]
     n_f = len(feed_names)
     kinds = np.array(
-        [FeedKind.STABLE if s.symbol == "USDC" else FeedKind.STOCK for s in tokens]
-        + [FeedKind.CRYPTO] * len(CRYPTO_FEEDS),
+        [(FeedKind.STABLE if s.symbol == "USDC" else FeedKind.STOCK).code for s in tokens]
+        + [FeedKind.CRYPTO.code] * len(CRYPTO_FEEDS),
         dtype=np.int8,
     )
 
@@ -208,7 +198,7 @@ def synthetic_world(
 
     # latest round per feed: stock feeds last updated at the market's clock, crypto a minute ago
     stock_updated = now - 60 if bool(cal.is_open(now)) else int(cal.last_close_before(now)) - 60
-    updated = np.array([stock_updated if k == FeedKind.STOCK else now - 60 for k in kinds], dtype=np.int64)
+    updated = np.array([stock_updated if k == FeedKind.STOCK.code else now - 60 for k in kinds], dtype=np.int64)
     latest = answers[-1]
     round_ids = np.array([(1 << 64) + 1000 + f for f in range(n_f)], dtype=object)
     feeds = Feeds(
@@ -244,7 +234,7 @@ def synthetic_world(
         [int(u * 10**6) * 10 ** int(d - 6) for u, d in zip(supply_units, dec, strict=True)], dtype=object
     )
     shares_per_unit = np.array(
-        [1.0 if s.accounting == AccountingModel.REBASING_SHARES else s.multiplier for s in tokens]
+        [1.0 if s.accounting == Accounting.REBASING_SHARES else s.multiplier for s in tokens]
     )
     reserve_shares = supply_units * shares_per_unit * 1.001
     holdings = Holdings(
@@ -256,13 +246,13 @@ def synthetic_world(
     toks = Tokens(
         symbol=np.array([s.symbol for s in tokens], dtype=object),
         decimals=dec,
-        accounting=np.array([s.accounting for s in tokens], dtype=np.int8),
+        accounting=np.array([s.accounting.code for s in tokens], dtype=np.int8),
         multiplier_raw=np.array([int(round(s.multiplier * 1e6)) * 10**12 for s in tokens], dtype=object),
         paused=np.zeros(n_t, dtype=bool),
         feed_idx=np.arange(n_t, dtype=np.int64),
-        quote=np.array([s.quote for s in tokens], dtype=np.int8),
+        quote=np.array([s.quote.code for s in tokens], dtype=np.int8),
         total_supply_raw=supply_raw,
-        has_reserve=np.array([s.accounting == AccountingModel.REBASING_SHARES for s in tokens]),
+        has_reserve=np.array([s.accounting == Accounting.REBASING_SHARES for s in tokens]),
         reserve_raw=np.array([int(r * 10**6) * 10**12 for r in reserve_shares], dtype=object),
         reserve_decimals=np.full(n_t, 18, dtype=np.int64),
     )
