@@ -13,15 +13,10 @@ Three accounting models (see docs/architecture.md):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+
+from indexer.types import Accounting, BalanceSource
 
 WAD = 10**18
-
-
-class Accounting(StrEnum):
-    PLAIN = "plain"
-    UI_MULTIPLIER = "ui_multiplier"
-    REBASING_SHARES = "rebasing_shares"
 
 
 @dataclass(frozen=True)
@@ -89,6 +84,12 @@ def balance_of_units(acc: Accounting, units: int, multiplier: int) -> tuple[int,
     if acc == Accounting.UI_MULTIPLIER:
         return units, units * multiplier // WAD
     return units, None
+
+
+def units_model(accounting: Accounting, source: BalanceSource | str = BalanceSource.LOGS) -> Accounting:
+    """The rule that turns a token's stored units into its balance. A polled token's units are its
+    balanceOf as read (whatever its accounting model), so they turn into balances as plain units do."""
+    return Accounting.PLAIN if source == BalanceSource.POLL else accounting
 
 
 def shares_from_amount(amount: int, multiplier: int) -> int:

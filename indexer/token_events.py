@@ -1,0 +1,42 @@
+"""What stored token events mean, as pure folds: freezes and sanctions into account status, and the
+ERC-8056 `UIMultiplierUpdated` announcements into a schedule. One rule for the sync (per tick and after
+a reorg) and the snapshot (at block B). No I/O: the store reads the events (store/state.py)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from indexer.accounting import UiMultiplierUpdate
+
+ACCOUNT_EVENTS = ("AddressFrozen", "SanctionedAddressesAdded", "SanctionedAddressesRemoved")
+AccountKey = tuple[str, str]  # (token or sanctions list, wallet)
+
+
+def fold_account_events(events: Iterable[tuple[str, str, dict, int]],
+                        status: dict[AccountKey, dict] | None = None) -> dict[AccountKey, dict]:
+    """(contract, event, args, block) in log order -> {(contract, wallet): {frozen, sanctioned, block_number}}.
+
+    A freeze is per token contract; a sanction is per sanctions-list contract."""
+    status = {} if status is None else status
+    for contract, event, args, block in events:
+        if event == "AddressFrozen":
+            status[(contract, args["wallet"])] = dict(frozen=bool(args["frozen"]), sanctioned=False, block_number=block)
+        elif event in ("SanctionedAddressesAdded", "SanctionedAddressesRemoved"):
+            for w in args["wallets"]:
+                status[(contract, w)] = dict(frozen=False, sanctioned=event == "SanctionedAddressesAdded",
+                                             block_number=block)
+    return status
+
+
+def status_rows(cid: int, status: dict[AccountKey, dict]) -> list[dict]:
+    """`account_status` rows of a folded status."""
+    return [dict(chain_id=cid, contract=c, wallet=w, **v) for (c, w), v in status.items()]
+
+
+def ui_schedule(announcements: Iterable[tuple[str, dict]]) -> dict[str, list[UiMultiplierUpdate]]:
+    """(token, UIMultiplierUpdated args) in event order -> every update announced, per token."""
+    out: dict[str, list[UiMultiplierUpdate]] = defaultdict(list)
+    for token, a in announcements:
+        out[token].append(UiMultiplierUpdate(int(a["new_multiplier"]), int(a["effective_at"]), int(a["set_at"])))
+    return out
