@@ -23,12 +23,10 @@ from pathlib import Path
 
 from indexer.store import indexes
 from indexer.store import models as m
+from indexer.store.balances import CHANGE_COLS, TRANSFER_COLS
 from indexer.store.engine import make_engine, upgrade
-from indexer.store.writes import SQLITE_BULK_CACHE_KIB, _encoded, _sqlite_bulk, insert_rows
-
-TRANSFER_COLS = ("chain_id", "block_number", "log_index", "tx_hash", "token", "from_address", "to_address",
-                 "amount_raw")
-CHANGE_COLS = ("chain_id", "token", "wallet", "block_number", "log_index", "delta_raw", "units_raw")
+from indexer.store.sqlite import BULK_CACHE_KIB, _tune_for_bulk
+from indexer.store.writes import _encoded, insert_rows
 
 
 def make_rows(n: int) -> tuple[list[tuple], list[tuple]]:
@@ -67,7 +65,7 @@ def insert_executemany(engine, transfers: list[tuple]) -> float:
     sql = (f"INSERT INTO transfers ({', '.join(TRANSFER_COLS)}) VALUES ({', '.join('?' * len(TRANSFER_COLS))}) "
            "ON CONFLICT DO NOTHING")
     with engine.begin() as conn:
-        _sqlite_bulk(conn)
+        _tune_for_bulk(conn)
         started = time.perf_counter()
         for i in range(0, len(transfers), 50_000):  # the same 50,000-row encoding chunks as insert_rows
             conn.exec_driver_sql(sql, _encoded(conn, table, TRANSFER_COLS, transfers[i:i + 50_000]))
@@ -76,7 +74,7 @@ def insert_executemany(engine, transfers: list[tuple]) -> float:
 
 def build_sorted_runs(engine) -> float:
     with engine.begin() as conn:
-        _sqlite_bulk(conn)
+        _tune_for_bulk(conn)
         started = time.perf_counter()
         indexes.restore(conn)
         return time.perf_counter() - started
@@ -84,7 +82,7 @@ def build_sorted_runs(engine) -> float:
 
 def build_one_list(engine) -> float:
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_BULK_CACHE_KIB}")
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
         conn.exec_driver_sql("PRAGMA threads = 0")
         started = time.perf_counter()
         for ix in indexes.missing(conn):

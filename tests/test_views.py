@@ -13,7 +13,8 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
-from indexer.store.engine import PROJECT_ROOT, alembic_config, make_engine, upgrade
+from indexer.store.engine import alembic_config, make_engine, upgrade
+from tests import ROOT as PROJECT_ROOT
 from tests.conftest import PG_ADMIN, fresh_database
 
 VIEWS = ["holders", "latest_run", "price_latest", "token_exposure", "wallet_collateral", "wallet_margin"]

@@ -2,11 +2,11 @@
 
 Every transfer and balance change touches the wallet-keyed ones at a random place, so while a
 database is filled from empty they cost more than the rows themselves; built once from the full
-tables at the end they cost a few sorted passes (the token-keyed ones measured the same either way and
-go with them). The first backfill of a database therefore drops them, and the tick that reaches the
-target block builds them again before it commits. Nothing records this but the schema: the indexes the models declare and the
-database lacks are the ones set aside, so a backfill killed half-way goes on without them and
-builds them when it ends. Primary keys are never dropped: they keep writes idempotent.
+tables at the end they cost a few sorted passes (the token-keyed ones cost the same either way and go
+with them). The first backfill of a database therefore drops them, and the tick that reaches the
+target block builds them again before it commits. Nothing records this but the schema: the indexes
+the models declare and the database lacks are the ones set aside, so a backfill killed half-way goes
+on without them and builds them when it ends. Primary keys are never dropped: they keep writes idempotent.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def restore(conn: Connection) -> list[str]:
 # SQLite: the page cache while indexes are built, in KiB. The sorter behind CREATE INDEX keeps up to a
 # page cache's worth of keys in memory before it writes a sorted run to a temporary file. With the bulk
 # writer's 256 MiB cache it sorts the whole table in one list; with 8 MiB it sorts runs of that size,
-# on a helper thread (`SORT_THREADS`) while it reads on, and merges them. The bench world's six
-# indexes: 7.4 s in one list, 3.5 s in runs (docs/benchmarks.md).
+# on a helper thread (`SORT_THREADS`) while it reads on, and merges them: about twice as fast
+# (docs/benchmarks.md).
 SORT_CACHE_KIB = 8 * 1024
 SORT_THREADS = 2
 

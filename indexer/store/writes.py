@@ -7,7 +7,7 @@ Two levels:
   (transfers, share transfers, balance changes, balances). Exact integer columns (`Uint256`,
   `Int256`) take Python ints and are encoded here exactly as their column types encode them: no
   floats anywhere. SQLite: multi-row `INSERT ... VALUES (...), (...), ...` statements, each a single
-  step of SQLite's engine (see `_sqlite_statements`). PostgreSQL: `COPY` (psycopg 3
+  step of SQLite's engine (store/sqlite.py). PostgreSQL: `COPY` (psycopg 3
   `cursor.copy`), straight into the table when the caller knows the rows are new, otherwise into a
   temporary table and then `INSERT ... SELECT ... ON CONFLICT`, so writing the same rows twice stays
   a no-op (facts) or a replacement (derived rows).
@@ -20,19 +20,17 @@ The ORM is for reading and small writes only.
 from __future__ import annotations
 
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from functools import lru_cache, partial
-from itertools import chain
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 
+from indexer.store.dialect import dialect_of, quoted
 from indexer.store.types import (
     INT256_MAX,
     INT256_MIN,
@@ -45,15 +43,7 @@ from indexer.store.types import (
 )
 
 _CHUNK = 5_000
-_SQLITE_CHUNK = 50_000  # rows encoded at once: bounds the encoded copy held at once
-_SQLITE_ROWS_PER_STATEMENT = 1_000
-# SQLite's page cache for a connection that bulk-writes, in KiB. Its default (2 MiB) makes every insert
-# into an index on addresses (random order) a page miss once the tables outgrow it.
-SQLITE_BULK_CACHE_KIB = 256 * 1024
-# WAL size before an automatic checkpoint, for such a connection (default 1,000 pages): a bulk tick
-# rewrites many of the same index pages as the tick before, and a checkpoint copies each page once.
-# The WAL file is also truncated back to this size after a checkpoint.
-SQLITE_BULK_WAL_BYTES = 100 * 1024 * 1024
+_ENCODE_CHUNK = 50_000  # rows encoded at once where the dialect writes text: bounds the encoded copy held
 
 
 def _insert(conn: Connection, table: Table):
@@ -103,7 +93,7 @@ def _check_exact_column(values: Sequence[Any], signed: bool) -> str:
     """Check one exact integer column of a batch as `Uint256`/`Int256` check on bind (TypeError for a
     non-integer, ValueError outside the range), and say what it holds: "int" (plain ints only),
     "nullable" (plain ints and None) or "other" (integral Decimals too, which then go one by one).
-    Whole-column C-level checks: ~0.1 us a value."""
+    Whole-column checks in C (`min`, `max`, `set(map(type, ...))`), not one Python call per value."""
     lo, hi = (INT256_MIN, INT256_MAX) if signed else (0, UINT256_MAX)
     name = "int256" if signed else "uint256"
     kinds = set(map(type, values))
@@ -157,7 +147,7 @@ def _encoded(conn: Connection, table: Table, columns: Sequence[str], rows: Seque
         signed = isinstance(t, Int256)
         held = _check_exact_column(list(map(itemgetter(i), rows)), signed)
         kinds.append({"int": "iu", "nullable": "mn", "other": "IU"}[held][0 if signed else 1])
-    if conn.dialect.name == "postgresql":
+    if not dialect_of(conn).encodes_text:
         if any(k in ("U", "I") for k in kinds):  # integral Decimals become ints, as the column type binds them
             idx = [i for i, k in enumerate(kinds) if k in ("U", "I")]
             return [tuple(_exact_int(v) if i in idx and v is not None else v for i, v in enumerate(r)) for r in rows]
@@ -180,11 +170,6 @@ def _types(table: Table, columns: Sequence[str]) -> list[Any]:
         return [table.c[c].type for c in columns]
     except KeyError as exc:
         raise ValueError(f"{table.name} has no column {exc.args[0]!r}") from None
-
-
-def _quoted(conn: Connection, names: Iterable[str]) -> list[str]:
-    prep = conn.dialect.identifier_preparer
-    return [prep.quote(n) for n in names]
 
 
 def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
@@ -213,7 +198,7 @@ def upsert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     missing = [k for k in keys if k not in columns]
     if missing:
         raise ValueError(f"upsert_rows: key columns {missing} are not among the columns given")
-    q = dict(zip(columns, _quoted(conn, columns), strict=True))
+    q = dict(zip(columns, quoted(conn, columns), strict=True))
     key_cols = ", ".join(q[k] for k in keys)
     sets = ", ".join(f"{q[c]} = excluded.{q[c]}" for c in columns if c not in keys)
     _bulk_write(conn, table, columns, rows,
@@ -222,17 +207,15 @@ def upsert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
 
 def _bulk_write(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                 conflict: str, *, direct_copy: bool = False, ordered: bool = False) -> None:
-    """Rows (tuples) in primary-key order. PostgreSQL: COPY, straight into the table when
-    `direct_copy`, else into a temporary table merged with `INSERT ... SELECT ... {conflict}`.
-    SQLite: multi-row `INSERT ... VALUES ... {conflict}` statements (`_sqlite_statements`), the rows
-    encoded 50,000 at a time."""
-    if conn.dialect.name == "postgresql":
+    """Rows (tuples) in primary-key order, through the dialect's bulk path; where the dialect writes
+    text, encoded `_ENCODE_CHUNK` rows at a time."""
+    if not dialect_of(conn).encodes_text:
         _bulk_plan(conn, table, columns, rows, conflict, direct_copy=direct_copy, ordered=ordered)()
         return
     order = None if ordered else _key_order(table, columns)
     if order is not None:
         rows = sorted(rows, key=order)
-    for chunk in _chunks(rows, _SQLITE_CHUNK):  # columns checked by the first chunk's plan, before it writes
+    for chunk in _chunks(rows, _ENCODE_CHUNK):  # columns checked by the first chunk's plan, before it writes
         _bulk_plan(conn, table, columns, chunk, conflict, ordered=True)()
 
 
@@ -242,26 +225,10 @@ def _bulk_plan(conn: Connection, table: Table, columns: Sequence[str], rows: Seq
     (it alone uses the connection). See `_bulk_write`."""
     _types(table, columns)
     order = None if ordered else _key_order(table, columns)
-    cols = ", ".join(_quoted(conn, columns))
-    name = _quoted(conn, [table.name])[0]
     checked = _encoded(conn, table, columns, rows)
     if order is not None:
         checked = sorted(checked, key=order)
-    if conn.dialect.name == "postgresql":
-        if direct_copy:
-            return partial(_copy, conn, f"COPY {name} ({cols}) FROM STDIN", checked)
-
-        def merge() -> None:
-            tmp = _copy_to_temp(conn, table, columns, checked)
-            conn.exec_driver_sql(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {tmp} {conflict}")
-            conn.exec_driver_sql(f"DROP TABLE {tmp}")
-        return merge
-    statements = _sqlite_statements(conn, f"INSERT INTO {name} ({cols}) VALUES", len(columns), conflict, checked)
-
-    def run() -> None:
-        _sqlite_bulk(conn)
-        _sqlite_execute(conn, statements)
-    return run
+    return dialect_of(conn).plan_write(conn, table, columns, checked, conflict, direct_copy=direct_copy)
 
 
 def prepare_insert(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
@@ -278,92 +245,14 @@ def _nothing() -> None:
     return None
 
 
-def _sqlite_statements(conn: Connection, head: str, width: int, tail: str, rows: Sequence[Sequence[Any]]
-                       ) -> list[tuple[str, list]]:
-    """`{head} (?, ...), (?, ...), ... {tail}` with its parameters, up to 1,000 rows a statement.
-
-    Multi-row statements, not `executemany` of a one-row statement: a statement's parameters are
-    bound at once and SQLite then inserts all its rows in one step, where executemany steps, resets
-    and rebinds its statement for every row (and takes Python's interpreter back each time). A
-    million transfers rows: 2.18 s against 2.82 s (bench/bench_sqlite_writes.py). Rows are inserted
-    in the order given, as executemany would; a key met twice in one statement meets its own earlier
-    row, as it would there.
-    """
-    info = conn.connection.info  # the limit, read once per connection (while no other thread uses it)
-    limit = info.get("sqlite_variables")
-    if limit is None:
-        limit = info["sqlite_variables"] = conn.connection.dbapi_connection.getlimit(
-            sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    per = max(1, min(_SQLITE_ROWS_PER_STATEMENT, limit // width))
-    one = "(" + ", ".join("?" * width) + ")"
-    out = []
-    i = 0
-    # statements of a few fixed sizes only (1,000, 100, 10, 1 rows): the connection's statement cache
-    # then holds a few shapes per table, not one per remainder
-    for size in sorted({per, *(n for n in (100, 10, 1) if n < per)}, reverse=True):
-        sql = f"{head} {', '.join([one] * size)} {tail}"
-        while len(rows) - i >= size:
-            out.append((sql, list(chain.from_iterable(rows[i:i + size]))))
-            i += size
-    return out
-
-
-def _sqlite_execute(conn: Connection, statements: list[tuple[str, list]]) -> None:
-    raw, raw_error = conn.connection.dbapi_connection, conn.dialect.dbapi.Error
-    cur = raw.cursor()
-    try:
-        for sql, params in statements:
-            try:
-                cur.execute(sql, params)
-            except raw_error as exc:  # as SQLAlchemy reports a failed statement
-                raise DBAPIError.instance(sql[:sql.index("(?")] + "...", None, exc, raw_error,
-                                          dialect=conn.dialect) from None
-    finally:
-        cur.close()
-
-
-def _sqlite_bulk(conn: Connection) -> None:
-    """Give this SQLite connection a page cache sized for bulk writes (once per connection)."""
-    info = conn.connection.info
-    if not info.get("bulk_tuned"):
-        conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_BULK_CACHE_KIB}")
-        page = conn.exec_driver_sql("PRAGMA page_size").scalar()
-        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {SQLITE_BULK_WAL_BYTES // page}")
-        conn.exec_driver_sql(f"PRAGMA journal_size_limit = {SQLITE_BULK_WAL_BYTES}")
-        info["bulk_tuned"] = True
-
-
-def _copy(conn: Connection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-    """COPY rows through psycopg 3, inside the connection's current transaction."""
-    dbapi = conn.connection.dbapi_connection
-    try:
-        with dbapi.cursor() as cur, cur.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(row)
-    except conn.dialect.dbapi.Error as exc:  # as SQLAlchemy reports a failed statement
-        raise DBAPIError.instance(sql, None, exc, conn.dialect.dbapi.Error, dialect=conn.dialect) from None
-
-
-def _copy_to_temp(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """COPY rows into a new temporary table shaped like `table` (no keys, no indexes); returns its name."""
-    name = _quoted(conn, [table.name])[0]
-    tmp = _quoted(conn, [f"_bulk_{table.name}"])[0]
-    cols = ", ".join(_quoted(conn, columns))
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {tmp}")
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS SELECT {cols} FROM {name} WITH NO DATA")
-    _copy(conn, f"COPY {tmp} ({cols}) FROM STDIN", rows)
-    return tmp
-
-
 # ---------------------------------------------------------------------------------- behind the caller
 class WriteBehind:
     """Runs write calls on a thread of its own, in the order given, while the caller goes on.
 
     For the sync's pages on PostgreSQL: the server stores one page's rows (COPY, in its own process)
-    while the caller decodes the next, which saves about 2 s of a 35 s backfill of the bench world.
-    With `threaded=False` each call runs at once, in the caller's thread: on SQLite, where the
-    database works in the caller's process, the thread measured no faster (the two cores are busy
-    already with Python, SQLite and the node) and held 65 MiB more (docs/benchmarks.md).
+    while the caller decodes the next. With `threaded=False` each call runs at once, in the caller's
+    thread: on SQLite the database works in the caller's process, and a thread gains nothing there
+    (docs/benchmarks.md, `Dialect.threaded_writes`).
 
     The calls share the caller's connection and transaction: the caller must `drain()` before it uses
     the connection itself (a read, the commit), and `close()` before the transaction ends either way.

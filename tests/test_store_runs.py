@@ -2,9 +2,9 @@
 
 from sqlalchemy import func, select
 
-from indexer.runs.retention import delete_runs_above
 from indexer.store import models as m
 from indexer.store.engine import make_engine, upgrade
+from indexer.store.runs import delete_runs_above
 
 
 def test_runs_above_the_fork_go_with_their_rows(db_url):

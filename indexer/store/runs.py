@@ -1,4 +1,4 @@
-"""Keeping stored risk runs consistent with the synced chain (no heavy imports: the sync uses it)."""
+"""Stored risk runs kept consistent with the synced chain."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from indexer.store import models as m
 
 
 def delete_runs_above(conn: Connection, chain_id: int, block: int) -> int:
-    """Drop runs that valued blocks a reorg removed (their inputs no longer exist)."""
+    """Drop runs that valued blocks a reorg removed (their inputs no longer exist); returns how many."""
     rr = m.RiskRunRecord.__table__
     ids = conn.execute(select(rr.c.id).where(rr.c.chain_id == chain_id, rr.c.block_number > block)).scalars().all()
     if ids:
