@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 STAMP_BROWSER := $(VENV)/.chromium
-ABIS := $(wildcard abis/*.json)
+ABIS := $(wildcard indexer/abis/*.json)
 SOURCES := $(wildcard contracts/*.sol) scripts/build_contracts.mjs
 
 .PHONY: setup build demo test lint clean devchain-down browser

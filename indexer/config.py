@@ -14,9 +14,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from indexer.accounting import Accounting
 from indexer.addresses import AddressError, parse_address
+from indexer.chain.retry import RetryPolicy
 from indexer.errors import ConfigError
+from indexer.types import Accounting, BalanceSource, FeedKind, PriceQuote
 
 MULTICALL3_ADDRESS = "0xca11bde05977b3631167028862be2a173976ca11"
 
@@ -39,6 +40,7 @@ class ChainConfig(_Strict):
     deployment_block: int = Field(ge=0)
     confirmations: int | Literal["safe", "finalized"] = 0
     multicall3: str | None = MULTICALL3_ADDRESS
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)  # `[chain.retry]`: the RPC client's retries
 
     @model_validator(mode="before")
     @classmethod
@@ -82,7 +84,7 @@ class TokenConfig(_Strict):
     accounting: Accounting
     feed: str | None = None  # name of the price feed that values this token
     reserve_feed: str | None = None  # name of its proof-of-reserve feed
-    balance_source: Literal["logs", "poll"] = "logs"
+    balance_source: BalanceSource = BalanceSource.LOGS
 
     @field_validator("address")
     @classmethod
@@ -94,8 +96,8 @@ class FeedConfig(_Strict):
     name: str = Field(min_length=1)
     address: str
     decimals: int = Field(ge=0, le=36)
-    kind: Literal["stock", "crypto", "reserve", "stablecoin"]
-    quote: Literal["per_share", "per_token"] | None = None
+    kind: FeedKind
+    quote: PriceQuote | None = None
     heartbeat: int = Field(gt=0)
     calendar: Literal["XNYS", "24/7"] = "24/7"
     token: str | None = None  # the token it prices or whose reserves it reports
@@ -133,7 +135,7 @@ class Settings(BaseSettings):
     tokens: list[TokenConfig] = Field(min_length=1)
     feeds: list[FeedConfig] = Field(default_factory=list)
     database_url: str = "sqlite:///collateral.sqlite"
-    policy_path: str = "policy/default.toml"
+    policy_path: str = "default"  # a bundled policy's name, or a .toml file (relative: to this file)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     world: dict[str, Any] = Field(default_factory=dict)  # what the dev chain says about its world
     events: list[dict[str, Any]] = Field(default_factory=list)
@@ -199,6 +201,9 @@ def load_settings(path: str | Path, **overrides: Any) -> Settings:
         raise ConfigError(f"configuration file {p} cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"configuration file {p} is not valid TOML: {exc}") from None
+    policy = data.get("policy_path")
+    if isinstance(policy, str) and (policy.endswith(".toml") or len(Path(policy).parts) > 1):
+        data["policy_path"] = str((p.parent / policy).resolve())  # relative to the configuration file
     data.update(overrides)
     try:
         return Settings(**data)

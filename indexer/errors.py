@@ -25,3 +25,7 @@ class ChainDataError(IndexerError):
 
 class DevchainError(IndexerError):
     """The local dev chain could not be started, built or stopped."""
+
+
+class ReorgDetected(ChainDataError):
+    """The chain no longer holds a block a read relied on: what was read with it is abandoned."""

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Compiles contracts/*.sol with the pinned npm `solc` and writes ABIs and deployable artifacts.
 //
-//   node scripts/build_contracts.mjs           write abis/<Name>.json and build/contracts/<Name>.json
+//   node scripts/build_contracts.mjs           write indexer/abis/<Name>.json and build/contracts/<Name>.json
 //   node scripts/build_contracts.mjs --check   compile in memory; exit 1 listing ABI files that are stale
 //
-// BUILD_DIR (default build/contracts) and ABI_DIR (default abis) override the output directories;
+// BUILD_DIR (default build/contracts) and ABI_DIR (default indexer/abis) override the output directories;
 // relative values are taken from the repository root.
 //
 // Output is a pure function of the sources, the resolved library files and the settings below, so two
@@ -184,7 +184,7 @@ function main(argv) {
   const check = argv.includes("--check");
 
   const files = compile();
-  const abiDir = outputDir("ABI_DIR", "abis");
+  const abiDir = outputDir("ABI_DIR", path.join("indexer", "abis"));
   const buildDir = outputDir("BUILD_DIR", path.join("build", "contracts"));
 
   if (check) {

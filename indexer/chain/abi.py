@@ -1,4 +1,5 @@
-"""Contract ABIs from `abis/` (written by the build script), with call encoding and result decoding.
+"""Contract ABIs (package data in `indexer/abis/`, written by the build script), with call encoding and
+result decoding.
 
 Encoding goes straight through eth-abi with selectors computed once per function, so hot paths
 (world building, Multicall3 reads) pay no per-call web3 formatting.
@@ -17,9 +18,7 @@ from eth_utils import keccak
 
 from indexer.errors import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-ABI_DIR = PROJECT_ROOT / "abis"
-BUILD_DIR = PROJECT_ROOT / "build" / "contracts"
+ABI_DIR = Path(__file__).resolve().parents[1] / "abis"
 
 
 def _type_of(param: dict) -> str:
@@ -108,7 +107,7 @@ class ContractAbi:
 def load_abi(name: str) -> ContractAbi:
     path = ABI_DIR / f"{name}.json"
     if not path.exists():
-        raise ConfigError(f"ABI {path} is missing: run `make build` to compile the contracts")
+        raise ConfigError(f"ABI {path} is missing from the package: run `make build` in the checkout")
     return ContractAbi(name, json.loads(path.read_text()))
 
 
@@ -123,12 +122,3 @@ TOKEN_CONTRACT = {
 def token_abi(accounting: str) -> ContractAbi:
     """The ABI of a token with this accounting model (`indexer.accounting.Accounting` or its value)."""
     return load_abi(TOKEN_CONTRACT[str(accounting)])
-
-
-@cache
-def load_artifact(name: str) -> dict:
-    """ABI plus creation and runtime bytecode from the build folder."""
-    path = BUILD_DIR / f"{name}.json"
-    if not path.exists():
-        raise ConfigError(f"build artifact {path} is missing: run `make build` to compile the contracts")
-    return json.loads(path.read_text())

@@ -5,7 +5,7 @@ out of the data word: no ABI machinery per log. Rarer events go through eth-abi.
 
 `decode_logs_answer` takes the node's whole JSON-RPC answer as bytes. It learns the key order of the
 node's log objects from the first one and reads every log with one regular expression built for that
-order, so no dict is built per log (5 us against 9 per log here for parsing the JSON, then decoding). Any
+order, so no dict is built per log (faster than parsing the JSON first: docs/benchmarks.md). Any
 answer it cannot read that way with certainty (another layout, whitespace, escapes, a count that does
 not add up) is parsed as JSON instead: the result is the same either way, and tests prove it.
 """

@@ -16,9 +16,10 @@ from eth_utils import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.chain.abi import load_abi, load_artifact
+from indexer.chain.abi import load_abi
 from indexer.chain.multicall import AGGREGATE3_SELECTOR, MULTICALL3, Call, read_calls
 from indexer.chain.rpc import RpcClient
+from indexer.devchain.checkout import load_artifact
 from indexer.devchain.deploy import ChainWriter
 from indexer.devchain.world import Tx
 from indexer.errors import RpcError

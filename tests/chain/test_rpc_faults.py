@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from indexer.chain.rpc import RpcClient, _batch_limit_of, _is_batch_too_large, _is_rate_limited
+from indexer.chain.classify import batch_limit_of, is_batch_too_large, is_rate_limited
+from indexer.chain.rpc import RpcClient
 from indexer.devchain.anvil import free_port
 from indexer.errors import RpcError
 
@@ -66,8 +67,8 @@ BATCH_REFUSALS = [
 
 @pytest.mark.parametrize(("source", "error", "limit"), BATCH_REFUSALS, ids=[b[0] for b in BATCH_REFUSALS])
 def test_batch_size_refusals_are_recognised(source, error, limit) -> None:
-    assert _is_batch_too_large(error), source
-    assert _batch_limit_of(error) == limit
+    assert is_batch_too_large(error), source
+    assert batch_limit_of(error) == limit
 
 
 @pytest.mark.parametrize("error", [
@@ -76,7 +77,7 @@ def test_batch_size_refusals_are_recognised(source, error, limit) -> None:
     {"code": -32000, "message": "Too Many Requests"},
 ])
 def test_rate_limit_error_objects_are_recognised(error) -> None:
-    assert _is_rate_limited(error) and not _is_batch_too_large(error)
+    assert is_rate_limited(error) and not is_batch_too_large(error)
 
 
 @pytest.mark.parametrize("error", [
@@ -86,7 +87,7 @@ def test_rate_limit_error_objects_are_recognised(error) -> None:
     {"code": -32005, "message": "query returned more than 10000 results"},
 ])
 def test_reverts_and_range_errors_are_not_rate_limits(error) -> None:
-    assert not _is_rate_limited(error) and not _is_batch_too_large(error)
+    assert not is_rate_limited(error) and not is_batch_too_large(error)
 
 
 # ------------------------------------------------------------------------------------------ batches

@@ -1,4 +1,4 @@
-"""Contract state read at one block through Multicall3: token state and feed rounds.
+"""Contract state read at one block through Multicall3: token state, feed rounds, per-wallet flags.
 
 Pure planning (which calls) and decoding (what they mean) sit around one `read_calls` round trip.
 """
@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from indexer.accounting import Accounting
 from indexer.chain.abi import ContractAbi, load_abi, token_abi
+from indexer.chain.decode import ZERO_ADDRESS
 from indexer.chain.multicall import Call, read_calls
 from indexer.chain.rpc import RpcClient
+from indexer.types import Accounting
 
 STATE_FUNCTIONS = {
     Accounting.PLAIN: ("totalSupply",),
@@ -22,7 +23,7 @@ STATE_FUNCTIONS = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class TokenRead:
     """Token state as the contract reports it at one block; None where a call failed."""
 
@@ -31,7 +32,7 @@ class TokenRead:
     failed: list[str]
 
 
-@dataclass
+@dataclass(frozen=True)
 class RoundRead:
     round_id: int
     answer: int
@@ -109,6 +110,18 @@ def round_quality(r: RoundRead) -> str:
     if r.answered_in_round < r.round_id:
         return "carried_over"
     return "ok"
+
+
+def read_sanctions_lists(rpc: RpcClient, tokens: list[str], block: int, multicall: str | None) -> list[str]:
+    """The distinct sanctions lists rebasing tokens point at (`sanctionsList()`), zero addresses left out."""
+    fn = token_abi(Accounting.REBASING_SHARES).fn("sanctionsList")
+    out: list[str] = []
+    for ok, data in read_calls(rpc, [Call(t, fn.encode_bytes()) for t in tokens], block, multicall=multicall):
+        if ok and len(data) >= 32:
+            addr = fn.decode(data)[0].lower()
+            if addr != ZERO_ADDRESS and addr not in out:
+                out.append(addr)
+    return out
 
 
 def read_address_calls(rpc: RpcClient, abi: ContractAbi, fn: str, pairs: list[tuple[str, str]], block: int,
