@@ -8,11 +8,9 @@ parent is the previous page's last block, so a tick's pages form one chain from 
 
 The reading thread only sends requests and receives the answers' bytes (it waits on the node with
 the interpreter released); decoding, checking and writing happen in the caller's thread while the
-next answers are read. Decoding on the reading thread made the writes several times slower while
-SQLite took the interpreter back after every row, and gained nothing once it took it back per
-1,000-row statement (docs/benchmarks.md). Both threads share the RPC
-client (one HTTP session per thread) and the fetcher, which only the reading thread uses while a
-stream is open.
+next answers are read: decoding is interpreter work, and on the reading thread it would only compete
+with the writer for the interpreter (docs/benchmarks.md). Both threads share the RPC client (one HTTP
+session per thread) and the fetcher, which only the reading thread uses while a stream is open.
 """
 
 from __future__ import annotations
@@ -24,15 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from indexer.chain.decode import TOPICS, DecodedLogs, RawAnswer
+from indexer.chain.headers import read_block_hash, read_headers
 from indexer.chain.logs import LogBatch, LogFetcher
 from indexer.chain.rpc import RpcClient
+from indexer.errors import ReorgDetected
 
 
-class ReorgDetected(Exception):
-    """The chain no longer holds a block this tick relied on; the tick is abandoned."""
-
-
-@dataclass
+@dataclass(frozen=True)
 class Page:
     start: int
     end: int
@@ -42,30 +38,6 @@ class Page:
     @property
     def end_hash(self) -> str:
         return self.headers[self.end]["hash"]
-
-
-HEADER_FIELDS = ("number", "hash", "parentHash", "timestamp")
-
-
-def headers(rpc: RpcClient, numbers: list[int]) -> dict[int, dict]:
-    """Block headers by number (the fields the sync keeps: a block's list of transaction hashes is
-    dropped at once), in batches; ReorgDetected when the node no longer has one."""
-    out: dict[int, dict] = {}
-    numbers = sorted(set(numbers))
-    for i in range(0, len(numbers), 500):
-        chunk = numbers[i:i + 500]
-        for n, h in zip(chunk, rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in chunk]), strict=True):
-            if h is None:
-                raise ReorgDetected(f"block {n} is gone")
-            out[n] = {k: h[k] for k in HEADER_FIELDS}
-    return out
-
-
-def block_hash(rpc: RpcClient, number: int) -> str:
-    block = rpc.call("eth_getBlockByNumber", [hex(number), False])
-    if block is None:
-        raise ReorgDetected(f"block {number} is gone")
-    return block["hash"]
 
 
 def read_pages(rpc: RpcClient, fetcher: LogFetcher, addresses: list[str], start: int, end: int,
@@ -86,8 +58,8 @@ def _answers(rpc: RpcClient, fetcher: LogFetcher, addresses: list[str], start: i
     """On the reading thread: each answer as bytes, and the headers of the blocks it names (a dense
     chain's headers are large: reading them here keeps the node's work off the writer's path)."""
     for batch in fetcher.iter_logs(rpc, addresses, [TOPICS], start, end, decode=RawAnswer,
-                                   pin=lambda to: block_hash(rpc, to)):
-        yield batch, headers(rpc, [batch.from_block, batch.to_block, *batch.logs.block_numbers()])
+                                   pin=lambda to: read_block_hash(rpc, to)):
+        yield batch, read_headers(rpc, [batch.from_block, batch.to_block, *batch.logs.block_numbers()])
 
 
 def check_page(rpc: RpcClient, batch: LogBatch, found: dict[int, dict], previous: str | None) -> Page:
@@ -96,7 +68,7 @@ def check_page(rpc: RpcClient, batch: LogBatch, found: dict[int, dict], previous
     by_block = decoded.block_hashes()
     unread = [n for n in by_block if n not in found]
     if unread:  # the bytes named fewer blocks than the decoded logs (an unusual layout)
-        found = {**found, **headers(rpc, unread)}
+        found = {**found, **read_headers(rpc, unread)}
     for n, h in by_block.items():
         if found[n]["hash"] != h:
             raise ReorgDetected(f"block {n} changed while its logs were read")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, func, select
 
-from indexer.accounting import Accounting
 from indexer.chain.abi import TOKEN_CONTRACT, load_abi
 from indexer.chain.rpc import RpcClient
 from indexer.config import Settings
 from indexer.store import models as m
+from indexer.types import Accounting
 
 
 def synced_block(engine: Engine, chain_id: int) -> int:

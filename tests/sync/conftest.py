@@ -10,7 +10,9 @@ from indexer.chain.rpc import RpcClient
 from indexer.config import Settings, load_settings
 from indexer.devchain.anvil import free_port
 from indexer.devchain.chain import DevChain, short_timeline, start_devchain
-from indexer.sync.pipeline import SyncContext, open_store, prepare
+from indexer.store.engine import open_store
+from indexer.sync.context import SyncContext
+from indexer.sync.startup import prepare
 
 
 @pytest.fixture

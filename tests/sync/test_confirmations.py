@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from indexer.sync.pipeline import open_store, prepare, sync, target_block
+from indexer.chain.headers import read_target
+from indexer.store.engine import open_store
+from indexer.sync.startup import prepare
+from indexer.sync.tick import sync
 from tests.sync.checks import assert_balances_match_chain, synced_block
 
 
@@ -25,7 +28,7 @@ def test_sync_stops_at_the_confirmed_block_for_each_kind_of_confirmation(short_c
         for value, goal in expected:
             settings = with_confirmations(short_settings, value)
             ctx = prepare(settings, rpc, max_blocks_per_tick=200)
-            assert target_block(ctx) == goal
+            assert read_target(rpc, settings.chain.confirmations) == goal
             sync(engine, ctx)
             assert synced_block(engine, cid) == goal, value
         # what was synced under each setting was exact at its block

@@ -14,14 +14,14 @@ import tomli_w
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from indexer.accounting import Accounting
 from indexer.chain.rpc import RpcClient
 from indexer.config import load_settings
 from indexer.errors import ConfigError
 from indexer.store import indexes
 from indexer.store.engine import make_engine
 from indexer.store.models import metadata
-from indexer.sync.pipeline import prepare
+from indexer.sync.startup import prepare
+from indexer.types import Accounting
 from tests.sync.checks import (
     assert_balances_match_chain,
     assert_rounds_match_chain,
@@ -133,3 +133,33 @@ def test_bad_configuration_is_named_at_start_up(short_chain, tmp_path, db_url):
     unreachable = RpcClient("http://127.0.0.1:9", max_retries=1, backoff_base=0.01, timeout=1)
     with pytest.raises(ConfigError, match="cannot reach"):
         prepare(_load(tmp_path, data), unreachable)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sync_command_takes_its_tick_size_from_the_configuration(short_chain, tmp_path, db_url, monkeypatch):
+    """`service.blocks_per_tick` sizes the ticks of `collateral-indexer sync`; `--blocks-per-tick` overrides it."""
+    from typer.testing import CliRunner
+
+    from indexer import cli
+    from indexer.sync import tick
+
+    data = _manifest_data(short_chain)
+    config = tmp_path / "seven.toml"
+    config.write_text(tomli_w.dumps({**data, "service": {"blocks_per_tick": 7}}))
+    spans: list[int] = []
+    original = tick.sync_tick
+
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if result is not None:
+            spans.append(result.to_block - result.from_block + 1)
+        return result
+
+    monkeypatch.setattr(tick, "sync_tick", recording)
+    first = data["chain"]["deployment_block"]
+    for extra, size, goal in (([], 7, first + 29), (["--blocks-per-tick", "5"], 5, first + 59)):
+        spans.clear()
+        res = CliRunner().invoke(cli.app, ["sync", "--config", str(config), "--database-url", db_url,
+                                           "--to-block", str(goal), *extra])
+        assert res.exit_code == 0, res.output
+        assert spans and max(spans) == size and all(s <= size for s in spans), spans

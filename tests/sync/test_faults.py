@@ -7,7 +7,9 @@ from sqlalchemy import select
 
 from indexer.chain.rpc import RpcClient
 from indexer.store import models as m
-from indexer.sync.pipeline import open_store, prepare, sync
+from indexer.store.engine import open_store
+from indexer.sync.startup import prepare
+from indexer.sync.tick import sync
 from tests.chain.faultproxy import FaultProxy, Faults
 
 TABLES = (m.Block, m.Transfer, m.ShareTransfer, m.TokenEvent, m.PriceRound, m.BalanceChange, m.Balance,

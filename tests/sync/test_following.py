@@ -7,10 +7,10 @@ import copy
 import pytest
 from sqlalchemy import select
 
-from indexer.accounting import Accounting
 from indexer.devchain.live import produce_blocks
 from indexer.store import models as m
-from indexer.sync.pipeline import sync
+from indexer.sync.tick import sync
+from indexer.types import Accounting
 from tests.sync.checks import assert_balances_match_chain, assert_token_state_matches_chain, synced_block
 
 

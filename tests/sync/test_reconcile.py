@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from indexer.accounting import Accounting
 from indexer.store import models as m
-from indexer.sync.pipeline import sync
 from indexer.sync.reconcile import reconcile
+from indexer.sync.tick import sync
+from indexer.types import Accounting
 from tests.sync.checks import assert_balances_match_chain
 
 

@@ -8,7 +8,9 @@ from sqlalchemy import func, select
 
 from indexer.chain.rpc import RpcClient
 from indexer.store import models as m
-from indexer.sync.pipeline import open_store, prepare, sync
+from indexer.store.engine import open_store
+from indexer.sync.startup import prepare
+from indexer.sync.tick import sync
 from tests.sync.checks import (
     assert_balances_match_chain,
     assert_rounds_match_chain,

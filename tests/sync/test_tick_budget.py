@@ -6,14 +6,16 @@ from __future__ import annotations
 import pytest
 
 from indexer.chain.rpc import RpcClient
-from indexer.sync import pipeline
-from indexer.sync.pipeline import open_store, prepare, sync
+from indexer.store.engine import open_store
+from indexer.sync import tick
+from indexer.sync.startup import prepare
+from indexer.sync.tick import sync
 from tests.sync.checks import assert_balances_match_chain, assert_transfers_match_logs, synced_block
 
 
 @pytest.mark.parametrize("budget", ["MAX_TICK_LOGS", "MAX_TICK_HOLDERS"])
 def test_ticks_split_by_their_budget_give_the_same_result(short_chain, short_settings, db_url, monkeypatch, budget):
-    monkeypatch.setattr(pipeline, budget, 400)
+    monkeypatch.setattr(tick, budget, 400)
     rpc = RpcClient(short_chain.url, timeout=60)
     engine = open_store(short_settings)
     try:

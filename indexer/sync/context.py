@@ -1,0 +1,66 @@
+"""What a sync needs, prepared once at start-up (sync/startup.py), and what it learns while it runs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection
+
+from indexer.accounting import units_model
+from indexer.chain.logs import LogFetcher
+from indexer.chain.rpc import RpcClient
+from indexer.config import Settings
+from indexer.store.progress import record_issue
+from indexer.types import Accounting, BalanceSource
+
+log = logging.getLogger("indexer.sync")
+
+
+@dataclass
+class SyncContext:
+    """The checked configuration of one chain's sync, and the state it carries from tick to tick: the
+    fetcher's learned ranges, the problems already recorded, whether the store has every index."""
+
+    settings: Settings
+    rpc: RpcClient
+    chain_id: int
+    accounting: dict[str, Accounting]  # token address -> model
+    feeds: list[str]
+    sanctions_lists: list[str]
+    fetcher: LogFetcher
+    max_blocks_per_tick: int = 2_000
+    polled: frozenset[str] = frozenset()  # tokens with balance_source = "poll"
+    open_issues: set[tuple[str, str]] = field(default_factory=set)  # (contract, kind) recorded in this process
+    # every index the models declare is there (store/indexes.py); None: not looked at yet
+    indexes_complete: bool | None = None
+
+    def unit_model(self, token: str) -> Accounting:
+        """How a token's stored units become balances (`indexer.accounting.units_model`)."""
+        return units_model(self.accounting[token], BalanceSource.POLL if token in self.polled else BalanceSource.LOGS)
+
+    @property
+    def log_addresses(self) -> list[str]:
+        return list(self.accounting) + self.sanctions_lists
+
+    @property
+    def multicall(self) -> str | None:
+        return self.settings.chain.multicall3
+
+    def record(self, conn: Connection, issue: Issue, block: int) -> None:
+        """Record a problem in `sync_issues`, once per (contract, kind) in this process."""
+        key = (issue.contract, issue.kind)
+        if key in self.open_issues:
+            return
+        self.open_issues.add(key)
+        log.warning("%s %s: %s", issue.contract, issue.kind, issue.message)
+        record_issue(conn, self.chain_id, issue.contract, issue.kind, issue.message, block)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A recorded, explained problem with one contract or feed; the sync goes on with the rest."""
+
+    contract: str
+    kind: str
+    message: str

@@ -1,0 +1,67 @@
+"""Start-up checks of a sync: the node is the configured chain, and every contract is what the
+configuration says it is. Each problem stops start-up with a ConfigError naming the field and the fix."""
+
+from __future__ import annotations
+
+from indexer.chain.headers import read_head
+from indexer.chain.logs import LogFetcher
+from indexer.chain.rpc import RpcClient
+from indexer.chain.state import read_sanctions_lists, read_token_states
+from indexer.config import Settings
+from indexer.errors import ConfigError, RpcError
+from indexer.sync.context import SyncContext
+from indexer.types import Accounting, BalanceSource
+
+
+def prepare(settings: Settings, rpc: RpcClient, *, max_blocks_per_tick: int | None = None) -> SyncContext:
+    """Check the chain and every contract once; raise ConfigError naming what is wrong. The tick's
+    block range is `service.blocks_per_tick` unless `max_blocks_per_tick` says otherwise."""
+    chain_id = _check_chain(settings, rpc)
+    _check_code(settings, rpc)
+    head = read_head(rpc)
+    _check_tokens(settings, rpc, head)
+    rebasing = [t.address for t in settings.tokens if t.accounting == Accounting.REBASING_SHARES]
+    sanctions = read_sanctions_lists(rpc, rebasing, head, settings.chain.multicall3) if rebasing else []
+    return SyncContext(
+        settings, rpc, chain_id, {t.address: t.accounting for t in settings.tokens},
+        [f.address for f in settings.feeds], sanctions, new_fetcher(),
+        max_blocks_per_tick or settings.service.blocks_per_tick,
+        polled=frozenset(t.address for t in settings.tokens if t.balance_source == BalanceSource.POLL))
+
+
+def new_fetcher() -> LogFetcher:
+    """The sync's log fetcher: it starts at one block and grows while answers are light (a deployment's
+    first blocks can hold a whole token's mints); a dense chain settles near 50,000 logs per request."""
+    return LogFetcher(initial_range=1, target_logs=50_000)
+
+
+def _check_chain(settings: Settings, rpc: RpcClient) -> int:
+    try:
+        chain_id = int(rpc.call("eth_chainId"), 16)
+    except RpcError as exc:
+        raise ConfigError(f"chain.rpc_urls: cannot reach {rpc.url}: {exc}") from None
+    if chain_id != settings.chain.chain_id:
+        raise ConfigError(f"chain.chain_id: the node at {rpc.url} is chain {chain_id}, the configuration says "
+                          f"{settings.chain.chain_id}")
+    return chain_id
+
+
+def _check_code(settings: Settings, rpc: RpcClient) -> None:
+    addresses = [t.address for t in settings.tokens] + [f.address for f in settings.feeds]
+    codes = rpc.batch([("eth_getCode", [a, "latest"]) for a in addresses])
+    empty = [a for a, c in zip(addresses, codes, strict=True) if c in ("0x", "", None)]
+    if empty:
+        names = {t.address: t.symbol for t in settings.tokens} | {f.address: f.name for f in settings.feeds}
+        raise ConfigError("no contract code at " + ", ".join(f"{names[a]} ({a})" for a in empty)
+                          + ": check the address and the chain")
+
+
+def _check_tokens(settings: Settings, rpc: RpcClient, head: int) -> None:
+    reads = read_token_states(rpc, [(t.address, t.accounting) for t in settings.tokens], head,
+                              settings.chain.multicall3)
+    for t, r in zip(settings.tokens, reads, strict=True):
+        if "totalSupply" in r.failed:
+            raise ConfigError(f"tokens[{t.symbol}] ({t.address}) does not answer totalSupply(): not an ERC-20")
+        if r.failed:
+            raise ConfigError(f"tokens[{t.symbol}].accounting = {t.accounting.value!r}, but the contract does not "
+                              f"answer {', '.join(r.failed)}(): check the token's accounting model")
