@@ -17,6 +17,8 @@ from sqlalchemy import Connection, func, select
 from indexer.addresses import AddressError, checksum, parse_address
 from indexer.errors import IndexerError
 from indexer.store import models as m
+from indexer.store.balances import held_tokens
+from indexer.store.registry import account_row, feed_names, position_rows
 
 SCHEMA_VERSION = "1.0"
 
@@ -68,10 +70,6 @@ def find_run(conn: Connection, chain_id: int, *, block: int | None = None, at: i
     return RunRef(*row)
 
 
-def feed_names(conn: Connection, chain_id: int) -> dict[str, str]:
-    return dict(conn.execute(select(m.Feed.address, m.Feed.name).where(m.Feed.chain_id == chain_id)).all())
-
-
 def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
                   feeds: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything about one (already parsed) wallet in one run, as plain JSON-ready data.
@@ -80,9 +78,8 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
     holdings = conn.execute(select(h).where(h.c.run_id == run.id, h.c.wallet == wallet)
                             .order_by(h.c.collateral_value.desc(), h.c.symbol)).mappings().all()
     margin = conn.execute(select(w).where(w.c.run_id == run.id, w.c.wallet == wallet)).mappings().first()
-    positions = conn.execute(select(m.Position.__table__).where(m.Position.wallet == wallet)
-                             .order_by(m.Position.instrument)).mappings().all()
-    account = conn.execute(select(m.Account.__table__).where(m.Account.wallet == wallet)).mappings().first()
+    positions = position_rows(conn, wallet)
+    account = account_row(conn, wallet)
     feeds = feed_names(conn, chain_id) if feeds is None else feeds
     out: dict[str, Any] = {
         "wallet": wallet,
@@ -104,9 +101,8 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
                                                 "worst_scenario_loss", "stressed_excess", "binding")}
     if not out["found"]:
         # not in the run: is the wallet known at all (a holder since then, a transfer party, an account)?
-        b, t = m.Balance.__table__, m.Transfer.__table__
-        now_held = conn.execute(select(func.count()).select_from(b).where(
-            b.c.chain_id == chain_id, b.c.wallet == wallet, b.c.units_raw > 0)).scalar()
+        t = m.Transfer.__table__
+        now_held = held_tokens(conn, chain_id, wallet)
         seen = conn.execute(select(t.c.block_number).where(t.c.chain_id == chain_id, t.c.to_address == wallet)
                             .limit(1)).first() or conn.execute(select(t.c.block_number).where(
                                 t.c.chain_id == chain_id, t.c.from_address == wallet).limit(1)).first()

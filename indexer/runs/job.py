@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from indexer.risk import (
     MarginStatus,
@@ -26,6 +26,7 @@ from indexer.risk import (
 )
 from indexer.runs.snapshot import SnapshotKeys, load_snapshot
 from indexer.store import models as m
+from indexer.store.registry import feed_rows, token_rows
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,8 @@ class RunSummary:
 
 def policy_for(conn: Connection, chain_id: int, path: str) -> Policy:
     """The policy file, checked against the tokens and feeds this database knows."""
-    symbols = conn.execute(select(m.Token.symbol).where(m.Token.chain_id == chain_id)).scalars().all()
-    feeds = conn.execute(select(m.Feed.name).where(m.Feed.chain_id == chain_id)).scalars().all()
-    return load_policy(path, known_tokens=symbols, known_feeds=feeds)
+    return load_policy(path, known_tokens=[t["symbol"] for t in token_rows(conn, chain_id)],
+                       known_feeds=[f["name"] for f in feed_rows(conn, chain_id)])
 
 
 def run_and_store(engine: Engine, chain_id: int, policy_path: str, *, block: int | None = None,

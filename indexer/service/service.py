@@ -16,23 +16,25 @@ from datetime import UTC, datetime
 
 import numpy as np
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import func, select
 
 from indexer.chain.rpc import RpcClient
 from indexer.config import Settings
 from indexer.errors import IndexerError
-from indexer.risk import FeedKind, feed_staleness, load_policy, xnys
+from indexer.risk import load_policy, stale_feeds, xnys
 from indexer.runs.job import run_and_store
 from indexer.service.http import HealthServer
 from indexer.service.leader import Leadership
 from indexer.service.metrics import Registry
-from indexer.store import models as m
-from indexer.sync.pipeline import SyncContext, open_store, prepare, sync_tick
+from indexer.store.engine import open_store
+from indexer.store.progress import synced_head
+from indexer.store.state import last_updates
+from indexer.sync.context import SyncContext
 from indexer.sync.reconcile import reconcile
+from indexer.sync.startup import prepare
+from indexer.sync.tick import sync_tick
+from indexer.types import FeedKind
 
 log = logging.getLogger(__name__)
-
-_KIND = {"stock": FeedKind.STOCK, "crypto": FeedKind.CRYPTO, "stablecoin": FeedKind.STABLE, "reserve": FeedKind.STABLE}
 
 
 def declare(metrics: Registry) -> None:
@@ -148,7 +150,7 @@ class Service:
         was = self.ctx is not None
         if self.leader.try_acquire():
             if not was:
-                self.ctx = prepare(self.settings, self.rpc, max_blocks_per_tick=self.cfg.blocks_per_tick)
+                self.ctx = prepare(self.settings, self.rpc)
                 self.metrics.set("leader", 1)
                 self._risk_dirty = True
                 log.warning("this instance is now the leader for chain %d", self.chain_id)
@@ -186,16 +188,14 @@ class Service:
         head = self.rpc.call("eth_getBlockByNumber", ["latest", False])
         head_n, head_ts = int(head["number"], 16), int(head["timestamp"], 16)
         with self.engine.connect() as conn:
-            cp = conn.execute(select(m.SyncCheckpoint.block_number).where(
-                m.SyncCheckpoint.chain_id == self.chain_id)).scalar()
-            ts = conn.execute(select(m.Block.timestamp).where(m.Block.chain_id == self.chain_id,
-                                                              m.Block.number == cp)).scalar() if cp is not None else None
+            synced = synced_head(conn, self.chain_id)
         self.metrics.set("chain_head_block", head_n)
-        if cp is not None:
+        if synced is not None:
+            cp, ts = synced
             self._lag_blocks = head_n - cp
             self.metrics.set("synced_block", cp)
             self.metrics.set("head_lag_blocks", head_n - cp)
-            self.metrics.set("head_lag_seconds", max(0, head_ts - (ts or head_ts)))
+            self.metrics.set("head_lag_seconds", max(0, head_ts - ts))
         self._collect_rpc()
 
     def _collect_rpc(self) -> None:
@@ -236,23 +236,19 @@ class Service:
     def staleness_job(self) -> None:
         """Age of every feed's latest round at the synced head's time; stock feeds on the XNYS clock."""
         policy = load_policy(self.settings.policy_path)
-        pr, b, cp = m.PriceRound.__table__, m.Block.__table__, m.SyncCheckpoint.__table__
         with self.engine.connect() as conn:
-            now = conn.execute(select(b.c.timestamp).join(cp, (cp.c.chain_id == b.c.chain_id)
-                                                          & (cp.c.block_number == b.c.number))
-                               .where(cp.c.chain_id == self.chain_id)).scalar()
-            if now is None:
+            synced = synced_head(conn, self.chain_id)
+            if synced is None:
                 return
-            latest = dict(conn.execute(select(pr.c.feed, func.max(pr.c.updated_at)).where(
-                pr.c.chain_id == self.chain_id, pr.c.updated_at <= now).group_by(pr.c.feed)).all())
+            now = synced[1]
+            latest = last_updates(conn, self.chain_id, now)
         feeds = self.settings.feeds
         if not feeds:
             return
-        kinds = np.array([int(_KIND[f.kind]) for f in feeds], dtype=np.int8)
+        kinds = np.array([FeedKind(f.kind).code for f in feeds], dtype=np.int8)
         updated = np.array([latest.get(f.address, 0) for f in feeds], dtype=np.int64)
-        rules = [getattr(policy.staleness, FeedKind(int(k)).policy_key) for k in kinds]
-        limit = np.array([f.heartbeat + r.grace_s for f, r in zip(feeds, rules, strict=True)], dtype=np.int64)
-        stale = feed_staleness(kinds, updated, limit, int(now), xnys())
+        heartbeats = np.array([f.heartbeat for f in feeds], dtype=np.int64)
+        stale, _ = stale_feeds(kinds, updated, heartbeats, int(now), policy, xnys())
         self.metrics.replace("feed_age_seconds", {(("feed", f.name),): float(now - u) if u else float("nan")
                                                   for f, u in zip(feeds, updated.tolist(), strict=True)})
         self.metrics.replace("feed_stale", {(("feed", f.name),): float(s) for f, s in zip(feeds, stale, strict=True)})

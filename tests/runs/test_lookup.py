@@ -16,7 +16,7 @@ from indexer.devchain.live import produce_blocks
 from indexer.lookup import LookupError_, find_run, lookup
 from indexer.runs.job import run_and_store
 from indexer.store import models as m
-from indexer.sync.pipeline import sync
+from indexer.sync.tick import sync
 from tests.conftest import DATABASES
 from tests.runs.worlds import POLICY, synced_world
 
@@ -131,7 +131,7 @@ def test_cli_says_why_when_a_writer_holds_the_sqlite_file(synced, tmp_path, monk
     lookup that waits longer than the busy timeout says so, not "run init-db"."""
     import sqlite3
 
-    from indexer.store import engine as engine_module
+    from indexer.store import sqlite as sqlite_module
 
     chain = synced[0]
     path = tmp_path / "busy.sqlite"
@@ -140,7 +140,7 @@ def test_cli_says_why_when_a_writer_holds_the_sqlite_file(synced, tmp_path, monk
     writer.execute("CREATE TABLE t (a)")
     writer.execute("BEGIN EXCLUSIVE")  # what a tick's writes take once they spill out of the page cache
     writer.execute("INSERT INTO t VALUES (1)")
-    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_S", 0.2)
     try:
         res = CliRunner().invoke(app, ["wallet", "0x" + "11" * 20, "--config", str(chain.manifest_path),
                                        "--database-url", f"sqlite:///{path}"])

@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from indexer.devchain.specs import utc
 from indexer.runs.job import run_and_store
-from indexer.store.engine import PROJECT_ROOT
+from tests import ROOT as PROJECT_ROOT
 from tests.conftest import DATABASES
 from tests.runs.worlds import POLICY, follow, synced_world
 from tests.test_views import ALIASES, WALLET_VIEWS, assert_wallet_search_uses_an_index

@@ -15,7 +15,9 @@ from indexer.risk import Eligibility
 from indexer.runs.job import run_and_store
 from indexer.runs.snapshot import SnapshotUnavailable, load_snapshot
 from indexer.store import models as m
-from indexer.sync.pipeline import open_store, prepare, sync
+from indexer.store.engine import open_store
+from indexer.sync.startup import prepare
+from indexer.sync.tick import sync
 from tests.conftest import DATABASES
 from tests.runs.worlds import POLICY, follow, synced_world
 

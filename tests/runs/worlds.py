@@ -16,10 +16,13 @@ from indexer.devchain.chain import DevChain, short_timeline, start_devchain
 from indexer.devchain.deploy import ChainWriter
 from indexer.devchain.live import produce_blocks
 from indexer.offchain import load_files
-from indexer.sync.pipeline import SyncContext, open_store, prepare, sync
+from indexer.store.engine import open_store
+from indexer.sync.context import SyncContext
+from indexer.sync.startup import prepare
+from indexer.sync.tick import sync
 from tests.conftest import DATABASES, fresh_database
 
-POLICY = "policy/default.toml"
+POLICY = "default"
 
 
 @dataclass

@@ -25,8 +25,7 @@ from indexer.devchain.chain import DevChain, short_timeline, start_devchain
 from indexer.devchain.live import produce_blocks
 from indexer.offchain import load_files
 from indexer.store import models as m
-from indexer.store.engine import make_engine
-from indexer.sync.pipeline import open_store
+from indexer.store.engine import make_engine, open_store
 from tests.sync.checks import assert_balances_match_chain, assert_transfers_match_logs, synced_block
 
 FAST = {
