@@ -24,10 +24,11 @@ from indexer.report import SECTIONS, STATUS_COLOURS, ReportError, usd, write_rep
 from indexer.risk import load_policy
 from indexer.runs.job import run_and_store
 from indexer.store import models as m
-from indexer.store.engine import make_engine, upgrade
-from indexer.sync.pipeline import open_store, prepare, sync
+from indexer.store.engine import make_engine, open_store, upgrade
+from indexer.sync.startup import prepare
+from indexer.sync.tick import sync
 
-POLICY = "policy/default.toml"
+POLICY = "default"
 CHARTS = 12  # SVG charts on a page (an empty chart is still an <svg> saying so)
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
@@ -168,7 +169,7 @@ def test_report_of_the_latest_run_and_of_a_run_with_no_positions(short_world, db
         with pytest.raises(ReportError, match=f"no risk run {late.run_id + 100} for chain {cid}"):
             write_report(engine, cid, tmp_path / "x", run_id=late.run_id + 100)
         # a policy that is not the run's is named, and its caps are not drawn
-        other = load_policy("policy/kraken_2026.toml")
+        other = load_policy("kraken_2026")
         page = write_report(engine, cid, tmp_path / "other", policy=other).read_text(encoding="utf-8")
         assert "is not the one this run used" in page and "platform cap" not in page
     finally:

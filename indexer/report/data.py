@@ -1,0 +1,133 @@
+"""The stored risk run a report shows, read from the `risk_*` tables into column arrays, with the chain's
+run history and the tokens' total supply at the run's block."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, and_, func, select
+
+from indexer.errors import IndexerError
+from indexer.store import models as m
+from indexer.store.registry import token_rows
+from indexer.store.state import token_state_at
+
+
+class ReportError(IndexerError):
+    """No risk run to report on: none stored for the chain, or no run with the given id."""
+
+
+@dataclass
+class ReportData:
+    run: dict[str, Any]
+    holdings: dict[str, np.ndarray]
+    wallets: dict[str, np.ndarray]
+    supply: dict[str, float]  # token address -> total supply in token units at the run's block
+    history: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+
+_HOLDING_TEXT = ("wallet", "token", "symbol", "asset_class")
+_HOLDING_NUM = ("balance", "market_value", "h_base", "h_vol", "h_size", "h_gap", "haircut",
+                "collateral_before_caps", "platform_cut", "wallet_cut", "collateral_value")
+_WALLET_TEXT = ("wallet", "status", "worst_scenario", "binding")
+_WALLET_NUM = ("market_value", "collateral", "im", "mm", "upnl", "cash", "equity", "excess", "l_joint", "l_indep",
+               "wrong_way", "worst_scenario_loss", "stressed_excess")
+
+
+def _columns(rows: Sequence[Sequence[Any]], text: Sequence[str], nums: Sequence[str],
+             ints: Sequence[str] = (), bools: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    names = [*text, *nums, *ints, *bools]
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    out: dict[str, np.ndarray] = {}
+    for name, values in zip(names, cols, strict=True):
+        if name in text:
+            out[name] = np.array([v if v is not None else "" for v in values], dtype=object)
+        elif name in nums:
+            out[name] = np.array(values, dtype=np.float64)
+        elif name in ints:
+            out[name] = np.array(values, dtype=np.int64)
+        else:
+            out[name] = np.array(values, dtype=bool)
+    return out
+
+
+def load_report_data(conn: Connection, chain_id: int, run_id: int | None = None) -> ReportData:
+    """The run (latest stored for the chain when `run_id` is None), its rows and the chain's run history."""
+    run = _run(conn, chain_id, run_id)
+    return ReportData(run=run, holdings=_holdings(conn, chain_id, run["id"]), wallets=_wallets(conn, run["id"]),
+                      supply=_supply(conn, chain_id, run["block_number"]), history=_history(conn, chain_id))
+
+
+def _run(conn: Connection, chain_id: int, run_id: int | None) -> dict[str, Any]:
+    R = m.RiskRunRecord
+    stmt = select(R).where(R.chain_id == chain_id)
+    stmt = stmt.where(R.id == run_id) if run_id is not None else stmt.order_by(R.block_number.desc(), R.id.desc()).limit(1)
+    run = conn.execute(stmt).mappings().first()
+    if run is None:
+        if run_id is not None:
+            raise ReportError(f"no risk run {run_id} for chain {chain_id}: list the stored runs with "
+                              "SELECT id, block_number FROM risk_runs")
+        raise ReportError(f"no risk runs stored for chain {chain_id}: run `collateral-indexer risk run` first")
+    return dict(run)
+
+
+def _holdings(conn: Connection, chain_id: int, rid: int) -> dict[str, np.ndarray]:
+    """The run's holdings by wallet and token, with each token's asset class ("unknown" when unregistered)."""
+    H, T = m.RiskHolding, m.Token
+    h_rows = conn.execute(
+        select(H.wallet, H.token, H.symbol, T.asset_class, *(getattr(H, c) for c in _HOLDING_NUM), H.codes, H.eligible)
+        .select_from(H)
+        .outerjoin(T, and_(T.chain_id == chain_id, T.address == H.token))
+        .where(H.run_id == rid)
+        .order_by(H.wallet, H.token)
+    ).all()
+    holdings = _columns(h_rows, _HOLDING_TEXT, _HOLDING_NUM, ("codes",), ("eligible",))
+    holdings["asset_class"] = np.array([c or "unknown" for c in holdings["asset_class"]], dtype=object)
+    return holdings
+
+
+def _wallets(conn: Connection, rid: int) -> dict[str, np.ndarray]:
+    W = m.RiskWallet
+    w_rows = conn.execute(
+        select(W.wallet, W.status, W.worst_scenario, W.binding, *(getattr(W, c) for c in _WALLET_NUM))
+        .where(W.run_id == rid).order_by(W.wallet)
+    ).all()
+    return _columns(w_rows, _WALLET_TEXT, _WALLET_NUM)
+
+
+def _supply(conn: Connection, chain_id: int, block: int) -> dict[str, float]:
+    """{token: total supply in token units} of the registered tokens, from the token state in force at `block`
+    (the platform cap's base)."""
+    decimals = {t["address"]: int(t["decimals"]) for t in token_rows(conn, chain_id)}
+    return {token: int(state["total_supply_raw"]) / 10 ** decimals[token]
+            for token, state in token_state_at(conn, chain_id, block).items() if token in decimals}
+
+
+def _history(conn: Connection, chain_id: int) -> list[dict[str, Any]]:
+    """Every run of the chain by block time, with its total market value and collateral and its counts of
+    wallets in margin call and liquidation."""
+    R, W = m.RiskRunRecord, m.RiskWallet
+    runs = conn.execute(
+        select(R.id, R.block_number, R.block_timestamp, R.collateral_usd, R.wallets)
+        .where(R.chain_id == chain_id).order_by(R.block_timestamp, R.id)
+    ).mappings().all()
+    sums = {r: (mv, coll) for r, mv, coll in conn.execute(
+        select(W.run_id, func.sum(W.market_value), func.sum(W.collateral))
+        .join(R, R.id == W.run_id).where(R.chain_id == chain_id).group_by(W.run_id))}
+    counts: dict[int, dict[str, int]] = {}
+    for r, status, n in conn.execute(
+            select(W.run_id, W.status, func.count())
+            .join(R, R.id == W.run_id).where(R.chain_id == chain_id, W.status != "healthy")
+            .group_by(W.run_id, W.status)):
+        counts.setdefault(r, {})[status] = int(n)
+    history = []
+    for r in runs:
+        mv, coll = sums.get(r["id"], (0.0, 0.0))
+        c = counts.get(r["id"], {})
+        history.append(dict(r, market_value=float(mv or 0.0), collateral=float(coll or 0.0),
+                            margin_call=c.get("margin_call", 0), liquidate=c.get("liquidate", 0)))
+    return history

@@ -1,0 +1,346 @@
+"""The report page: one section per chart, the run's header, the HTML around them, and the file written."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine
+
+from indexer.report.analysis import (
+    TokenLine,
+    by_asset_class,
+    code_table,
+    group,
+    log_bins,
+    nearest_margin_call,
+    stress_sample,
+    token_lines,
+)
+from indexer.report.data import ReportData, load_report_data
+from indexer.report.format import esc, num, pct, usd, usd_short, utc
+from indexer.report.svg import MUTED, bars, columns, empty_chart, line_chart, scatter, stacked_bars
+from indexer.risk import Policy
+
+# Section titles, in page order (tests look for them).
+SECTIONS = (
+    "Collateral by token",
+    "Collateral by asset class",
+    "Haircut components per token",
+    "Wallets nearest margin call",
+    "Concentration against caps",
+    "Stress losses",
+    "Wrong-way add-on",
+    "Collateral over time",
+    "Eligibility codes",
+)
+
+STATUS_COLOURS = {"healthy": "#2e9d5b", "margin_call": "#e39b12", "liquidate": "#d43d3d"}
+SERIES = (  # the parts a holding's market value splits into, in stacking order
+    ("collateral", "collateral", "#2e9d5b"),
+    ("base", "base haircut", "#4a78c2"),
+    ("vol", "volatility add-on", "#7fa6e0"),
+    ("size", "size add-on", "#9b7fd1"),
+    ("gap", "market-closed gap", "#c98bd6"),
+    ("conc", "concentration cut", "#e39b12"),
+    ("excluded", "ineligible", "#b8bcc4"),
+)
+RATE_SERIES = SERIES[1:5]
+
+
+CSS = """
+:root{--fg:#1f2430;--muted:#6b7280;--line:#e5e7eb;--bg:#f4f5f7}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--fg);font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif}
+main{max-width:1180px;margin:0 auto;padding:20px 20px 40px}
+header{background:#1f2937;color:#f9fafb;padding:18px 24px;border-radius:10px;margin-bottom:16px}
+header h1{margin:0 0 4px;font-size:22px}
+header .meta{color:#d1d5db;font-size:13px}
+header .meta code{color:#f9fafb}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:10px;margin-top:14px}
+.card{background:#374151;border-radius:8px;padding:8px 12px}
+.card .k{font-size:12px;color:#d1d5db}
+.card .v{font-size:19px;font-weight:600;font-variant-numeric:tabular-nums}
+section{background:#fff;border:1px solid var(--line);border-radius:10px;padding:14px 20px 18px;margin-bottom:16px}
+section h2{margin:0 0 4px;font-size:17px}
+p.lead{margin:0 0 10px;color:var(--muted);font-size:13px}
+svg.chart{display:block;max-width:100%;height:auto;margin:6px 0}
+table{border-collapse:collapse;width:100%;font-size:12.5px;margin-top:8px;font-variant-numeric:tabular-nums}
+.tw{overflow-x:auto}
+th,td{padding:4px 7px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th{color:var(--muted);font-weight:600;background:#fafafa}
+td.l,th.l{text-align:left}
+td.addr{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:11.5px}
+.pill{display:inline-block;padding:0 8px;border-radius:9px;color:#fff;font-size:11.5px}
+.note{background:#fff7e6;border:1px solid #f5d38a;border-radius:6px;padding:6px 10px;font-size:13px;margin:6px 0}
+h3{font-size:14px;margin:14px 0 2px}
+footer{color:var(--muted);font-size:12px;text-align:center}
+"""
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: Sequence[int] = (0,),
+           raw: Sequence[int] = (), mono: Sequence[int] = ()) -> str:
+    """A table; cells are escaped except the columns in `raw` (already HTML); `mono`: address columns."""
+    th = "".join(f'<th class="l">{esc(h)}</th>' if i in left else f"<th>{esc(h)}</th>" for i, h in enumerate(head))
+    body = []
+    for r in rows:
+        cells = []
+        for i, c in enumerate(r):
+            text = c if i in raw else esc(c)
+            cls = " ".join(c for c, on in (("l", i in left), ("addr", i in mono)) if on)
+            cells.append(f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<div class="tw"><table><thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _pill(status: str) -> str:
+    return f'<span class="pill" style="background:{STATUS_COLOURS.get(status, MUTED)}">{esc(status)}</span>'
+
+
+def _section(title: str, lead: str, *content: str) -> str:
+    anchor = title.lower().replace(" ", "-")
+    return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2><p class="lead">{esc(lead)}</p>{"".join(content)}</section>'
+
+
+def _header(d: ReportData, policy_note: str) -> str:
+    r, w = d.run, d.wallets
+    status = {s: int(np.sum(w["status"] == s)) for s in STATUS_COLOURS}
+    wait = int(r["seconds_to_next_open"])
+    state = str(r["market_state"])
+    if wait > 0:
+        state += f" (next open in {wait // 3600}h {wait % 3600 // 60:02d}m)"
+    cards = [
+        ("wallets", num(len(w["wallet"]))), ("holdings", num(len(d.holdings["wallet"]))),
+        ("positions", num(int(r["positions"]))), ("market value", usd(float(np.sum(w["market_value"])))),
+        ("collateral", usd(float(np.sum(w["collateral"])))),
+        *((s.replace("_", " "), num(n)) for s, n in status.items()),
+        ("stressed excess < 0", num(int(np.sum(w["stressed_excess"] < 0)))),
+    ]
+    name, version = str(r["policy_name"]), str(r["policy_version"])
+    policy_label = version if version.startswith(name + "/") else f"{name}/{version}"
+    card_html = "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div></div>'
+                        for k, v in cards)
+    meta = (f"chain {esc(r['chain_id'])} · block <b>{esc(r['block_number'])}</b> · {esc(utc(r['block_timestamp']))}"
+            f" · XNYS {esc(state)}<br>policy <code>{esc(policy_label)}</code> "
+            f"sha256 <code>{esc(r['policy_hash'])}</code> · computed {esc(utc(int(r['started_at'])))} "
+            f"in {float(r['seconds']):.2f} s")
+    note = f'<div class="note" style="color:#1f2430">{esc(policy_note)}</div>' if policy_note else ""
+    return (f'<header><h1>Collateral risk report · run {esc(r["id"])}</h1><div class="meta">{meta}</div>{note}'
+            f'<div class="cards">{card_html}</div></header>')
+
+
+def _collateral_sections(lines: list[TokenLine]) -> tuple[str, str, str]:
+    series = [(name, colour) for _, name, colour in SERIES]
+    keys = [k for k, _, _ in SERIES]
+
+    def total_note(mv: float, coll: float) -> str:
+        return f"{usd_short(mv)} → {usd_short(coll)} ({pct(coll / mv, 0) if mv > 0 else 'n/a'})"
+
+    by_token = stacked_bars(
+        "Collateral by token", [(t.symbol, [t.parts[k] for k in keys]) for t in lines], series, usd_short,
+        totals=[total_note(t.market_value, t.parts["collateral"]) for t in lines])
+    token_rows = [(t.symbol, t.asset_class, num(t.holders), usd(t.market_value), usd(t.parts["collateral"]),
+                   usd(t.parts["base"] + t.parts["vol"] + t.parts["size"] + t.parts["gap"]), usd(t.parts["conc"]),
+                   usd(t.parts["excluded"])) for t in lines]
+    token_table = _table(["token", "asset class", "holders", "market value", "collateral", "haircuts",
+                          "concentration cut", "ineligible"], token_rows, left=(0, 1))
+
+    ordered = by_asset_class(lines, keys)
+    by_class = stacked_bars("Collateral by asset class", [(k, [v[s] for s in keys]) for k, v in ordered], series,
+                            usd_short, totals=[total_note(v["mv"], v["collateral"]) for _, v in ordered])
+
+    rates = stacked_bars(
+        "Haircut components per token", [(t.symbol, [t.rates[k] for k, _, _ in RATE_SERIES]) for t in lines],
+        [(name, colour) for _, name, colour in RATE_SERIES], lambda v: pct(v, 0),
+        totals=[f"haircut {pct(t.haircut)}" + (" (capped at 100%)" if sum(t.rates.values()) > 1 else "")
+                for t in lines])
+    return (
+        _section(SECTIONS[0], "Market value held per token, split into what counts as collateral and what each "
+                 "haircut component, the concentration caps and ineligibility took (USD).", by_token, token_table),
+        _section(SECTIONS[1], "The same split per asset class (tokens.asset_class).", by_class),
+        _section(SECTIONS[2], "Value-weighted average haircut rates per token: base (policy, per asset class), "
+                 "volatility (EWMA sigma), size (value bands and liquidity), market-closed gap. Their sum is "
+                 "capped at 100%.", rates),
+    )
+
+
+def _nearest_section(d: ReportData) -> str:
+    w = d.wallets
+    with_pos = w["im"] > 0
+    if not with_pos.any():
+        return _section(SECTIONS[3], "Wallets with positions, by excess / initial margin.",
+                        empty_chart(SECTIONS[3], "no wallet has positions in this run"))
+    order = nearest_margin_call(w)
+    rows, marks, trows = [], [], []
+    for i in order:
+        r = float(w["excess"][i] / w["im"][i])
+        st = str(w["status"][i])
+        rows.append((str(w["wallet"][i]), r, STATUS_COLOURS.get(st, MUTED),
+                     f"{pct(r)} · {st.replace('_', ' ')} · excess {usd_short(float(w['excess'][i]))}"))
+        marks.append(float((w["mm"][i] - w["im"][i]) / w["im"][i]))
+        trows.append((esc(w["wallet"][i]), _pill(st),
+                      esc(usd(float(w["collateral"][i]))), esc(usd(float(w["equity"][i]))),
+                      esc(usd(float(w["im"][i]))), esc(usd(float(w["mm"][i]))), esc(usd(float(w["excess"][i]))),
+                      esc(pct(r)), esc(usd(float(w["stressed_excess"][i]))), esc(str(w["binding"][i]))))
+    ratios = [r for _, r, _, _ in rows]
+    domain = (max(min(min(ratios), 0.0), -1.0), max(max(ratios) * 1.05, 0.05))
+    chart = bars(SECTIONS[3], rows, lambda v: pct(v, 0), markers=marks, marker_name="liquidation at",
+                 label_w=320, note_w=300, domain=domain)
+    counts = {s: int(np.sum(w["status"][with_pos] == s)) for s in STATUS_COLOURS}
+    lead = ("Excess over initial margin as a share of it, for the wallets with positions: the worst already under "
+            "IM (below 0: margin call), then the healthy ones nearest to a margin call. Black tick: where "
+            "liquidation starts (equity = MM); bars are clipped at -100%. With positions: "
+            + ", ".join(f"{num(n)} {s.replace('_', ' ')}" for s, n in counts.items()) + ".")
+    table = _table(["wallet", "status", "collateral", "equity", "IM", "MM", "excess", "excess / IM",
+                    "stressed excess", "binding stress"], trows, left=(0, 1, 9), raw=range(10), mono=(0,))
+    return _section(SECTIONS[3], lead, chart, table)
+
+
+def _concentration_section(lines: list[TokenLine], policy: Policy | None, caps_ok: bool) -> str:
+    plat_cap = policy.concentration.platform_supply_share_cap if policy and caps_ok else None
+    rows, marks = [], []
+    for t in lines:
+        share = t.pledged / t.supply if t.supply and t.supply > 0 else 0.0
+        over = plat_cap is not None and share > plat_cap
+        note = f"{pct(share)} of supply" + (f" · cut {usd_short(t.platform_cut)}" if t.platform_cut > 0.005 else "")
+        rows.append((t.symbol, share, "#d43d3d" if over or t.platform_cut > 0.005 else "#4a78c2", note))
+        marks.append(plat_cap)
+    platform = bars("Pledged share of supply", rows, lambda v: pct(v, 0), markers=marks if plat_cap else None,
+                    marker_name="platform cap", label_w=150)
+    rows2, marks2 = [], []
+    for t in lines:
+        cap = policy.token_wallet_share_cap(t.symbol) if policy and caps_ok else None
+        note = (f"{num(t.wallets_over_cap)} wallets over cap, cut {usd_short(t.wallet_cut)}"
+                if t.wallets_over_cap else "no wallet over cap")
+        rows2.append((t.symbol, t.weighted_share, "#e39b12" if t.wallets_over_cap else "#4a78c2", note))
+        marks2.append(cap)
+    wallet = bars("Share of holders' eligible collateral", rows2, lambda v: pct(v, 0),
+                  markers=marks2 if any(c is not None for c in marks2) else None, marker_name="wallet share cap",
+                  label_w=150, domain=(0.0, 1.0))
+    table = _table(["token", "holders", "top holder", "top 10 holders", "pledged / supply", "platform cut",
+                    "wallets over cap", "wallet cut"],
+                   [(t.symbol, num(t.holders), pct(t.top1), pct(t.top10),
+                     pct(t.pledged / t.supply) if t.supply and t.supply > 0 else "n/a", usd(t.platform_cut),
+                     num(t.wallets_over_cap), usd(t.wallet_cut)) for t in lines])
+    caps = (f"Black ticks: the policy's caps (platform {pct(plat_cap, 0)} of supply; wallet share per token)."
+            if plat_cap is not None else "No policy file matching this run was given: shares are shown without "
+            "their caps.")
+    return _section(
+        SECTIONS[4], "Platform cap: eligible (pledged) units of each token against its total supply. Wallet cap: the "
+        "value-weighted share each token takes of its holders' eligible collateral; the excess of one token over "
+        "the cap counts zero. " + caps,
+        "<h3>Platform: pledged share of supply</h3>", platform,
+        "<h3>Wallets: share of the holder's eligible collateral (value-weighted)</h3>", wallet,
+        "<h3>Top holders' share of each token</h3>", table)
+
+
+def _stress_section(d: ReportData) -> str:
+    w = d.wallets
+    sel = stress_sample(w)
+    shown = f" ({num(len(sel))} shown)" if len(sel) < int(np.sum(w["l_joint"] > 0)) else ""
+    param = np.asarray([str(b) == "parametric" for b in w["binding"][sel]], dtype=bool)
+    colours = np.where(param, "#4a78c2", "#d43d3d")
+    plot = scatter(
+        "Stress losses per wallet", w["l_joint"][sel], w["worst_scenario_loss"][sel], list(colours),
+        x_title="parametric joint loss L_joint (USD, log)", y_title="worst scenario loss (USD, log)",
+        legend=[("parametric binds", "#4a78c2"), ("a scenario binds", "#d43d3d")])
+    names, (counts,) = group(w["binding"][w["im"] > 0], np.ones(int(np.sum(w["im"] > 0))))
+    order = np.argsort(-counts, kind="stable") if len(counts) else []
+    binding = bars("Binding stress per wallet", [(names[i], float(counts[i]),
+                                                  "#4a78c2" if names[i] == "parametric" else "#d43d3d",
+                                                  f"{num(counts[i])} wallet{'' if counts[i] == 1 else 's'}")
+                                                 for i in order], num, label_w=260)
+    neg = int(np.sum(w["stressed_excess"] < 0))
+    return _section(
+        SECTIONS[5], f"Each wallet's parametric joint equity-crypto loss L_joint against its worst scenario loss "
+        f"(points above the diagonal: a scenario binds){shown}. {num(neg)} wallets have a negative stressed excess.",
+        plot, "<h3>Binding stress, wallets with positions</h3>", binding)
+
+
+def _wrong_way_section(d: ReportData) -> str:
+    w = d.wallets
+    has = w["im"] > 0
+    ww = w["wrong_way"][has]
+    labels, counts = log_bins(ww)
+    chart = (columns(SECTIONS[6], labels, counts, "#c0504d", num, x_title="wrong-way add-on (USD, log bins)")
+             if labels else empty_chart(SECTIONS[6], "no wallet has positions in this run"))
+    pos = ww[ww > 0]
+    stats = (f"{num(len(pos))} of {num(len(ww))} wallets with positions carry a wrong-way add-on; "
+             f"median {usd(float(np.median(pos)))}, largest {usd(float(pos.max()))}, total {usd(float(pos.sum()))}."
+             if len(pos) else f"No wrong-way add-on among {num(len(ww))} wallets with positions.")
+    return _section(SECTIONS[6], "wrong_way = max(0, L_joint - L_indep): what the equity-crypto correlation adds to "
+                    "the stress loss (long crypto against stock collateral). " + stats, chart)
+
+
+def _history_section(d: ReportData) -> str:
+    hist = d.history
+    xs = [float(h["block_timestamp"]) for h in hist]
+    money = line_chart("Collateral over time", xs, [
+        ("market value", "#4a78c2", [h["market_value"] for h in hist]),
+        ("collateral", "#2e9d5b", [h["collateral"] for h in hist])], usd_short)
+    status = line_chart("Wallets in margin call or liquidation over time", xs, [
+        ("margin call", STATUS_COLOURS["margin_call"], [float(h["margin_call"]) for h in hist]),
+        ("liquidate", STATUS_COLOURS["liquidate"], [float(h["liquidate"]) for h in hist])], num, height=200)
+    rows = [(str(h["id"]), num(h["block_number"]), utc(h["block_timestamp"]), usd(h["market_value"]),
+             usd(h["collateral"]), num(h["margin_call"]), num(h["liquidate"])) for h in hist[-20:]]
+    table = _table(["run", "block", "block time", "market value", "collateral", "margin call", "liquidate"], rows,
+                   left=(2,))
+    return _section(SECTIONS[7], f"Every stored run of this chain ({num(len(hist))}), by block time: total market "
+                    "value and collateral, and the wallets in margin call or liquidation (last 20 runs in the table).",
+                    money, status, table)
+
+
+def _codes_section(d: ReportData) -> str:
+    rows = code_table(d.holdings)
+    mv = float(np.sum(d.holdings["market_value"]))
+    excluded = float(np.sum(d.holdings["market_value"][~d.holdings["eligible"]]))
+    if not rows:
+        return _section(SECTIONS[8], "Every holding is eligible.", empty_chart(SECTIONS[8], "no ineligible holding"))
+    chart = bars(SECTIONS[8], [(n, v, "#b8bcc4", f"{num(c)} holdings") for n, c, v in rows], usd_short, label_w=220)
+    table = _table(["code", "holdings", "market value excluded"], [(n, num(c), usd(v)) for n, c, v in rows])
+    return _section(
+        SECTIONS[8], f"Holdings refused per eligibility code (a holding can carry several codes, so the rows overlap). "
+        f"Ineligible in all: {usd(excluded)} of {usd(mv)} market value ({pct(excluded / mv) if mv > 0 else 'n/a'}).",
+        chart, table)
+
+
+def render_report(d: ReportData, policy: Policy | None = None) -> str:
+    """The page as one HTML string."""
+    caps_ok = policy is not None and policy.content_hash == d.run["policy_hash"]
+    note = ""
+    if policy is not None and not caps_ok:
+        note = (f"The policy given ({policy.version_string}) is not the one this run used (sha256 "
+                f"{str(d.run['policy_hash'])[:12]}): its caps are not drawn.")
+    lines = token_lines(d)
+    by_token, by_class, rates = _collateral_sections(lines)
+    parts = [
+        _header(d, note), by_token, by_class, rates, _nearest_section(d), _concentration_section(lines, policy, caps_ok),
+        _stress_section(d), _wrong_way_section(d), _history_section(d), _codes_section(d),
+    ]
+    title = f"Collateral risk report · run {d.run['id']} · block {d.run['block_number']}"
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
+            + "".join(parts)
+            + "<footer>collateral-indexer risk report · all figures in USD at the run's block · hover a bar for its "
+              "value</footer></main></body></html>\n")
+
+
+def write_report(engine: Engine, chain_id: int, out_dir: Path, *, run_id: int | None = None,
+                 policy: Policy | None = None) -> Path:
+    """Write `out_dir/index.html` for run `run_id` (default: the latest stored for `chain_id`); return its path.
+
+    `policy`: the policy file the run used (e.g. `load_policy(settings.policy_path)`); when its content hash
+    matches the run's, the concentration chart draws its caps. Raises ReportError when there is no such run.
+    """
+    with engine.connect() as conn:
+        data = load_report_data(conn, chain_id, run_id)
+    page = render_report(data, policy)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "index.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return path
