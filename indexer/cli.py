@@ -1,33 +1,68 @@
-"""`collateral-indexer`: the command line. Owns processes, clocks and printing; logic lives below it."""
+"""`collateral-indexer`: the command line. Commands parse their options, call the library and print;
+the work lives below (sync/, runs/, service/, devchain/)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import sys
 import threading
 import time
+from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from indexer.errors import IndexerError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Collateral indexer for tokenized stocks.")
 devchain_app = typer.Typer(no_args_is_help=True, help="A local anvil chain with the demo world.")
+load_app = typer.Typer(no_args_is_help=True, help="Load the venue's off-chain accounts and positions from CSV.")
+risk_app = typer.Typer(no_args_is_help=True, help="Risk runs: eligibility, haircuts, margin and joint stress.")
 app.add_typer(devchain_app, name="devchain")
+app.add_typer(load_app, name="load")
+app.add_typer(risk_app, name="risk")
 
 console = Console()
 err = Console(stderr=True)
 DEFAULT_STATE = Path(".devchain")
+DEFAULT_CONFIG = DEFAULT_STATE / "manifest.toml"
+
+# ------------------------------------------------------------------------------------------ options
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration TOML (a dev chain manifest works).")]
+DatabaseUrlOpt = Annotated[str | None, typer.Option("--database-url", help="Overrides the configuration's database_url.")]
+BlockOpt = Annotated[int | None, typer.Option("--block", help="At this synced block (default: the synced head).")]
+AtOpt = Annotated[str | None, typer.Option("--at", help="...or at the last synced block at or before this time "
+                                                       "(unix seconds or ISO 8601).")]
+PolicyOpt = Annotated[str | None, typer.Option("--policy", help="Policy: a bundled name (default, kraken_2026) or a "
+                                                                ".toml file (default: the configuration's policy_path).")]
+MergeOpt = Annotated[bool, typer.Option("--merge", help="Upsert these rows and keep the others (default: replace all).")]
+StateDirOpt = Annotated[Path, typer.Option(help="Folder for the node's state, logs and the manifest.")]
 
 
 def fail(message: str, code: int = 1) -> None:
     err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _settings(config: Path, database_url: str | None):
+    from indexer.config import load_settings
+
+    return load_settings(config, **({"database_url": database_url} if database_url else {}))
 
 
 def _terminate_on_sigterm() -> None:
@@ -39,25 +74,38 @@ def _terminate_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]building world"), BarColumn(), MofNCompleteColumn(), TextColumn("blocks"),
-        TimeElapsedColumn(), console=err, transient=True,
-    )
+def parse_time(value: str) -> int:
+    """Unix seconds from an integer or an ISO 8601 time (UTC when no offset is given)."""
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither unix seconds nor an ISO 8601 time such as "
+                                 "2026-03-10T15:00:00Z") from None
+    return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp())
 
 
+def _block_or_time(block: int | None, at: str | None) -> tuple[int | None, int | None]:
+    if block is not None and at is not None:
+        fail("give --block or --at, not both")
+    return block, None if at is None else parse_time(at)
+
+
+# ------------------------------------------------------------------------------------------ dev chain
 @devchain_app.command("up")
 def devchain_up(
-    port: int = typer.Option(8545, help="TCP port for the node's JSON-RPC."),
-    seed: str = typer.Option("7", help="World seed: the same seed builds the same world."),
-    scale: str = typer.Option("small", help="small (1,200 wallets, ~50k transfers) or bench (100k wallets, 1M+)."),
-    live: bool = typer.Option(False, "--live", help="Keep producing blocks with transfers and price rounds."),
-    interval: float = typer.Option(2.0, help="Live: wall-clock seconds between blocks."),
-    step: int = typer.Option(900, help="Live: chain seconds between blocks (chain time runs faster)."),
-    state_dir: Path = typer.Option(DEFAULT_STATE, help="Folder for the node's state, logs and the manifest."),
-    foreground: bool = typer.Option(False, "--foreground", help="Stay attached; Ctrl-C stops the chain."),
-    seconds: float = typer.Option(0, help="With --foreground: stop after this many seconds (0: until Ctrl-C)."),
-    days: int = typer.Option(0, help="Build only the first DAYS days of the world (0: all of it), for quick checks."),
+    port: Annotated[int, typer.Option(help="TCP port for the node's JSON-RPC.")] = 8545,
+    seed: Annotated[str, typer.Option(help="World seed: the same seed builds the same world.")] = "7",
+    scale: Annotated[str, typer.Option(help="small (1,200 wallets, ~50k transfers) or bench (100k wallets, 1M+).")] = "small",
+    live: Annotated[bool, typer.Option("--live", help="Keep producing blocks with transfers and price rounds.")] = False,
+    interval: Annotated[float, typer.Option(help="Live: wall-clock seconds between blocks.")] = 2.0,
+    step: Annotated[int, typer.Option(help="Live: chain seconds between blocks (chain time runs faster).")] = 900,
+    state_dir: StateDirOpt = DEFAULT_STATE,
+    foreground: Annotated[bool, typer.Option("--foreground", help="Stay attached; Ctrl-C stops the chain.")] = False,
+    seconds: Annotated[float, typer.Option(help="With --foreground: stop after this many seconds (0: until Ctrl-C).")] = 0,
+    days: Annotated[int, typer.Option(help="Build only the first DAYS days of the world (0: all of it).")] = 0,
 ) -> None:
     """Start anvil, deploy the demo world and write its manifest (STATE_DIR/manifest.toml)."""
     from indexer.devchain.chain import short_timeline, spawn_live
@@ -79,10 +127,12 @@ def _start(*, port: int, state_dir: Path, seed: str, scale: str, timeline):
     """Start the dev chain with a progress bar; one clear line and exit 1 on failure, nothing left running."""
     from indexer.devchain.chain import parse_seed, start_devchain
 
+    columns = [TextColumn("[bold]building world"), BarColumn(), MofNCompleteColumn(), TextColumn("blocks"),
+               TimeElapsedColumn()]
     try:
         seed_value = parse_seed(seed)
         _terminate_on_sigterm()
-        with _progress() as progress:
+        with Progress(*columns, console=err, transient=True) as progress:
             task = progress.add_task("world", total=None)
             chain = start_devchain(port=port, state_dir=state_dir, seed=seed_value, scale=scale, timeline=timeline,
                                    progress=lambda i, n: progress.update(task, completed=i, total=n))
@@ -96,20 +146,18 @@ def _start(*, port: int, state_dir: Path, seed: str, scale: str, timeline):
 
 def _attached(chain, *, live: bool, interval: float, step: int, seconds: float,
               database_url: str | None = None) -> None:
-    """Show the world, keep it live, and (with a database) sync it as it grows; Ctrl-C stops everything."""
+    """Show the world, keep it live, and (with a database) sync it and serve it; Ctrl-C stops everything."""
     from indexer.chain.rpc import RpcClient
     from indexer.config import load_settings
-    from indexer.devchain.live import run_live
+    from indexer.devchain.demo import LiveProducer, sync_world, with_free_metrics_port
     from indexer.devchain.show import world_renderable
 
     rpc = RpcClient(chain.url)
-    stop = threading.Event()
     producer = None
     try:
         settings = load_settings(chain.manifest_path)
         console.print(world_renderable(settings, rpc))
-        limit = seconds if seconds > 0 else None
-        deadline = None if limit is None else time.monotonic() + limit
+        deadline = time.monotonic() + seconds if seconds > 0 else None
         if live:
             console.print(f"producing a block every {interval}s ({step}s of chain time); Ctrl-C stops")
 
@@ -118,12 +166,15 @@ def _attached(chain, *, live: bool, interval: float, step: int, seconds: float,
                     stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
                     console.print(f"block {number} at {stamp} UTC: {n_tx} transactions", highlight=False)
 
-            producer = threading.Thread(target=run_live, name="live", daemon=True, kwargs=dict(
-                rpc=RpcClient(chain.url), sim=chain.sim, interval=interval, step=step, stop=stop,
-                seconds=limit, on_block=on_block))
-            producer.start()
+            producer = LiveProducer(chain, interval=interval, step=step, seconds=seconds or None, on_block=on_block)
         if database_url is not None:
-            _follow(settings.model_copy(update={"database_url": database_url}), deadline)
+            settings = settings.model_copy(update={"database_url": database_url})
+            console.print(f"syncing into {settings.database_url}")
+            loaded = sync_world(settings, _backfill)
+            if loaded:
+                console.print("loaded the off-chain book: " + ", ".join(f"{n:,} {k}" for k, n in loaded.items()))
+            remaining = 0.0 if deadline is None else max(0.1, deadline - time.monotonic())
+            _serve(with_free_metrics_port(settings), seconds=remaining, summary_every=5.0)
         else:
             while deadline is None or time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -132,40 +183,16 @@ def _attached(chain, *, live: bool, interval: float, step: int, seconds: float,
     except IndexerError as exc:
         err.print(f"[red]error:[/red] {exc}")
     finally:
-        stop.set()
         if producer is not None:
-            producer.join(timeout=10)
+            producer.stop()
         rpc.close()
         chain.node.stop(remove_state=True)
         console.print("dev chain stopped")
 
 
-def _follow(settings, deadline: float | None) -> None:
-    """Backfill the dev chain into the database, load the world's off-chain book, then run the service."""
-    import socket
-
-    from indexer.chain.rpc import RpcClient
-    from indexer.offchain import load_files
-    from indexer.sync.pipeline import open_store, prepare, target_block
-
-    engine = open_store(settings)
-    ctx = prepare(settings, RpcClient(settings.chain.rpc_urls))
-    console.print(f"syncing into {settings.database_url}")
-    _backfill(engine, ctx, target_block(ctx))
-    book = {k: settings.world[f"{k}_csv"] for k in ("accounts", "positions") if f"{k}_csv" in settings.world}
-    if book:
-        loaded = load_files(engine, settings, **book)
-        console.print("loaded the off-chain book: " + ", ".join(f"{n:,} {k}" for k, n in loaded.items()))
-    engine.dispose()
-    with socket.socket() as probe:  # the configured metrics port, or any free one when it is taken
-        port = settings.service.http_port if probe.connect_ex(("127.0.0.1", settings.service.http_port)) else 0
-    settings = settings.model_copy(update={"service": settings.service.model_copy(update={"http_port": port})})
-    remaining = 0.0 if deadline is None else max(0.1, deadline - time.monotonic())
-    _serve(settings, seconds=remaining, summary_every=5.0)
-
-
 @devchain_app.command("down")
-def devchain_down(state_dir: Path = typer.Option(DEFAULT_STATE, help="The folder given to `devchain up`.")) -> None:
+def devchain_down(state_dir: Annotated[Path, typer.Option(help="The folder given to `devchain up`.")] = DEFAULT_STATE
+                  ) -> None:
     """Stop the dev chain and its live producer, and remove the node's disposable state."""
     from indexer.devchain.chain import stop_devchain
 
@@ -174,11 +201,7 @@ def devchain_down(state_dir: Path = typer.Option(DEFAULT_STATE, help="The folder
 
 
 @devchain_app.command("live", hidden=True)
-def devchain_live(
-    state_dir: Path = typer.Option(DEFAULT_STATE),
-    interval: float = typer.Option(2.0),
-    step: int = typer.Option(900),
-) -> None:
+def devchain_live(state_dir: StateDirOpt = DEFAULT_STATE, interval: float = 2.0, step: int = 900) -> None:
     """Produce live blocks on a dev chain started by `devchain up` (used by `up --live`)."""
     from indexer.chain.rpc import RpcClient
     from indexer.config import load_settings
@@ -198,7 +221,7 @@ def devchain_live(
 
 @devchain_app.command("show")
 def devchain_show(
-    manifest: Path = typer.Option(DEFAULT_STATE / "manifest.toml", help="Manifest written by `devchain up`."),
+    manifest: Annotated[Path, typer.Option(help="Manifest written by `devchain up`.")] = DEFAULT_CONFIG,
 ) -> None:
     """Show the world on a running dev chain: tokens, feeds, latest prices, events."""
     from indexer.chain.rpc import RpcClient
@@ -215,40 +238,27 @@ def devchain_show(
 
 @app.command("demo")
 def demo(
-    port: int = typer.Option(8545, help="TCP port for the dev chain."),
-    seed: str = typer.Option("7"),
-    seconds: float = typer.Option(float(os.environ.get("DEMO_SECONDS", "0") or 0),
-                                  help="Stop after this many seconds (default $DEMO_SECONDS; 0: until Ctrl-C)."),
-    state_dir: Path = typer.Option(Path(".devchain-demo")),
-    database_url: str = typer.Option("sqlite:///demo.sqlite", help="Where the demo syncs the world."),
+    port: Annotated[int, typer.Option(help="TCP port for the dev chain.")] = 8545,
+    seed: str = "7",
+    seconds: Annotated[float, typer.Option(help="Stop after this many seconds (default $DEMO_SECONDS; 0: until "
+                                                "Ctrl-C).")] = float(os.environ.get("DEMO_SECONDS", "0") or 0),
+    state_dir: StateDirOpt = Path(".devchain-demo"),
+    database_url: Annotated[str, typer.Option(help="Where the demo syncs the world.")] = "sqlite:///demo.sqlite",
 ) -> None:
     """Start the dev chain with the demo world, sync it into SQLite and keep both live until Ctrl-C or --seconds."""
+    from indexer.devchain.demo import remove_sqlite_database
     from indexer.devchain.specs import TIMELINE
 
-    if database_url.startswith("sqlite:///"):  # a fresh demo database each run
-        for suffix in ("", "-wal", "-shm"):
-            Path(database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    remove_sqlite_database(database_url)
     chain = _start(port=port, state_dir=state_dir, seed=seed, scale="small", timeline=TIMELINE)
-    _attached(chain, live=True, interval=2.0, step=900, seconds=seconds,
-              database_url=database_url)
+    _attached(chain, live=True, interval=2.0, step=900, seconds=seconds, database_url=database_url)
 
 
-DEFAULT_CONFIG = Path(".devchain/manifest.toml")
-
-
-def _settings(config: Path, database_url: str | None):
-    from indexer.config import load_settings
-
-    return load_settings(config, **({"database_url": database_url} if database_url else {}))
-
-
+# ------------------------------------------------------------------------------------------ sync
 @app.command("init-db")
-def init_db(
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
-    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
-) -> None:
+def init_db(config: ConfigOpt = DEFAULT_CONFIG, database_url: DatabaseUrlOpt = None) -> None:
     """Create or upgrade the schema (Alembic migrations) and register the configured tokens and feeds."""
-    from indexer.sync.pipeline import open_store
+    from indexer.store.engine import open_store
 
     try:
         settings = _settings(config, database_url)
@@ -260,40 +270,42 @@ def init_db(
 
 @app.command("sync")
 def sync_cmd(
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
-    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
-    once: bool = typer.Option(False, "--once", help="Sync to the target block, then exit."),
-    to_block: int = typer.Option(None, "--to-block", help="Stop at this block instead of the head."),
-    interval: float = typer.Option(2.0, help="Seconds between ticks while following the head."),
-    blocks_per_tick: int = typer.Option(2_000, help="Largest block range written in one transaction."),
+    config: ConfigOpt = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="Sync to the target block, then exit.")] = False,
+    to_block: Annotated[int | None, typer.Option("--to-block", help="Stop at this block instead of the head.")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between ticks while following the head.")] = 2.0,
+    blocks_per_tick: Annotated[int | None, typer.Option(
+        help="Largest block range written in one transaction (default: service.blocks_per_tick).")] = None,
 ) -> None:
     """Backfill from the deployment block to the head, then follow it (Ctrl-C or SIGTERM stops it at once:
     a tick in progress is rolled back whole and written again by the next run)."""
+    from indexer.chain.headers import read_target
     from indexer.chain.rpc import RpcClient
-    from indexer.sync.pipeline import open_store, prepare, sync_tick, target_block
+    from indexer.store.engine import open_store
+    from indexer.sync.startup import prepare
+    from indexer.sync.tick import sync_tick
 
     _terminate_on_sigterm()
     log = logging.getLogger("indexer.sync")
     try:
         settings = _settings(config, database_url)
         engine = open_store(settings)
-        rpc = RpcClient(settings.chain.rpc_urls)
-        ctx = prepare(settings, rpc, max_blocks_per_tick=blocks_per_tick)
-        goal = to_block if to_block is not None else target_block(ctx)
-        _backfill(engine, ctx, goal)
+        ctx = prepare(settings, RpcClient.for_chain(settings.chain), max_blocks_per_tick=blocks_per_tick)
+        _backfill(engine, ctx, to_block if to_block is not None else read_target(ctx.rpc, settings.chain.confirmations))
         if once or to_block is not None:
             return
         console.print("following the head; Ctrl-C stops")
         while True:
             result = sync_tick(engine, ctx)
-            if result is not None:
-                log.info("tick %d..%d logs=%d transfers=%d rounds=%d reorg_to=%s %.2fs", result.from_block,
-                         result.to_block, result.logs, result.transfers, result.rounds, result.reorg_to, result.seconds)
-                console.print(f"synced to block {result.to_block} ({result.logs} logs, {result.rounds} rounds)"
-                              + (f"; reorg rolled back to {result.reorg_to}" if result.reorg_to is not None else ""),
-                              highlight=False)
-            else:
+            if result is None:
                 time.sleep(interval)
+                continue
+            log.info("tick %d..%d logs=%d transfers=%d rounds=%d reorg_to=%s %.2fs", result.from_block,
+                     result.to_block, result.logs, result.transfers, result.rounds, result.reorg_to, result.seconds)
+            console.print(f"synced to block {result.to_block} ({result.logs} logs, {result.rounds} rounds)"
+                          + (f"; reorg rolled back to {result.reorg_to}" if result.reorg_to is not None else ""),
+                          highlight=False)
     except KeyboardInterrupt:
         console.print("stopped: every tick is written whole or not at all (one in progress was rolled back); "
                       "the database is consistent and the next run goes on from its checkpoint")
@@ -301,20 +313,43 @@ def sync_cmd(
         fail(str(exc))
 
 
+def _backfill(engine, ctx, goal: int) -> None:
+    """Ticks up to `goal` with a progress bar (blocks/s, logs/s, ETA), moving page by page within a tick."""
+    from indexer.store.progress import read_checkpoint
+    from indexer.sync.tick import sync_tick
+
+    with engine.connect() as conn:
+        cp = read_checkpoint(conn, ctx.chain_id)
+    first = ctx.settings.chain.deployment_block if cp is None else cp.block_number + 1
+    started, n_logs = time.monotonic(), 0
+    columns = [TextColumn("[bold]backfill"), BarColumn(), TaskProgressColumn(), MofNCompleteColumn(),
+               TextColumn("blocks · {task.fields[bps]:,.0f} blocks/s · {task.fields[lps]:,.0f} logs/s"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task("backfill", total=max(0, goal - first + 1), bps=0.0, lps=0.0)
+
+        def show(block: int, logs: int) -> None:  # within a tick: written, committed with the tick
+            done = max(0, block - first + 1)
+            elapsed = max(time.monotonic() - started, 1e-9)
+            progress.update(task, completed=done, bps=done / elapsed, lps=(n_logs + logs) / elapsed)
+
+        while (result := sync_tick(engine, ctx, to_block=goal, on_page=show)) is not None:
+            n_logs += result.logs
+            show(result.to_block, 0)
+    console.print(f"synced blocks {first}..{goal}: {n_logs:,} logs in {time.monotonic() - started:.1f}s")
+
+
 @app.command("reconcile")
-def reconcile_cmd(
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
-    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
-) -> None:
+def reconcile_cmd(config: ConfigOpt = DEFAULT_CONFIG, database_url: DatabaseUrlOpt = None) -> None:
     """Check every stored balance against balanceOf at the synced block; record and repair mismatches."""
     from indexer.chain.rpc import RpcClient
-    from indexer.sync.pipeline import open_store, prepare
+    from indexer.store.engine import open_store
     from indexer.sync.reconcile import reconcile
+    from indexer.sync.startup import prepare
 
     try:
         settings = _settings(config, database_url)
-        engine = open_store(settings)
-        result = reconcile(engine, prepare(settings, RpcClient(settings.chain.rpc_urls)))
+        result = reconcile(open_store(settings), prepare(settings, RpcClient.for_chain(settings.chain)))
     except IndexerError as exc:
         fail(str(exc))
     if result is None:
@@ -323,13 +358,17 @@ def reconcile_cmd(
                   f"recorded and repaired, {result.failed_reads} failed reads, {result.seconds:.1f}s")
 
 
+# ------------------------------------------------------------------------------------------ service
 @app.command("run")
 def run_cmd(
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
-    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
-    port: int = typer.Option(None, "--port", help="HTTP port for /metrics and /healthz (overrides service.http_port; 0: any free port)."),
-    seconds: float = typer.Option(0.0, "--seconds", help="Stop after this many seconds (0: until SIGTERM or Ctrl-C)."),
-    summary_every: float = typer.Option(0.0, "--summary-every", help="Print a one-line summary this often (seconds; 0: never)."),
+    config: ConfigOpt = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOpt = None,
+    port: Annotated[int | None, typer.Option("--port", help="HTTP port for /metrics and /healthz (overrides "
+                                                            "service.http_port; 0: any free port).")] = None,
+    seconds: Annotated[float, typer.Option("--seconds", help="Stop after this many seconds (0: until SIGTERM or "
+                                                             "Ctrl-C).")] = 0.0,
+    summary_every: Annotated[float, typer.Option("--summary-every", help="Print a one-line summary this often "
+                                                                         "(seconds; 0: never).")] = 0.0,
 ) -> None:
     """The background service: sync ticks, reconcile, risk runs and a feed-staleness watch, one leader per chain."""
     try:
@@ -383,15 +422,18 @@ def _summary_line(service) -> str:
     return " · ".join(parts)
 
 
+# ------------------------------------------------------------------------------------------ lookups
 @app.command("wallet")
 def wallet_cmd(
-    addresses: list[str] = typer.Argument(None, help="Wallet addresses (0x...); '-' reads them from stdin."),
-    from_file: Path = typer.Option(None, "--file", "-f", help="Read addresses from this file (one per line, # comments)."),
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
-    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
-    block: int = typer.Option(None, "--block", help="Answer from the latest risk run at or before this block."),
-    at: str = typer.Option(None, "--at", help="...or at or before this time (unix seconds or ISO 8601)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (schema: docs/wallet-lookup.schema.json)."),
+    addresses: Annotated[list[str] | None, typer.Argument(help="Wallet addresses (0x...); '-' reads them from stdin.")] = None,
+    from_file: Annotated[Path | None, typer.Option("--file", "-f", help="Read addresses from this file (one per line, "
+                                                                         "# comments).")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOpt = None,
+    block: Annotated[int | None, typer.Option("--block", help="Answer from the latest risk run at or before this "
+                                                              "block.")] = None,
+    at: AtOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: docs/wallet-lookup.schema.json).")] = False,
 ) -> None:
     """Look wallets up: holdings, prices, every haircut component, eligibility, collateral, margin, stress."""
     wallet_lookup(addresses or [], from_file=from_file, config=config, database_url=database_url, block=block,
@@ -400,14 +442,11 @@ def wallet_cmd(
 
 def wallet_lookup(addresses: list[str], *, from_file: Path | None, config: Path, database_url: str | None,
                   block: int | None, at: str | None, as_json: bool) -> None:
-    import json
-
     from indexer.lookup import lookup
     from indexer.lookup_view import render
     from indexer.store.engine import make_engine
 
-    if block is not None and at is not None:
-        fail("give --block or --at, not both")
+    block, at_time = _block_or_time(block, at)
     inputs = [a for a in addresses if a != "-"]
     if "-" in addresses:
         inputs += sys.stdin.read().split()
@@ -422,8 +461,7 @@ def wallet_lookup(addresses: list[str], *, from_file: Path | None, config: Path,
         settings = _settings(config, database_url)
         engine = make_engine(settings.database_url)
         with engine.connect() as conn:
-            doc = lookup(conn, settings.chain.chain_id, inputs, block=block,
-                         at=parse_time(at) if at is not None else None)
+            doc = lookup(conn, settings.chain.chain_id, inputs, block=block, at=at_time)
         engine.dispose()
     except IndexerError as exc:
         fail(str(exc))
@@ -443,11 +481,11 @@ def wallet_lookup(addresses: list[str], *, from_file: Path | None, config: Path,
 
 @app.command("report")
 def report_cmd(
-    out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for index.html (created if missing)."),
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
-    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
-    run: int = typer.Option(None, "--run", help="Report this risk run (default: the latest)."),
-    policy: Path = typer.Option(None, "--policy", help="Policy TOML for the cap lines (default: the configuration's)."),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html (created if missing).")] = Path("report"),
+    config: ConfigOpt = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOpt = None,
+    run: Annotated[int | None, typer.Option("--run", help="Report this risk run (default: the latest).")] = None,
+    policy: PolicyOpt = None,
 ) -> None:
     """A self-contained HTML risk report (charts, no network) of a stored risk run."""
     from indexer.report import write_report
@@ -465,15 +503,10 @@ def report_cmd(
     console.print(f"report written to {path}", highlight=False)
 
 
-load_app = typer.Typer(no_args_is_help=True, help="Load the venue's off-chain accounts and positions from CSV.")
-risk_app = typer.Typer(no_args_is_help=True, help="Risk runs: eligibility, haircuts, margin and joint stress.")
-app.add_typer(load_app, name="load")
-app.add_typer(risk_app, name="risk")
-
-
+# ------------------------------------------------------------------------------------------ off-chain book
 def _load(kind: str, path: Path, config: Path, database_url: str | None, merge: bool) -> None:
     from indexer.offchain import load_files
-    from indexer.sync.pipeline import open_store
+    from indexer.store.engine import open_store
 
     try:
         settings = _settings(config, database_url)
@@ -487,10 +520,8 @@ def _load(kind: str, path: Path, config: Path, database_url: str | None, merge: 
 
 @load_app.command("accounts")
 def load_accounts(
-    path: Path = typer.Argument(..., help="CSV: wallet, jurisdiction, tier, kyc_status[, cash_usd]."),
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
-    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
-    merge: bool = typer.Option(False, "--merge", help="Upsert these rows and keep the others (default: replace all)."),
+    path: Annotated[Path, typer.Argument(help="CSV: wallet, jurisdiction, tier, kyc_status[, cash_usd].")],
+    config: ConfigOpt = DEFAULT_CONFIG, database_url: DatabaseUrlOpt = None, merge: MergeOpt = False,
 ) -> None:
     """Validate every row, then load them all in one transaction (or nothing, with each bad line named)."""
     _load("accounts", path, config, database_url, merge)
@@ -498,61 +529,38 @@ def load_accounts(
 
 @load_app.command("positions")
 def load_positions(
-    path: Path = typer.Argument(..., help="CSV: wallet, instrument, base_asset, size, entry_price, leverage."),
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
-    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
-    merge: bool = typer.Option(False, "--merge", help="Upsert these rows and keep the others (default: replace all)."),
+    path: Annotated[Path, typer.Argument(help="CSV: wallet, instrument, base_asset, size, entry_price, leverage.")],
+    config: ConfigOpt = DEFAULT_CONFIG, database_url: DatabaseUrlOpt = None, merge: MergeOpt = False,
 ) -> None:
     """Validate every row, then load them all in one transaction (or nothing, with each bad line named)."""
     _load("positions", path, config, database_url, merge)
 
 
-def parse_time(value: str) -> int:
-    """Unix seconds from an integer or an ISO 8601 time (UTC when no offset is given)."""
-    from datetime import UTC, datetime
-
-    text = value.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is neither unix seconds nor an ISO 8601 time such as "
-                                 "2026-03-10T15:00:00Z") from None
-    return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp())
-
-
+# ------------------------------------------------------------------------------------------ risk
 @risk_app.command("run")
 def risk_run(
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Configuration TOML (a dev chain manifest works)."),
-    database_url: str = typer.Option(None, "--database-url", help="Overrides the configuration's database_url."),
-    block: int = typer.Option(None, "--block", help="Value the wallets at this synced block (default: the synced head)."),
-    at: str = typer.Option(None, "--at", help="...or at the last synced block at or before this time."),
-    policy: Path = typer.Option(None, "--policy", help="Policy TOML (default: the configuration's policy_path)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the run's summary as JSON."),
+    config: ConfigOpt = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOpt = None,
+    block: BlockOpt = None,
+    at: AtOpt = None,
+    policy: PolicyOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run's summary as JSON.")] = False,
 ) -> None:
     """Load the snapshot from the synced tables, run the risk engine, store the results (one run id)."""
-    import json
-    from dataclasses import asdict
-
     from indexer.runs.job import run_and_store
-    from indexer.sync.pipeline import open_store
+    from indexer.store.engine import open_store
 
-    if block is not None and at is not None:
-        fail("give --block or --at, not both")
+    block, at_time = _block_or_time(block, at)
     try:
         settings = _settings(config, database_url)
         engine = open_store(settings)
-        summary = run_and_store(engine, settings.chain.chain_id, str(policy or settings.policy_path), block=block,
-                                at=parse_time(at) if at is not None else None)
+        summary = run_and_store(engine, settings.chain.chain_id, policy or settings.policy_path, block=block, at=at_time)
         engine.dispose()
     except IndexerError as exc:
         fail(str(exc))
     if as_json:
         print(json.dumps(asdict(summary), indent=2))
         return
-    from datetime import UTC, datetime
-
     when = datetime.fromtimestamp(summary.block_timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
     console.print(f"risk run {summary.run_id}: block {summary.block_number} ({when}, XNYS {summary.market_state}), "
                   f"policy {summary.policy}", highlight=False)
@@ -565,39 +573,8 @@ def risk_run(
         console.print(f"  [yellow]note:[/yellow] {note}", highlight=False)
 
 
-def _backfill(engine, ctx, goal: int) -> None:
-    from rich.progress import TaskProgressColumn, TimeRemainingColumn
-
-    from indexer.sync.pipeline import load_checkpoint, sync_tick
-
-    with engine.connect() as conn:
-        cp = load_checkpoint(conn, ctx.chain_id)
-    first = ctx.settings.chain.deployment_block if cp is None else cp.block_number + 1
-    total = max(0, goal - first + 1)
-    started = time.monotonic()
-    n_logs = 0
-    columns = [TextColumn("[bold]backfill"), BarColumn(), TaskProgressColumn(), MofNCompleteColumn(),
-               TextColumn("blocks · {task.fields[bps]:,.0f} blocks/s · {task.fields[lps]:,.0f} logs/s"),
-               TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=False) as progress:
-        task = progress.add_task("backfill", total=total, bps=0.0, lps=0.0)
-
-        def show(block: int, logs: int) -> None:  # within a tick: written, committed with the tick
-            done = max(0, block - first + 1)
-            elapsed = max(time.monotonic() - started, 1e-9)
-            progress.update(task, completed=done, bps=done / elapsed, lps=(n_logs + logs) / elapsed)
-
-        while True:
-            result = sync_tick(engine, ctx, to_block=goal, on_page=show)
-            if result is None:
-                break
-            n_logs += result.logs
-            show(result.to_block, 0)
-    console.print(f"synced blocks {first}..{goal}: {n_logs:,} logs in {time.monotonic() - started:.1f}s")
-
-
 @app.callback()
-def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -27,8 +27,9 @@ from indexer.accounting import (
     shares_from_amount,
     ui_multiplier_at,
 )
-from indexer.chain.abi import ContractAbi, load_abi, load_artifact
+from indexer.chain.abi import ContractAbi, load_abi
 from indexer.chain.rpc import RpcClient
+from indexer.devchain.checkout import load_artifact
 from indexer.devchain.deploy import MULTICALL3_ADDRESS, ChainWriter
 from indexer.devchain.world import Tx
 from indexer.errors import RpcError

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.chain.rpc import RpcClient
+from indexer.devchain.checkout import CHECKOUT
 from indexer.errors import DevchainError, RpcError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHAIN_ID = 31337
 # Block gas limit high enough for the world's batches; gas is free (base fee 0, gas price 0).
 GAS_LIMIT = 3_000_000_000
@@ -34,8 +34,8 @@ def anvil_binary() -> str:
             return override
         raise DevchainError(f"ANVIL_BIN={override} is not an executable file: fix it or unset it")
     candidates = [
-        str(PROJECT_ROOT / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"),
-        str(PROJECT_ROOT / "node_modules/.bin/anvil"),
+        str(CHECKOUT / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"),
+        str(CHECKOUT / "node_modules/.bin/anvil"),
         shutil.which("anvil"),
     ]
     for c in candidates:

@@ -10,10 +10,10 @@ from typing import Any
 
 from eth_abi import encode
 
-from indexer.accounting import Accounting
-from indexer.chain.abi import TOKEN_CONTRACT, load_artifact
+from indexer.chain.abi import TOKEN_CONTRACT
 from indexer.chain.rpc import RpcClient
 from indexer.devchain.anvil import GAS_LIMIT
+from indexer.devchain.checkout import load_artifact
 from indexer.devchain.specs import (
     CRYPTO,
     PRICE_DECIMALS,
@@ -24,6 +24,7 @@ from indexer.devchain.specs import (
 )
 from indexer.devchain.world import BlockPlan, Deployment, Tx, WorldSim, price_feed_name, reserve_feed_name
 from indexer.errors import DevchainError
+from indexer.types import Accounting
 
 log = logging.getLogger(__name__)
 

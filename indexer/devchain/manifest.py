@@ -7,7 +7,7 @@ from typing import Any
 
 import tomli_w
 
-from indexer.config import MULTICALL3_ADDRESS, Settings, load_settings
+from indexer.config import MULTICALL3_ADDRESS
 from indexer.devchain.anvil import CHAIN_ID
 from indexer.devchain.deploy import BuildReport
 from indexer.devchain.specs import (
@@ -118,7 +118,3 @@ def write_manifest(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(tomli_w.dumps(data).encode())
     tmp.replace(path)  # never leave a half-written manifest
-
-
-def read_manifest(path: Path) -> Settings:
-    return load_settings(path)

@@ -10,11 +10,12 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
-from indexer.accounting import WAD, Accounting
+from indexer.accounting import WAD
 from indexer.chain.abi import load_abi, token_abi
 from indexer.chain.rpc import RpcClient
 from indexer.config import Settings
 from indexer.errors import RpcError
+from indexer.types import Accounting
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from indexer.accounting import Accounting
+from indexer.types import Accounting
 
 # 0.25% a year taken daily, the order of xStocks' disclosed management fee; WAD fraction per day.
 FEE_25BP_DAILY = 6_849_315_068_493  # round(1e18 * 0.0025 / 365)

@@ -17,7 +17,6 @@ from eth_utils import keccak
 
 from indexer.accounting import (
     WAD,
-    Accounting,
     RebasingParams,
     UiMultiplierUpdate,
     balance_from_shares,
@@ -43,6 +42,7 @@ from indexer.devchain.specs import (
     scheduled_events,
 )
 from indexer.risk.calendar import xnys
+from indexer.types import Accounting
 
 YEAR = 365 * DAY
 MAX_BATCH = 400  # transfers per batchForcedTransfer / batchMint transaction

@@ -8,11 +8,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from indexer.accounting import WAD, Accounting, RebasingParams, rebasing_multiplier_at
+from indexer.accounting import WAD, RebasingParams, rebasing_multiplier_at
 from indexer.chain.abi import TOKEN_CONTRACT as TOKEN_ABI
 from indexer.chain.abi import load_abi
 from indexer.devchain.specs import CRASH_DAYS, DAY, FROZEN_MSFT, SANCTIONED
 from indexer.risk.calendar import xnys
+from indexer.types import Accounting
 
 
 def read(rpc, address, contract, fn, *args, block="latest"):
