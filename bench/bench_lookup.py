@@ -43,7 +43,9 @@ from indexer.lookup import find_run, lookup_wallet  # noqa: E402
 from indexer.offchain import load_files  # noqa: E402
 from indexer.runs.job import run_and_store  # noqa: E402
 from indexer.store import models as m  # noqa: E402
-from indexer.sync.pipeline import open_store, prepare, sync  # noqa: E402
+from indexer.store.engine import open_store  # noqa: E402
+from indexer.sync.startup import prepare  # noqa: E402
+from indexer.sync.tick import sync  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 VIEWS = ("wallet_margin", "wallet_collateral", "holders")

@@ -99,7 +99,7 @@ def measure_limit(settings, blocks_per_tick: int) -> dict:
     fetcher, as `prepare` makes it), one request after another, each answer parsed by orjson."""
     from indexer.chain.decode import TOPICS, TRANSFER, TRANSFER_SHARES
     from indexer.chain.rpc import RpcClient
-    from indexer.sync.pipeline import new_fetcher, prepare
+    from indexer.sync.startup import new_fetcher, prepare
 
     rpc = RpcClient(settings.chain.rpc_urls, timeout=600)
     ctx = prepare(settings, rpc, max_blocks_per_tick=blocks_per_tick)
@@ -130,7 +130,10 @@ def child_backfill(manifest: str, url: str, blocks_per_tick: int, profile: str |
     from indexer.chain.rpc import RpcClient
     from indexer.config import load_settings
     from indexer.store import models as m
-    from indexer.sync.pipeline import load_checkpoint, open_store, prepare, sync
+    from indexer.store.engine import open_store
+    from indexer.store.progress import read_checkpoint
+    from indexer.sync.startup import prepare
+    from indexer.sync.tick import sync
 
     started = time.perf_counter()
     settings = load_settings(manifest, database_url=url)
@@ -159,7 +162,7 @@ def child_backfill(manifest: str, url: str, blocks_per_tick: int, profile: str |
         profiler.dump_stats(profile)
     total_s = time.perf_counter() - started
     with engine.connect() as conn:
-        cp = load_checkpoint(conn, ctx.chain_id)
+        cp = read_checkpoint(conn, ctx.chain_id)
         counts = {model.__tablename__: conn.execute(select(func.count()).select_from(model)).scalar()
                   for model in (m.Transfer, m.ShareTransfer, m.TokenEvent, m.BalanceChange, m.Balance, m.PriceRound,
                                 m.Block)}
