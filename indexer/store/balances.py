@@ -7,6 +7,7 @@ writer (`store/writes.py`): one place for each table's layout.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
@@ -37,9 +38,10 @@ def load_units(conn: Connection, cid: int, touched: dict[str, set[str]]) -> dict
     return dialect_of(conn).load_units(conn, cid, touched)
 
 
-def holder_rows(conn: Connection, cid: int, token: str) -> list[tuple[str, int, int, int | None]]:
-    """(wallet, units, balance, shares) of every stored holder of `token`."""
-    return dialect_of(conn).holder_rows(conn, cid, token)
+def holder_rows(conn: Connection, cid: int, token: str, skip: AbstractSet[str] = frozenset()
+                ) -> list[tuple[str, int, int, int | None]]:
+    """(wallet, units, balance, shares) of every stored holder of `token` but those in `skip`."""
+    return dialect_of(conn).holder_rows(conn, cid, token, skip)
 
 
 def holders_of(conn: Connection, cid: int, tokens: list[str]) -> set[tuple[str, str]]:

@@ -8,6 +8,7 @@ implementation per database: `store/sqlite.py` and `store/postgres.py`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from functools import cache
 from typing import Protocol
 
@@ -26,8 +27,9 @@ class Dialect(Protocol):
     def load_units(self, conn: Connection, cid: int, touched: dict[str, set[str]]) -> dict[tuple[str, str], int]:
         """{(token, wallet): stored units} of the touched holders that have a balance row."""
 
-    def holder_rows(self, conn: Connection, cid: int, token: str) -> list[tuple[str, int, int, int | None]]:
-        """(wallet, units, balance, shares) of every stored holder of a token."""
+    def holder_rows(self, conn: Connection, cid: int, token: str, skip: AbstractSet[str] = frozenset()
+                    ) -> list[tuple[str, int, int, int | None]]:
+        """(wallet, units, balance, shares) of every stored holder of a token but those in `skip`."""
 
     def first_backfill(self, conn: Connection, on: bool) -> None:
         """Enter (`on`) or leave the write regime of a database's first backfill (outside a transaction)."""

@@ -4,6 +4,7 @@ exact integers as NUMERIC(78,0), and the holder reads the sync makes per tick.""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from functools import partial
 from typing import Any
 
@@ -51,11 +52,12 @@ class PostgresDialect:
         rows = conn.exec_driver_sql(sql, ([t for t, _ in pairs], [w for _, w in pairs], cid)).fetchall()
         return {(token, wallet): int(u) for token, wallet, u in rows}  # NUMERIC(78,0): an integral Decimal
 
-    def holder_rows(self, conn: Connection, cid: int, token: str) -> list[tuple[str, int, int, int | None]]:
-        """(wallet, units, balance, shares) of every stored holder of a token."""
+    def holder_rows(self, conn: Connection, cid: int, token: str, skip: AbstractSet[str] = frozenset()
+                    ) -> list[tuple[str, int, int, int | None]]:
+        """(wallet, units, balance, shares) of every stored holder of a token but those in `skip`."""
         sql = "SELECT wallet, units_raw, balance_raw, shares_raw FROM balances WHERE chain_id = %s AND token = %s"
         return [(w, int(u), int(b), None if s is None else int(s))
-                for w, u, b, s in conn.exec_driver_sql(sql, (cid, token)).fetchall()]
+                for w, u, b, s in conn.exec_driver_sql(sql, (cid, token)).fetchall() if w not in skip]
 
     # ------------------------------------------------------------------------------ bulk loads
     def first_backfill(self, conn: Connection, on: bool) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from itertools import chain
 from typing import Any
 
@@ -63,11 +64,13 @@ class SqliteDialect:
                     out[(token, wallet)] = decode_int_text(u)
         return out
 
-    def holder_rows(self, conn: Connection, cid: int, token: str) -> list[tuple[str, int, int, int | None]]:
-        """(wallet, units, balance, shares) of every stored holder of a token."""
+    def holder_rows(self, conn: Connection, cid: int, token: str, skip: AbstractSet[str] = frozenset()
+                    ) -> list[tuple[str, int, int, int | None]]:
+        """(wallet, units, balance, shares) of every stored holder of a token but those in `skip`
+        (unsigned columns: their fixed-width text is the number's digits)."""
         sql = "SELECT wallet, units_raw, balance_raw, shares_raw FROM balances WHERE chain_id = ? AND token = ?"
-        return [(w, decode_int_text(u), decode_int_text(b), None if s is None else decode_int_text(s))
-                for w, u, b, s in conn.exec_driver_sql(sql, (cid, token)).fetchall()]
+        return [(w, int(u), int(b), None if s is None else int(s))
+                for w, u, b, s in conn.exec_driver_sql(sql, (cid, token)).fetchall() if w not in skip]
 
     # ------------------------------------------------------------------------------ bulk loads
     def first_backfill(self, conn: Connection, on: bool) -> None:

@@ -107,13 +107,11 @@ def balance_rows(cid: int, block: int, units: Mapping[Holder, int], models: Mapp
 
 
 def rescaled_rows(cid: int, token: str, model: Accounting, multiplier: int, block: int,
-                  holders: Iterable[tuple[str, int, int, int | None]], skip: set[str] = frozenset()) -> list[tuple]:
+                  holders: Iterable[tuple[str, int, int, int | None]]) -> list[tuple]:
     """Balance rows of the stored holders (wallet, units, balance, shares) whose balance or shares change
-    under `multiplier` (their units stay as they are); wallets in `skip` were just written."""
+    under `multiplier` (their units stay as they are)."""
     rows = []
     for wallet, u, bal, shares in holders:
-        if wallet in skip:
-            continue
         new_bal, new_shares = balance_of_units(model, u, multiplier)
         if new_bal != bal or new_shares != shares:
             rows.append((cid, token, wallet, new_bal, new_shares, u, block))

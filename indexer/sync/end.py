@@ -184,12 +184,13 @@ def write_end(conn: Connection, ctx: SyncContext, logs: LogsWritten, rows: EndRo
     write_balances(conn, rows.balances)
     write_balances(conn, rows.new_balances, new=True)
     moved_holders: dict[str, set[str]] = {t: set() for t in rows.rescale}
-    for token, wallet in logs.units:
-        if token in moved_holders:
-            moved_holders[token].add(wallet)
+    if moved_holders:
+        for token, wallet in logs.units:
+            if token in moved_holders:
+                moved_holders[token].add(wallet)
     for token in sorted(rows.rescale):  # every other holder of a token whose multiplier moved
-        write_balances(conn, rescaled_rows(cid, token, ctx.unit_model(token), rows.multipliers[token], end,
-                                           holder_rows(conn, cid, token), skip=moved_holders[token]))
+        holders = holder_rows(conn, cid, token, skip=moved_holders[token])
+        write_balances(conn, rescaled_rows(cid, token, ctx.unit_model(token), rows.multipliers[token], end, holders))
     write_changes(conn, rows.polled_changes)
     write_balances(conn, rows.polled_balances)
     write_account_status(conn, rows.account_status)
