@@ -27,6 +27,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from indexer.catalog.command import config_app
 from indexer.errors import IndexerError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Collateral indexer for tokenized stocks.")
@@ -36,6 +37,7 @@ risk_app = typer.Typer(no_args_is_help=True, help="Risk runs: eligibility, hairc
 app.add_typer(devchain_app, name="devchain")
 app.add_typer(load_app, name="load")
 app.add_typer(risk_app, name="risk")
+app.add_typer(config_app, name="config")
 
 console = Console()
 err = Console(stderr=True)
