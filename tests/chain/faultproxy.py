@@ -6,6 +6,20 @@ caps on `eth_getLogs` answered in real providers' wordings (rotating through sev
 HTTP 5xx, rate-limit errors on single items of a batch, dropped connections, slow answers. The wordings
 and their sources are listed in docs/rpc.md. Loopback only: it binds 127.0.0.1 and forwards to a local
 upstream.
+
+Three faults of public providers come on top, each with its own seeded random stream (turning one on
+changes nothing in the others' draws):
+
+- duplicated logs: a successful eth_getLogs answer repeats some log objects (same blockHash and
+  logIndex), right after the original or elsewhere in the list (thirdweb on BSC, Sepolia providers:
+  ponder-sh/ponder#2182, #2309);
+- transient errors with HTTP 200: a call, single or inside a batch, is answered with an error object
+  such as Alchemy's -32001 "Unable to complete request at this time." or proxyd's "no backend is
+  currently healthy to serve traffic", and answered normally when it is sent again;
+- a load balancer with a backend behind the head: a request (a whole batch) is served, now and then,
+  by a backend K blocks behind the real head, which knows nothing of the newer blocks: its head is
+  head-K, newer blocks are null, eth_getLogs ranges are silently cut at head-K, blockHash filters of
+  newer blocks are refused ("unknown block"), state calls at newer blocks fail ("header not found").
 """
 
 from __future__ import annotations
@@ -121,6 +135,24 @@ BATCH_CAP_WORDINGS: dict[str, Callable[[int, int, Any], tuple[int, bytes]]] = {
 
 ITEM_RATE_LIMIT = {"code": 429, "message": "Your app has exceeded its compute units per second capacity."}
 
+# Transient refusals, sent with HTTP 200 as one call's error object: sending the call again later works.
+TRANSIENT_WORDINGS: dict[str, dict[str, Any]] = {
+    # Alchemy shedding load (HTTP 503 on some endpoints, 200 on others)
+    "alchemy": {"code": -32001, "message": "Unable to complete request at this time."},
+    # op-stack proxyd with every backend out of its pool (Base Sepolia, other public op-stack endpoints)
+    "proxyd": {"code": -32000, "message": "no backend is currently healthy to serve traffic"},
+}
+
+# What a backend behind the head answers for what it has not seen yet (geth's wordings; anvil says the same
+# "unknown block" for a blockHash filter of a block it does not know).
+LAG_UNKNOWN_BLOCK = {"code": -32000, "message": "unknown block"}
+LAG_HEADER_NOT_FOUND = {"code": -32000, "message": "header not found"}
+LAG_HASH_NOT_FOUND = {"code": -32000, "message": "header for hash not found"}
+
+# Methods reading state at a block, and the position of their block parameter.
+STATE_METHODS = {"eth_call": 1, "eth_getBalance": 1, "eth_getCode": 1, "eth_getTransactionCount": 1,
+                 "eth_estimateGas": 1, "eth_getStorageAt": 2, "eth_getProof": 2}
+
 
 @dataclass
 class Faults:
@@ -139,7 +171,43 @@ class Faults:
     drop_every: int | None = None  # every Nth request: close the connection without an answer
     slow_every: int | None = None  # every Nth request: answer after `delay` seconds
     delay: float = 0.0
+    # duplicated logs
+    dup_logs: float = 0.0  # probability for each log of a successful eth_getLogs answer to be sent twice
+    dup_adjacent: float = 0.5  # probability for such a repeat to follow its original (else: elsewhere)
+    # transient error objects with HTTP 200
+    transient_rate: float = 0.0  # probability for a call (single or in a batch) to be refused for now
+    transient_wordings: tuple[str, ...] = tuple(TRANSIENT_WORDINGS)
+    transient_repeat: int = 1  # the same call (method and params) is refused at most this many times in a row
+    transient_methods: tuple[str, ...] = ()  # only calls of these methods (empty: every method)
+    # a load-balanced provider with a backend behind the head
+    lag_rate: float = 0.0  # probability for a request (a whole batch) to go to the lagging backend
+    lag_blocks: int | tuple[int, int] = (1, 3)  # how far behind it is: fixed, or drawn per request in [lo, hi]
+    lag_head_ttl: float = 0.05  # seconds the real head (anvil's eth_blockNumber) is cached
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.transient_repeat < 1:
+            raise ValueError("transient_repeat must be at least 1: a transient error ends")
+        unknown = set(self.transient_wordings) - set(TRANSIENT_WORDINGS)
+        if unknown or not self.transient_wordings:
+            raise ValueError(f"unknown transient wordings {sorted(unknown)}; known: {sorted(TRANSIENT_WORDINGS)}")
+        lo, hi = (self.lag_blocks, self.lag_blocks) if isinstance(self.lag_blocks, int) else self.lag_blocks
+        if not 0 <= lo <= hi:
+            raise ValueError(f"lag_blocks must be an int >= 0 or a range (lo, hi) with 0 <= lo <= hi, "
+                             f"not {self.lag_blocks!r}")
+
+
+@dataclass(frozen=True)
+class LagView:
+    """The backend one request went to: `behind` blocks behind the real head `head`."""
+
+    behind: int
+    head: int
+
+    @property
+    def top(self) -> int:
+        """The lagging backend's own head."""
+        return max(0, self.head - self.behind)
 
 
 @dataclass
@@ -150,7 +218,23 @@ class _State:
 
 
 class FaultProxy:
-    """`with FaultProxy(anvil.url, Faults(...)) as proxy:` then point an RpcClient at `proxy.url`."""
+    """`with FaultProxy(anvil.url, Faults(...)) as proxy:` then point an RpcClient at `proxy.url`.
+
+    `injected` counts what was injected. Besides the older keys ("drop", "429", "http_502", "http_503",
+    "slow", "item_429", "batch:<wording>", "log:<wording>", "range:<wording>"):
+
+    - "dup_logs:adjacent", "dup_logs:elsewhere": repeated log objects, by where the repeat went;
+      "dup_logs:answers": eth_getLogs answers holding at least one repeat;
+    - "transient:<wording>": calls answered with a transient error object;
+    - "lag": requests served by the lagging backend, "lag:behind_<K>" of them K blocks behind;
+      "lag:head": eth_blockNumber answered head-K; "lag:tag": a block tag (latest, pending, safe,
+      finalized) read as the lagging backend's own; "lag:null_block": blocks (by number, by hash, their
+      receipts) answered null; "lag:null_tx": transactions and receipts of newer blocks answered null;
+      "lag:logs_incomplete": eth_getLogs answers ending at head-K where the up-to-date backend's would
+      go further (a toBlock above head-K, or "latest"), "lag:logs_hidden": the logs left out of them; "lag:unknown_block": blockHash filters refused; "lag:header_not_found": state calls refused.
+
+    `lagged` holds, per request the lagging backend served, (request number, K, real head).
+    """
 
     def __init__(self, upstream: str, faults: Faults | None = None) -> None:
         host = urlparse(upstream).hostname
@@ -159,7 +243,9 @@ class FaultProxy:
         self.upstream = upstream
         self.faults = faults or Faults()
         self.injected: Counter = Counter()  # faults actually injected, by kind and wording
-        self.seen: deque[tuple[str, list]] = deque(maxlen=50_000)  # (method, params) of forwarded calls
+        # (method, params) of the calls that reached a backend: anvil, or the lagging one
+        self.seen: deque[tuple[str, list]] = deque(maxlen=50_000)
+        self.lagged: deque[tuple[int, int, int]] = deque(maxlen=50_000)  # (request, K, real head)
         self._state = _State()
         self._rng = random.Random(self.faults.seed)
         self._order = {
@@ -170,7 +256,19 @@ class FaultProxy:
                 ("batch", self.faults.batch_wordings),
             )
         }
+        # The newer faults draw from streams of their own, so that turning one on leaves the draws of the
+        # others (and so every older seeded configuration) as they were.
+        seed = self.faults.seed
+        self._rng_dup = random.Random(f"{seed}:dup_logs")
+        self._rng_transient = random.Random(f"{seed}:transient")
+        self._rng_lag = random.Random(f"{seed}:lag")
+        order = list(self.faults.transient_wordings)
+        random.Random(f"{seed}:transient_wordings").shuffle(order)
+        self._order["transient"] = order
+        self._streaks: dict[tuple[Any, bytes], int] = {}  # transient refusals in a row, by call
+        self._head: tuple[float, int] | None = None  # (monotonic time, real head) last read
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._local = threading.local()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -274,17 +372,28 @@ class FaultProxy:
                 status, out = BATCH_CAP_WORDINGS[wording](len(payload), f.batch_cap, first_id)
                 _send(handler, status, out, content_type="application/json" if status != 413 else "text/plain")
                 return
-            answers = self._answer_items(payload, in_batch=True)
+            answers = self._answer_items(payload, in_batch=True, lag=self._pick_backend(n))
             _send(handler, 200, orjson.dumps([a for _, a in answers]))
         else:
-            ((status, answer),) = self._answer_items([payload], in_batch=False)
+            ((status, answer),) = self._answer_items([payload], in_batch=False, lag=self._pick_backend(n))
             _send(handler, status, orjson.dumps(answer))
 
-    def _answer_items(self, items: list[dict], *, in_batch: bool) -> list[tuple[int, dict]]:
-        """Answers for `items` in order: refused ones made up here, the rest forwarded as one batch."""
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._count_lock:
+            self.injected[key] += n
+
+    def _answer_items(self, items: list[dict], *, in_batch: bool,
+                      lag: LagView | None = None) -> list[tuple[int, dict]]:
+        """Answers for `items` in order: refused ones made up here, the rest forwarded as one batch.
+
+        With `lag`, the lagging backend serves the calls that get past the faults: it makes up some
+        answers, rewrites some calls and trims some answers.
+        """
         f = self.faults
         out: list[tuple[int, dict] | None] = [None] * len(items)
         forward: list[int] = []
+        sent: dict[int, dict] = {}  # what is forwarded in place of items[k]
+        trims: dict[int, Callable[[dict], dict]] = {}
         for k, item in enumerate(items):
             if in_batch and f.item_429_every:
                 with self._lock:
@@ -294,25 +403,293 @@ class FaultProxy:
                     self.injected["item_429"] += 1
                     out[k] = (200, {"jsonrpc": "2.0", "id": item.get("id"), "error": ITEM_RATE_LIMIT})
                     continue
+            refusal = self._transient(item)
+            if refusal is not None:
+                out[k] = (200, refusal)
+                continue
             if item.get("method") == "eth_getLogs" and f.range_cap:
                 span = _span(item)
                 if span is not None and span[1] - span[0] + 1 > f.range_cap:
                     out[k] = self._refuse("range", item, Refusal(span[0], span[1], f.range_cap,
                                                                  span[0] + f.range_cap - 1))
                     continue
+            self.seen.append((item.get("method"), item.get("params")))
+            if lag is not None:
+                made, rewritten, trim = self._lag_plan(item, lag)
+                if made is not None:
+                    out[k] = (200, made)
+                    continue
+                if rewritten is not item:
+                    sent[k] = rewritten
+                if trim is not None:
+                    trims[k] = trim
             forward.append(k)
         if forward:
-            for k in forward:
-                self.seen.append((items[k].get("method"), items[k].get("params")))
-            upstream = self._forward([items[k] for k in forward])
+            upstream = self._forward([sent.get(k, items[k]) for k in forward])
             by_id = {a.get("id"): a for a in upstream}
             for k in forward:
                 answer = by_id.get(items[k].get("id"))
                 if answer is None:
                     answer = {"jsonrpc": "2.0", "id": items[k].get("id"),
                               "error": {"code": -32603, "message": "upstream answered nothing"}}
-                out[k] = self._cap_logs(items[k], answer)
+                elif k in trims:
+                    answer = trims[k](answer)
+                status, answer = self._cap_logs(items[k], answer)
+                if status == 200:
+                    answer = self._duplicate_logs(items[k], answer)
+                out[k] = (status, answer)
         return [a for a in out if a is not None]
+
+    # -- transient errors ---------------------------------------------------------------------
+    def _transient(self, item: dict) -> dict | None:
+        """A transient error object for `item`, or None to answer it."""
+        f = self.faults
+        if not f.transient_rate:
+            return None
+        method = item.get("method")
+        if f.transient_methods and method not in f.transient_methods:
+            return None
+        key = (method, orjson.dumps(item.get("params"), option=orjson.OPT_SORT_KEYS))
+        with self._lock:
+            streak = self._streaks.pop(key, 0)
+            if streak >= f.transient_repeat or self._rng_transient.random() >= f.transient_rate:
+                return None
+            self._streaks[key] = streak + 1
+        wording = self._next("transient")
+        self._count(f"transient:{wording}")
+        return {"jsonrpc": "2.0", "id": item.get("id"), "error": dict(TRANSIENT_WORDINGS[wording])}
+
+    # -- duplicated logs ----------------------------------------------------------------------
+    def _duplicate_logs(self, item: dict, answer: dict) -> dict:
+        """`answer` with some of its logs sent twice: right after the original, or elsewhere."""
+        f = self.faults
+        logs = answer.get("result")
+        if not f.dup_logs or item.get("method") != "eth_getLogs" or not isinstance(logs, list) or not logs:
+            return answer
+        # A repeat goes right after its original, or just before another log (or at the end), never next
+        # to its original.
+        n = len(logs)
+        before: list[list[dict]] = [[] for _ in range(n + 1)]
+        after: list[dict | None] = [None] * n
+        placed: Counter = Counter()
+        with self._lock:
+            rng = self._rng_dup
+            for i, log in enumerate(logs):
+                if rng.random() >= f.dup_logs:
+                    continue
+                if rng.random() < f.dup_adjacent or n < 2:
+                    after[i] = dict(log)
+                    placed["adjacent"] += 1
+                else:
+                    slot = rng.randrange(n - 1)  # any slot but i and i + 1
+                    before[slot if slot < i else slot + 2].append(dict(log))
+                    placed["elsewhere"] += 1
+        out: list[dict] = []
+        for i, log in enumerate(logs):
+            out += before[i]
+            out.append(log)
+            if after[i] is not None:
+                out.append(after[i])
+        out += before[n]
+        if not placed:
+            return answer
+        for where, count in placed.items():
+            self._count(f"dup_logs:{where}", count)
+        self._count("dup_logs:answers")
+        return {**answer, "result": out}
+
+    # -- the lagging backend ------------------------------------------------------------------
+    def _pick_backend(self, request: int) -> LagView | None:
+        """The lagging backend's view for this request, or None for the up-to-date backend."""
+        f = self.faults
+        if not f.lag_rate:
+            return None
+        with self._lock:
+            if self._rng_lag.random() >= f.lag_rate:
+                return None
+            lo, hi = (f.lag_blocks, f.lag_blocks) if isinstance(f.lag_blocks, int) else f.lag_blocks
+            behind = self._rng_lag.randint(lo, hi)
+        head = self._real_head()
+        if head is None:  # the upstream cannot say: the up-to-date backend answers
+            return None
+        self._count("lag")
+        self._count(f"lag:behind_{behind}")
+        self.lagged.append((request, behind, head))
+        return LagView(behind, head)
+
+    def _real_head(self) -> int | None:
+        ttl = self.faults.lag_head_ttl
+        with self._lock:
+            if self._head is not None and time.monotonic() - self._head[0] < ttl:
+                return self._head[1]
+        number = self._ask("eth_blockNumber", [])
+        if not isinstance(number, str):
+            return None
+        head = int(number, 16)
+        with self._lock:
+            self._head = (time.monotonic(), head)
+        return head
+
+    def _ask(self, method: str, params: list) -> Any:
+        """One call to the upstream for the proxy's own needs (not in `seen`); None when it fails."""
+        try:
+            (answer,) = self._forward([{"jsonrpc": "2.0", "id": "faultproxy", "method": method, "params": params}])
+        except (requests.RequestException, ValueError):
+            return None
+        return answer.get("result") if isinstance(answer, dict) else None
+
+    def _hash_number(self, block_hash: Any) -> int | None:
+        """The number of the block with this hash, None when the upstream does not know it."""
+        block = self._ask("eth_getBlockByHash", [block_hash, False]) if isinstance(block_hash, str) else None
+        return int(block["number"], 16) if isinstance(block, dict) else None
+
+    def _lag_number(self, tag: Any, lag: LagView) -> tuple[int, int, bool] | None:
+        """A block parameter read by the lagging backend: (its number there, the number the up-to-date
+        backend reads, whether it was a tag); None when it is not one the proxy understands.
+
+        "pending" is read as "latest"; "safe" and "finalized" lag as much as the head does.
+        """
+        if tag is None or tag in ("latest", "pending"):
+            return lag.top, lag.head, True
+        if tag == "earliest":
+            return 0, 0, False
+        if tag in ("safe", "finalized"):
+            block = self._ask("eth_getBlockByNumber", [tag, False])
+            if not isinstance(block, dict):
+                return None
+            real = int(block["number"], 16)
+            return min(lag.top, max(0, real - lag.behind)), real, True
+        if isinstance(tag, str) and tag.startswith("0x"):
+            try:
+                number = int(tag, 16)
+            except ValueError:
+                return None
+            return number, number, False
+        return None
+
+    def _lag_plan(self, item: dict, lag: LagView) -> tuple[dict | None, dict, Callable[[dict], dict] | None]:
+        """How the lagging backend serves `item`: (a made-up answer, or None and the call to forward, with
+        an optional trim of the upstream answer)."""
+        method = item.get("method")
+        params = list(item.get("params") or [])
+        rid = item.get("id")
+
+        def result(value: Any) -> dict:
+            return {"jsonrpc": "2.0", "id": rid, "result": value}
+
+        def error(err: dict[str, Any]) -> dict:
+            return {"jsonrpc": "2.0", "id": rid, "error": dict(err)}
+
+        def with_param(i: int, value: Any) -> dict:
+            new = params + [None] * (i + 1 - len(params)) if len(params) <= i else list(params)
+            new[i] = value
+            return {**item, "params": new}
+
+        def null_above(key: str, counter: str) -> Callable[[dict], dict]:
+            def trim(answer: dict) -> dict:
+                got = answer.get("result")
+                number = got.get(key) if isinstance(got, dict) else None
+                if isinstance(number, str) and int(number, 16) > lag.top:
+                    self._count(counter)
+                    return {**answer, "result": None}
+                return answer
+            return trim
+
+        if method == "eth_blockNumber":
+            self._count("lag:head")
+            return result(hex(lag.top)), item, None
+
+        if method in ("eth_getBlockByNumber", "eth_getBlockReceipts") and params:
+            block = params[0]
+            if isinstance(block, dict):  # EIP-1898 form of eth_getBlockReceipts
+                if "blockHash" in block:
+                    number = self._hash_number(block["blockHash"])
+                    if number is not None and number > lag.top:
+                        self._count("lag:null_block")
+                        return result(None), item, None
+                    return None, item, None
+                block = block.get("blockNumber")
+            read = self._lag_number(block, lag)
+            if read is None:
+                return None, item, None
+            number, _, was_tag = read
+            if number > lag.top:
+                self._count("lag:null_block")
+                return result(None), item, None
+            if was_tag:
+                self._count("lag:tag")
+                return None, with_param(0, hex(number)), None
+            return None, item, None
+
+        if method == "eth_getBlockByHash":
+            return None, item, null_above("number", "lag:null_block")
+
+        if method in ("eth_getTransactionReceipt", "eth_getTransactionByHash"):
+            return None, item, null_above("blockNumber", "lag:null_tx")
+
+        if method == "eth_getLogs" and params and isinstance(params[0], dict):
+            flt = params[0]
+            if "blockHash" in flt:
+                number = self._hash_number(flt["blockHash"])
+                if number is not None and number > lag.top:
+                    self._count("lag:unknown_block")
+                    return error(LAG_UNKNOWN_BLOCK), item, None
+                return None, item, None
+            lo_read = self._lag_number(flt.get("fromBlock"), lag)
+            hi_read = self._lag_number(flt.get("toBlock"), lag)
+            if lo_read is None or hi_read is None:
+                return None, item, None
+            lo, _, lo_tag = lo_read
+            hi, hi_real, hi_tag = hi_read
+            if lo_tag or hi_tag:
+                self._count("lag:tag")
+            upper = min(hi, lag.top)  # the last block the lagging backend has logs of
+            reach = min(hi_real, lag.head)  # the last one the up-to-date backend would answer
+            if reach <= upper:
+                if not (lo_tag or hi_tag):
+                    return None, item, None
+                return None, with_param(0, {**flt, "fromBlock": hex(lo), "toBlock": hex(hi)}), None
+            # The range reaches past the lagging backend's head: it answers what it has, silently.
+            self._count("lag:logs_incomplete")
+            if lo > reach:
+                return result([]), item, None
+
+            def cut(answer: dict) -> dict:
+                logs = answer.get("result")
+                if not isinstance(logs, list):
+                    return answer
+                kept = [lg for lg in logs if int(lg["blockNumber"], 16) <= upper]
+                if len(kept) < len(logs):
+                    self._count("lag:logs_hidden", len(logs) - len(kept))
+                return {**answer, "result": kept}
+
+            # ask for what the up-to-date backend would answer, to count what is left out
+            return None, with_param(0, {**flt, "fromBlock": hex(lo), "toBlock": hex(reach)}), cut
+
+        if method in STATE_METHODS:
+            at = STATE_METHODS[method]
+            block = params[at] if len(params) > at else "latest"
+            if isinstance(block, dict):  # EIP-1898: {"blockHash": ...} or {"blockNumber": ...}
+                if "blockHash" in block:
+                    number = self._hash_number(block["blockHash"])
+                    if number is not None and number > lag.top:
+                        self._count("lag:header_not_found")
+                        return error(LAG_HASH_NOT_FOUND), item, None
+                    return None, item, None
+                block = block.get("blockNumber")
+            read = self._lag_number(block, lag)
+            if read is None:
+                return None, item, None
+            number, _, was_tag = read
+            if number > lag.top:
+                self._count("lag:header_not_found")
+                return error(LAG_HEADER_NOT_FOUND), item, None
+            if was_tag:
+                self._count("lag:tag")
+                return None, with_param(at, hex(number)), None
+            return None, item, None
+
+        return None, item, None
 
     def _cap_logs(self, item: dict, answer: dict) -> tuple[int, dict]:
         cap = self.faults.log_cap
@@ -328,7 +705,7 @@ class FaultProxy:
 
     def _refuse(self, kind: str, item: dict, refusal: Refusal) -> tuple[int, dict]:
         wording = self._next(kind)
-        self.injected[f"{kind}:{wording}"] += 1
+        self._count(f"{kind}:{wording}")
         table = LOG_CAP_WORDINGS if kind == "log" else RANGE_CAP_WORDINGS
         status, error = table[wording](refusal)
         return status, {"jsonrpc": "2.0", "id": item.get("id"), "error": error}
