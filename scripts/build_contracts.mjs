@@ -28,10 +28,20 @@ const LIBRARY_PREFIXES = ["@openzeppelin/", "@chainlink/"];
 
 // Contracts the Python side deploys or decodes. Anything else compiled along the way is not written out.
 const ARTIFACTS = [
-  "UiMultiplierStock",
-  "RebasingSharesStock",
-  "PriceFeed",
-  "SanctionsList",
+  "XStockV3",
+  "XStockV4",
+  "TransparentProxy",
+  "ProxyAdmin",
+  "XStockFactory",
+  "ChainalysisOracle",
+  "FeedProxy",
+  "FeedReadAccessController",
+  "OcrAggregator",
+  "OcrAggregatorWithFaults",
+  "ScaledUiStock",
+  "ScaledUiStockDraft",
+  "B20Asset",
+  "Disperse",
   "PlainToken",
   "Multicall3",
 ];

@@ -13,10 +13,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = ROOT / "scripts" / "build_contracts.mjs"
 CONTRACTS = [
-    "UiMultiplierStock",
-    "RebasingSharesStock",
-    "PriceFeed",
-    "SanctionsList",
+    "XStockV3",
+    "XStockV4",
+    "TransparentProxy",
+    "ProxyAdmin",
+    "XStockFactory",
+    "ChainalysisOracle",
+    "FeedProxy",
+    "FeedReadAccessController",
+    "OcrAggregator",
+    "OcrAggregatorWithFaults",
+    "ScaledUiStock",
+    "ScaledUiStockDraft",
+    "B20Asset",
+    "Disperse",
     "PlainToken",
     "Multicall3",
 ]
