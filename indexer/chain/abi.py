@@ -109,16 +109,3 @@ def load_abi(name: str) -> ContractAbi:
     if not path.exists():
         raise ConfigError(f"ABI {path} is missing from the package: run `make build` in the checkout")
     return ContractAbi(name, json.loads(path.read_text()))
-
-
-# The contract (and so the ABI) that implements each accounting model of a token.
-TOKEN_CONTRACT = {
-    "plain": "PlainToken",
-    "ui_multiplier": "UiMultiplierStock",
-    "rebasing_shares": "RebasingSharesStock",
-}
-
-
-def token_abi(accounting: str) -> ContractAbi:
-    """The ABI of a token with this accounting model (`indexer.accounting.Accounting` or its value)."""
-    return load_abi(TOKEN_CONTRACT[str(accounting)])

@@ -17,14 +17,17 @@ from typing import Any, Literal
 from indexer.errors import RpcError
 
 ErrorKind = Literal[
-    "reverted", "rate_limited", "response_too_large", "batch_too_large", "state_unavailable", "node_error"
+    "reverted", "rate_limited", "response_too_large", "batch_too_large", "state_unavailable", "transient",
+    "block_unavailable", "node_error",
 ]
 
 # JSON-RPC error codes that a retry cannot fix: the request itself is wrong or the call reverted.
 FINAL_CODES = frozenset({-32600, -32601, -32602, 3})
 
 # Kinds of a batch item's error that are worth sending again in the next round of the batch.
-RESEND_KINDS = frozenset({"rate_limited", "response_too_large"})
+RESEND_KINDS = frozenset({"rate_limited", "response_too_large", "transient", "block_unavailable"})
+# Kinds of a call's error that a retry, after a pause or at another URL, can fix.
+RETRY_KINDS = frozenset({"transient", "block_unavailable"})
 
 
 # ------------------------------------------------------------------------------------- wordings
@@ -102,6 +105,36 @@ WORDINGS: tuple[Wording, ...] = (
     Wording("rate_limited", _words("try again"), "server busy, try again later", _NO_PROVIDER_ON_FILE,
             code=-32000),
     Wording("rate_limited", _words("throttl"), "request throttled", _NO_PROVIDER_ON_FILE, code=-32000),
+    Wording("rate_limited", _words("limit exceeded"), "limit exceeded",
+            "Infura and providers that follow EIP-1474's -32005: viem LimitExceededRpcError, alloy, eRPC", code=-32005),
+    Wording("rate_limited", _words("credits limited"), "credits limited to 6000/sec",
+            "alloy's retry rules (-32012)", code=-32012),
+    Wording("rate_limited", _words("request limit reached"), "100/second request limit reached - reduce calls "
+            "per second or upgrade your account at quicknode.com", "QuickNode (-32007): alloy, eRPC", code=-32007),
+    Wording("rate_limited", _words("rate exceeded"), "rate exceeded", "alloy's retry rules", code=-32000),
+    Wording("rate_limited", _words("maximum number of concurrent requests"),
+            "maximum number of concurrent requests exceeded", "alloy's retry rules", code=-32000),
+    Wording("rate_limited", _words("exceeded the quota"), "Exceeded the quota usage", "eRPC's capacity rules",
+            code=-32000),
+    # -- the backend behind the provider is down or overloaded: sent again, at another URL when there is one
+    Wording("transient", _words("unable to complete request at this time"), "Unable to complete request at this time.",
+            "public providers, sent with HTTP 200 (the issue brief; eRPC and Infura name code -32001)", code=-32001),
+    Wording("transient", _words("no backend is currently healthy"), "no backend is currently healthy to serve traffic",
+            "public load-balanced providers (Base's public endpoint: Ponder getLogsRetryHelper.ts, 'base')",
+            code=-32000),
+    Wording("transient", _words("upstream connect error"),
+            "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+            "Envoy-fronted providers (eRPC retries it as a server error)", code=-32000),
+    Wording("transient", _words("request timed out"), "request timed out", "Ponder and eRPC retry it",
+            code=-32000),
+    Wording("transient", _words("execution aborted (timeout"), "execution aborted (timeout = 5s)",
+            "go-ethereum's RPC EVM timeout (eth_call)", code=-32000),
+    Wording("transient", _words("under too much load"), "server is under too much load, try later",
+            "eRPC's capacity rules", code=-32000),
+    Wording("transient", _words("no server available"), "No server available", "eRPC's capacity rules",
+            code=-32000),
+    Wording("transient", -32603, "internal error", "EIP-1474 -32603 (viem InternalRpcError, retried)",
+            code=-32603),
     # -- geth's answer to the calls past its batch response size limit: sent again, in a later round
     Wording("response_too_large", -32003, "response too large",
             "go-ethereum rpc/errors.go errMsgResponseTooLarge (errcodeResponseTooLarge)", code=-32003),
@@ -147,6 +180,23 @@ WORDINGS: tuple[Wording, ...] = (
             "go-ethereum triedb/pathdb (path scheme)", code=-32000),
     Wording("state_unavailable", _words("required data unavailable"), "required data unavailable",
             _NO_PROVIDER_ON_FILE, code=-32000),
+    # -- the provider's backend has not seen the block yet (a load-balanced backend behind the head)
+    Wording("block_unavailable", _words("unknown block"), "unknown block",
+            "go-ethereum eth/filters/api.go errUnknownBlock (eth_getLogs by blockHash): go-ethereum#24078",
+            code=-32000),
+    Wording("block_unavailable", _words("block not found"), "block not found", "eRPC's missing-data rules",
+            code=-32000),
+    Wording("block_unavailable", _words("could not find block"), "could not find block", "eRPC's missing-data rules",
+            code=-32000),
+    Wording("block_unavailable", _words("not yet available on the node"),
+            "block not found for eth_getLogs, requested toBlock 120 is not yet available on the node "
+            "(latestBlock: 118, finalizedBlock: 86)", "eRPC enforceGetLogsBlockRange", code=-32000),
+    Wording("block_unavailable", _words("after last accepted block"),
+            "requested to block is after last accepted block", "Avalanche (subsquid ds-rpc tests)", code=-32000),
+    Wording("block_unavailable", _words("beyond current head block"), "block range extends beyond current head block",
+            "reth FilterBlockRangeError (subsquid retries it)", code=-32602),
+    Wording("block_unavailable", _words("not currently canonical"), "block 0x3a... not currently canonical",
+            "eRPC's missing-data rules", code=-32000),
     Wording("state_unavailable", _words("not available for block"),
             "World state not available for block number (block hash): 17000000 "
             "(0x9d3f2a0c5e71b0f4a6c8e2d1b3a5f7e9c1d3b5a7f9e1c3d5b7a9f1e3c5d7b9a1)",
@@ -208,7 +258,9 @@ def error_kind(error: dict, *, in_batch: bool = False) -> ErrorKind:
     """The kind of a JSON-RPC error object; the first that applies wins.
 
     `batch_too_large` only for the answer to a batch (`in_batch`), then `rate_limited`,
-    `response_too_large` (code -32003), `reverted`, `state_unavailable`, else `node_error`.
+    `response_too_large` (code -32003), `reverted`, `transient` (a backend's trouble), `block_unavailable`
+    (a backend that has not seen the block yet), `state_unavailable` (no state for an old block), else
+    `node_error`.
     """
     if in_batch and is_batch_too_large(error):
         return "batch_too_large"
@@ -218,6 +270,10 @@ def error_kind(error: dict, *, in_batch: bool = False) -> ErrorKind:
         return "response_too_large"
     if is_reverted(error):
         return "reverted"
+    if _code_says("transient", error.get("code")) or _text_says("transient", _message(error)):
+        return "transient"
+    if _text_says("block_unavailable", _message(error)):
+        return "block_unavailable"
     if _text_says("state_unavailable", _message(error)):
         return "state_unavailable"
     return "node_error"
@@ -363,6 +419,11 @@ def classify_http(
             # A rate limit sent as an error object instead of HTTP 429.
             return Retry(RpcError(f"{url}: rate limited: {error.get('message', error)}", code=error.get("code"),
                                   kind="rate_limited", data=error.get("data")))
+        if kind in RETRY_KINDS and not is_batch:
+            # A backend's trouble, or a backend behind the others (sent with HTTP 200): another try, at
+            # another URL when there is one, may meet a healthy or an up-to-date backend.
+            return Retry(RpcError(f"{url}: {error.get('message', error)}", code=error.get("code"), kind=kind,
+                                  data=error.get("data")), failover=True)
     # Providers answer JSON-RPC errors with 200, 400 (Alchemy) or 413 (QuickNode): the error object,
     # not the status, says what went wrong.
     return Accept(answer)

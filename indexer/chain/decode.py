@@ -21,56 +21,77 @@ from typing import NamedTuple
 
 import orjson
 from eth_abi import decode as abi_decode
-
-from indexer.chain.abi import load_abi
+from eth_utils import keccak
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
 
-def _topic(contract: str, event: str) -> str:
-    return load_abi(contract).event(event).topic0
+def topic_of(signature: str) -> str:
+    """topic0 of an event signature such as `Transfer(address,address,uint256)`."""
+    return "0x" + keccak(text=signature).hex()
 
 
-TRANSFER = _topic("UiMultiplierStock", "Transfer")
-TRANSFER_SHARES = _topic("RebasingSharesStock", "TransferShares")
-PAUSED = _topic("UiMultiplierStock", "Paused")
-UNPAUSED = _topic("UiMultiplierStock", "Unpaused")
-UI_MULTIPLIER_UPDATED = _topic("UiMultiplierStock", "UIMultiplierUpdated")
-ADDRESS_FROZEN = _topic("UiMultiplierStock", "AddressFrozen")
-MULTIPLIER_SCHEDULED = _topic("RebasingSharesStock", "MultiplierScheduled")
-FEE_PER_PERIOD_UPDATED = _topic("RebasingSharesStock", "FeePerPeriodUpdated")
-PERIOD_LENGTH_UPDATED = _topic("RebasingSharesStock", "PeriodLengthUpdated")
-NEW_SANCTIONS_LIST = _topic("RebasingSharesStock", "NewSanctionsList")
-SANCTIONED_ADDED = _topic("SanctionsList", "SanctionedAddressesAdded")
-SANCTIONED_REMOVED = _topic("SanctionsList", "SanctionedAddressesRemoved")
+@dataclass(frozen=True)
+class EventSpec:
+    """One event the indexer stores, by its real signature. `indexed`: which parameters come in topics.
+    Two specs may share a topic when deployments declare the same event with different indexed flags: the
+    number of topics picks one."""
 
-# Events other than transfers: name and the types of their data words (indexed ones come from topics).
-_OTHER = {
-    PAUSED: ("Paused", ("address",), ()),
-    UNPAUSED: ("Unpaused", ("address",), ()),
-    UI_MULTIPLIER_UPDATED: ("UIMultiplierUpdated", ("uint256", "uint256", "uint256", "uint256"), ()),
-    ADDRESS_FROZEN: ("AddressFrozen", (), ("address", "bool", "address")),
-    MULTIPLIER_SCHEDULED: ("MultiplierScheduled", ("uint256", "uint256"), ()),
-    FEE_PER_PERIOD_UPDATED: ("FeePerPeriodUpdated", ("uint256",), ()),
-    PERIOD_LENGTH_UPDATED: ("PeriodLengthUpdated", ("uint256",), ()),
-    NEW_SANCTIONS_LIST: ("NewSanctionsList", ("address",), ()),
-    SANCTIONED_ADDED: ("SanctionedAddressesAdded", ("address[]",), ()),
-    SANCTIONED_REMOVED: ("SanctionedAddressesRemoved", ("address[]",), ()),
-}
-_ARG_NAMES = {
-    "Paused": ("account",),
-    "Unpaused": ("account",),
-    "UIMultiplierUpdated": ("old_multiplier", "new_multiplier", "set_at", "effective_at"),
-    "AddressFrozen": ("wallet", "frozen", "owner"),
-    "MultiplierScheduled": ("new_multiplier", "activation_time"),
-    "FeePerPeriodUpdated": ("value",),
-    "PeriodLengthUpdated": ("value",),
-    "NewSanctionsList": ("sanctions_list",),
-    "SanctionedAddressesAdded": ("wallets",),
-    "SanctionedAddressesRemoved": ("wallets",),
-}
+    name: str
+    signature: str
+    indexed: tuple[bool, ...]
+    names: tuple[str, ...]
 
-TOPICS = [TRANSFER, TRANSFER_SHARES, *_OTHER]
+    @property
+    def topic0(self) -> str:
+        return topic_of(self.signature)
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        inner = self.signature[self.signature.index("(") + 1:-1]
+        return tuple(inner.split(",")) if inner else ()
+
+    @property
+    def n_topics(self) -> int:
+        return 1 + sum(self.indexed)
+
+
+TRANSFER = topic_of("Transfer(address,address,uint256)")
+TRANSFER_SHARES = topic_of("TransferShares(address,address,uint256)")  # Backed xStocks: shares moved
+
+# The other events the indexer stores (token_events), with the deployments that emit them (docs/contracts.md).
+EVENT_SPECS: tuple[EventSpec, ...] = (
+    # Backed xStocks (BackedAutoFeeTokenImplementation): pause, multiplier folds and updates, sanctions list
+    EventSpec("PauseModeChange", "PauseModeChange(bool)", (False,), ("paused",)),
+    EventSpec("MultiplierUpdated", "MultiplierUpdated(uint256)", (False,), ("value",)),
+    EventSpec("MultiplierScheduled", "MultiplierScheduled(uint256,uint256)", (False, False),
+              ("new_multiplier", "activation_time")),
+    EventSpec("MultiplierScheduleOverridden", "MultiplierScheduleOverridden(uint256,uint256,uint256,uint256)",
+              (False,) * 4, ("overridden_multiplier", "overridden_activation_time", "new_multiplier",
+                             "new_activation_time")),
+    EventSpec("NewSanctionsList", "NewSanctionsList(address)", (True,), ("sanctions_list",)),
+    EventSpec("NewSanctionsList", "NewSanctionsList(address)", (False,), ("sanctions_list",)),
+    # an EIP-1967 proxy's implementation changed: the token's functions may have changed with it
+    EventSpec("Upgraded", "Upgraded(address)", (True,), ("implementation",)),
+    # ERC-8056: the current draft (Robinhood's stock tokens) and the early draft (four arguments)
+    EventSpec("UIMultiplierUpdated", "UIMultiplierUpdated(uint256,uint256,uint256)", (False,) * 3,
+              ("old_multiplier", "new_multiplier", "effective_at")),
+    EventSpec("UIMultiplierUpdated", "UIMultiplierUpdated(uint256,uint256,uint256,uint256)", (False,) * 4,
+              ("old_multiplier", "new_multiplier", "set_at", "effective_at")),
+    EventSpec("UIMultiplierUpdateCancelled", "UIMultiplierUpdateCancelled(uint256,uint256)", (False, False),
+              ("cancelled_multiplier", "cancelled_effective_at")),
+    # ERC-3643 (T-REX) compliance of tokenized securities, and OpenZeppelin's Pausable
+    EventSpec("AddressFrozen", "AddressFrozen(address,bool,address)", (True, True, True), ("wallet", "frozen", "owner")),
+    EventSpec("AddressFrozen", "AddressFrozen(address,bool,address)", (False, False, False),
+              ("wallet", "frozen", "owner")),
+    EventSpec("Paused", "Paused(address)", (False,), ("account",)),
+    EventSpec("Unpaused", "Unpaused(address)", (False,), ("account",)),
+    # the Chainalysis sanctions oracle
+    EventSpec("SanctionedAddressesAdded", "SanctionedAddressesAdded(address[])", (False,), ("wallets",)),
+    EventSpec("SanctionedAddressesRemoved", "SanctionedAddressesRemoved(address[])", (False,), ("wallets",)),
+)
+_SPECS: dict[tuple[str, int], EventSpec] = {(e.topic0, e.n_topics): e for e in EVENT_SPECS}
+TOPICS = [TRANSFER, TRANSFER_SHARES, *dict.fromkeys(e.topic0 for e in EVENT_SPECS)]
 
 
 class TransferRecord(NamedTuple):
@@ -101,22 +122,75 @@ class EventRecord:
                            for k, v in self.args.items()}, sort_keys=True)
 
 
+class Undecodable(NamedTuple):
+    """A log of a topic the indexer stores that could not be read as the event it declares."""
+
+    block_number: int
+    log_index: int
+    tx_hash: str
+    contract: str
+    topic0: str
+    reason: str
+
+
 @dataclass
 class DecodedLogs:
     transfers: list[TransferRecord] = field(default_factory=list)
     share_transfers: list[TransferRecord] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
     skipped: int = 0  # logs of topics the indexer does not use
+    undecodable: list[Undecodable] = field(default_factory=list)
+    duplicates: int = 0  # logs the answer held twice (same block and log index), dropped
 
     def __len__(self) -> int:
-        """The number of logs decoded (skipped ones included): what the node answered."""
-        return len(self.transfers) + len(self.share_transfers) + len(self.events) + self.skipped
+        """The number of logs decoded (skipped and undecodable ones included; duplicates not)."""
+        return (len(self.transfers) + len(self.share_transfers) + len(self.events) + self.skipped
+                + len(self.undecodable))
+
+    def without_duplicates(self) -> DecodedLogs:
+        """The same logs with each (block, log index) once. Some providers repeat log objects within one
+        answer; a log is one fact whatever its count, and a balance must move once for it."""
+        keys = [r[:2] for r in self.transfers] + [r[:2] for r in self.share_transfers] + \
+               [(e.block_number, e.log_index) for e in self.events] + [u[:2] for u in self.undecodable]
+        if len(set(keys)) == len(keys):
+            return self
+        seen: set[tuple[int, int]] = set()
+
+        def once(key: tuple[int, int]) -> bool:
+            if key in seen:
+                return False
+            seen.add(key)
+            return True
+
+        out = DecodedLogs(skipped=self.skipped)
+        out.transfers = [r for r in self.transfers if once(r[:2])]
+        out.share_transfers = [r for r in self.share_transfers if once(r[:2])]
+        out.events = [e for e in self.events if once((e.block_number, e.log_index))]
+        out.undecodable = [u for u in self.undecodable if once(u[:2])]
+        out.duplicates = self.duplicates + len(keys) - len(seen)
+        return out
 
     def block_hashes(self) -> dict[int, str]:
         out: dict[int, str] = {}
         for rec in (*self.transfers, *self.share_transfers, *self.events):
             out[rec.block_number] = rec.block_hash
         return out
+
+
+def merge_decoded(parts: list[DecodedLogs]) -> DecodedLogs:
+    """Several answers' logs as one, in log order (duplicates are left for `without_duplicates`)."""
+    out = DecodedLogs(skipped=sum(p.skipped for p in parts), duplicates=sum(p.duplicates for p in parts))
+    for p in parts:
+        out.transfers += p.transfers
+        out.share_transfers += p.share_transfers
+        out.events += p.events
+        out.undecodable += p.undecodable
+    position = itemgetter(0, 1)
+    out.transfers.sort(key=position)
+    out.share_transfers.sort(key=position)
+    out.events.sort(key=lambda e: (e.block_number, e.log_index))
+    out.undecodable.sort(key=position)
+    return out
 
 
 def _addr(topic: str) -> str:
@@ -152,26 +226,45 @@ def _decode_one(out: DecodedLogs, lg: dict) -> None:
         ))
         (out.transfers if t0 == TRANSFER else out.share_transfers).append(rec)
         return
-    spec = _OTHER.get(t0)
+    spec = _SPECS.get((t0, len(topics)))
     if spec is None:
-        out.skipped += 1
+        if any(t0 == t for t, _ in _SPECS):  # a topic we store, with another number of topics
+            out.undecodable.append(Undecodable(int(lg["blockNumber"], 16), int(lg["logIndex"], 16),
+                                               lg["transactionHash"], lg["address"].lower(), t0,
+                                               f"{len(topics)} topics, no known declaration has that many"))
+        else:
+            out.skipped += 1
         return
-    name, data_types, indexed_types = spec
-    values: list = []
-    for typ, topic in zip(indexed_types, topics[1:], strict=False):
-        word = bytes.fromhex(topic[2:])
-        values.append(abi_decode([typ], word)[0])
-    if data_types:
-        values += list(abi_decode(list(data_types), bytes.fromhex(lg["data"][2:])))
+    try:
+        args = _event_args(spec, topics, lg["data"])
+    except Exception as exc:  # noqa: BLE001 - any malformed log is recorded, never raised
+        out.undecodable.append(Undecodable(int(lg["blockNumber"], 16), int(lg["logIndex"], 16),
+                                           lg["transactionHash"], lg["address"].lower(), t0,
+                                           f"not a {spec.signature} ({type(exc).__name__}: {exc})"))
+        return
+    out.events.append(EventRecord(int(lg["blockNumber"], 16), int(lg["logIndex"], 16), lg["transactionHash"],
+                                  lg["blockHash"], lg["address"].lower(), spec.name, args))
+
+
+def _event_args(spec: EventSpec, topics: list[str], data: str) -> dict:
+    """The event's arguments by name: indexed ones from the topics, the others from the data."""
+    indexed = [t for t, i in zip(spec.types, spec.indexed, strict=True) if i]
+    plain = [t for t, i in zip(spec.types, spec.indexed, strict=True) if not i]
+    from_topics = iter(abi_decode([typ], bytes.fromhex(topic[2:]))[0] for typ, topic in zip(indexed, topics[1:],
+                                                                                          strict=True))
+    raw = bytes.fromhex(data[2:])
+    from_data = iter(abi_decode(plain, raw, strict=False) if plain else ())
+    if not plain and raw:
+        raise ValueError(f"{len(raw)} bytes of data where the event has none")
     args = {}
-    for key, v in zip(_ARG_NAMES[name], values, strict=True):
+    for key, is_indexed in zip(spec.names, spec.indexed, strict=True):
+        v = next(from_topics) if is_indexed else next(from_data)
         if isinstance(v, str) and v.startswith("0x"):
             v = v.lower()
         elif isinstance(v, tuple):
             v = [x.lower() for x in v]
         args[key] = v
-    out.events.append(EventRecord(int(lg["blockNumber"], 16), int(lg["logIndex"], 16), lg["transactionHash"],
-                                  lg["blockHash"], lg["address"].lower(), name, args))
+    return args
 
 
 # ---------------------------------------------------------------------------------- the fast path

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from indexer.chain.rpc import RpcClient
-from indexer.errors import ChainDataError, ReorgDetected
+from indexer.errors import ChainDataError, RpcError
 
 HEADER_FIELDS = ("number", "hash", "parentHash", "timestamp")  # what the sync keeps of a header
+BLOOM_FIELDS = (*HEADER_FIELDS, "logsBloom")  # and what it checks a page's completeness against
 Confirmations = int | str  # a number of blocks, or a block tag ("safe", "finalized")
 
 
@@ -28,24 +29,26 @@ def read_head(rpc: RpcClient) -> int:
     return int(rpc.call("eth_blockNumber"), 16)
 
 
-def read_headers(rpc: RpcClient, numbers: list[int]) -> dict[int, dict]:
-    """Block headers by number (the fields the sync keeps: a block's list of transaction hashes is
-    dropped at once), in batches; ReorgDetected when the node no longer has one."""
+def read_headers(rpc: RpcClient, numbers: list[int], fields: tuple[str, ...] = HEADER_FIELDS) -> dict[int, dict]:
+    """Block headers by number (the fields asked for: a block's list of transaction hashes is dropped at
+    once), in batches. A block the node does not have is a `block_unavailable` RpcError: the node (or the
+    backend that answered) is behind, or the chain is shorter now; the caller decides which."""
     out: dict[int, dict] = {}
     numbers = sorted(set(numbers))
     for i in range(0, len(numbers), 500):
         chunk = numbers[i:i + 500]
         for n, h in zip(chunk, rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in chunk]), strict=True):
             if h is None:
-                raise ReorgDetected(f"block {n} is gone")
-            out[n] = {k: h[k] for k in HEADER_FIELDS}
+                raise RpcError(f"eth_getBlockByNumber: the node has no block {n} (yet)", kind="block_unavailable")
+            out[n] = {k: h[k] for k in fields}
     return out
 
 
 def read_block_hash(rpc: RpcClient, number: int) -> str:
+    """The block's hash; a `block_unavailable` RpcError when the node has no such block."""
     block = rpc.call("eth_getBlockByNumber", [hex(number), False])
     if block is None:
-        raise ReorgDetected(f"block {number} is gone")
+        raise RpcError(f"eth_getBlockByNumber: the node has no block {number} (yet)", kind="block_unavailable")
     return block["hash"]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any, Literal
 
 import orjson
 
+from indexer.chain.retry import PASSING_KINDS, RetryPolicy
 from indexer.chain.rpc import RpcClient
 from indexer.errors import RpcError
 
@@ -241,6 +243,7 @@ class LogFetcher:
     def iter_logs(
         self, rpc: RpcClient, addresses: Sequence[str], topics: Topics, start: int, end: int,
         *, decode: Callable[[bytes], Sized] | None = None, pin: Callable[[int], Any] | None = None,
+        patience: RetryPolicy | None = None,
     ) -> Iterator[LogBatch]:
         """Logs of `addresses` matching `topics` in blocks [start, end], in block order.
 
@@ -257,17 +260,31 @@ class LogFetcher:
             raise ValueError(f"block range [{start}, {end}] is empty or negative")
         base = {"address": [a.lower() for a in addresses], "topics": _topics(topics)}
         pos = start
+        deadline: float | None = None  # while a request keeps failing for a passing reason: when to give up
+        waits = 0
         while pos <= end:
             size = self._size()
             to = min(end, pos + size - 1)
             self.stats.requests += 1
             params = [{**base, "fromBlock": hex(pos), "toBlock": hex(to)}]
-            pinned = pin(to) if pin is not None else None
             try:
+                pinned = pin(to) if pin is not None else None
                 logs = rpc.call("eth_getLogs", params) if decode is None else rpc.call_raw("eth_getLogs", params)
             except RpcError as exc:
-                self._shrink_after(exc, pos, to)
+                if self._shrink_after(exc, pos, to):
+                    continue
+                if patience is None or exc.kind not in PASSING_KINDS:
+                    raise
+                deadline = deadline if deadline is not None else time.monotonic() + patience.patience_s
+                if time.monotonic() >= deadline:
+                    raise
+                delay = min(patience.delay(waits), max(0.0, deadline - time.monotonic()))
+                log.warning("eth_getLogs [%d, %d] failed (%s: %s); trying again in %.1fs", pos, to, exc.kind, exc,
+                            delay)
+                time.sleep(delay)
+                waits += 1
                 continue
+            deadline, waits = None, 0
             if decode is not None:
                 try:
                     logs = decode(logs)
@@ -286,14 +303,17 @@ class LogFetcher:
     def _size(self) -> int:
         return max(1, self.range if self.limit is None else min(self.range, self.limit))
 
-    def _shrink_after(self, exc: RpcError, start: int, end: int) -> None:
+    def _shrink_after(self, exc: RpcError, start: int, end: int) -> bool:
+        """Shrink the range after a refusal that says (or suggests) the range is too big; False when the
+        error is about something else."""
         advice = parse_range_error(str(exc), exc.data, (start, end))
-        if advice is None and exc.kind in ("timeout", "http_5xx") and end > start:
+        if advice is None and exc.kind in ("timeout", "http_5xx", "transient") and end > start:
             # No wording, but a heavy range can time out or take the backend down (graph-node counts
-            # Alchemy's 503 as "too many logs"; Ponder PR #2386 narrows the range on timeouts).
+            # Alchemy's 503 as "too many logs"; Ponder PR #2386 narrows the range on timeouts, and its
+            # getLogsRetryHelper halves it on "no backend is currently healthy to serve traffic").
             advice = RangeAdvice(exc.kind, _halved_to(start, end))
         if advice is None:
-            raise exc
+            return False
         if end == start:
             raise RpcError(
                 f"eth_getLogs refused even the single block {start} ({advice.wording}: {exc}); the logs of "
@@ -310,6 +330,7 @@ class LogFetcher:
             self._answers_at_soft_limit = 0
         self.range = size
         log.info("eth_getLogs [%d, %d] refused (%s); next range %d blocks", start, end, advice.wording, size)
+        return True
 
     def _after_answer(self, n_logs: int, *, full: bool) -> None:
         if self.soft_limit is not None:

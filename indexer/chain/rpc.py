@@ -236,7 +236,9 @@ class RpcClient:
             return
         error = item.get("error")
         if isinstance(error, dict) and (kind := classify.error_kind(error)) in classify.RESEND_KINDS:
-            state.throttled = state.throttled or kind == "rate_limited"
+            # a rate limit, or a backend's trouble: pause before the next round (spending no budget while
+            # other calls of the batch get answered)
+            state.throttled = state.throttled or kind != "response_too_large"
             self.stats.errors[kind] += 1
             message = f"{method}: {error.get('message', error)}"
             state.last_error[i] = RpcError(message, code=error.get("code"), kind=kind)

@@ -7,20 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from indexer.chain.abi import ContractAbi, load_abi, token_abi
 from indexer.chain.decode import ZERO_ADDRESS
 from indexer.chain.multicall import Call, read_calls
 from indexer.chain.rpc import RpcClient
-from indexer.types import Accounting
-
-STATE_FUNCTIONS = {
-    Accounting.PLAIN: ("totalSupply",),
-    Accounting.UI_MULTIPLIER: ("totalSupply", "uiMultiplier", "paused", "newUIMultiplier", "effectiveAt"),
-    Accounting.REBASING_SHARES: (
-        "totalSupply", "getCurrentMultiplier", "paused", "multiplier", "lastTimeFeeApplied", "feePerPeriod",
-        "periodLength", "newMultiplier", "newMultiplierActivationTime", "multiplierNonce", "totalShares",
-    ),
-}
+from indexer.chain.tokens import READS, Read, Surface, state_calls, state_values
 
 
 @dataclass(frozen=True)
@@ -41,63 +31,64 @@ class RoundRead:
     answered_in_round: int
 
 
-def token_calls(address: str, accounting: Accounting) -> tuple[list[Call], list[tuple[str, ContractAbi]]]:
-    abi = token_abi(accounting)
-    calls, meta = [], []
-    for fn in STATE_FUNCTIONS[accounting]:
-        calls.append(Call(address, abi.fn(fn).encode_bytes()))
-        meta.append((fn, abi))
-    return calls, meta
-
-
-def read_token_states(rpc: RpcClient, tokens: list[tuple[str, Accounting]], block: int,
+def read_token_states(rpc: RpcClient, tokens: list[tuple[str, Surface]], block: int,
                       multicall: str | None) -> list[TokenRead]:
-    calls: list[Call] = []
-    metas: list[list[tuple[str, ContractAbi]]] = []
-    for address, accounting in tokens:
-        c, m = token_calls(address, accounting)
-        calls += c
-        metas.append(m)
-    results = read_calls(rpc, calls, block, multicall=multicall)
+    """Each token's state at `block`: the reads its surface calls for (`Surface.state_reads`)."""
+    calls = [state_calls(address, surface) for address, surface in tokens]
+    results = read_calls(rpc, [c for cs in calls for c in cs], block, multicall=multicall)
     out, i = [], 0
-    for (address, _), meta in zip(tokens, metas, strict=True):
-        values: dict[str, object] = {}
-        failed = []
-        for fn, abi in meta:
-            ok, data = results[i]
-            i += 1
-            try:
-                decoded = abi.fn(fn).decode(data) if ok else None
-            except Exception:  # noqa: BLE001 - a malformed return is a failed read, recorded by the caller
-                decoded = None
-            if decoded is None:
-                failed.append(fn)
-                values[fn] = None
-            else:
-                values[fn] = decoded if len(decoded) > 1 else decoded[0]
+    for (address, surface), cs in zip(tokens, calls, strict=True):
+        values, failed = state_values(surface, results[i:i + len(cs)])
+        i += len(cs)
         out.append(TokenRead(address, values, failed))
     return out
 
 
-_FEED = load_abi("PriceFeed")
+# Chainlink AggregatorV3 through a proxy (EACAggregatorProxy): round ids carry the phase in their top bits
+LATEST_ROUND_DATA = Read("latestRoundData()", ("uint80", "int256", "uint256", "uint256", "uint80"))
+GET_ROUND_DATA = Read("getRoundData(uint80)", LATEST_ROUND_DATA.outputs)
+PHASE_AGGREGATORS = Read("phaseAggregators(uint16)", ("address",))
+LATEST_ROUND = Read("latestRound()", ("uint256",))  # an aggregator's own round count (no phase bits)
 
 
 def read_latest_rounds(rpc: RpcClient, feeds: list[str], block: int, multicall: str | None) -> list[RoundRead | None]:
-    fn = _FEED.fn("latestRoundData")
-    results = read_calls(rpc, [Call(f, fn.encode_bytes()) for f in feeds], block, multicall=multicall)
-    return [_round(fn, ok, data) for ok, data in results]
+    results = read_calls(rpc, [Call(f, LATEST_ROUND_DATA.selector) for f in feeds], block, multicall=multicall)
+    return [_round(ok, data) for ok, data in results]
 
 
 def read_rounds(rpc: RpcClient, feed: str, round_ids: list[int], block: int, multicall: str | None) -> list[RoundRead | None]:
-    fn = _FEED.fn("getRoundData")
-    results = read_calls(rpc, [Call(feed, fn.encode_bytes(r)) for r in round_ids], block, multicall=multicall)
-    return [_round(fn, ok, data) for ok, data in results]
+    calls = [Call(feed, GET_ROUND_DATA.selector + r.to_bytes(32, "big")) for r in round_ids]
+    return [_round(ok, data) for ok, data in read_calls(rpc, calls, block, multicall=multicall)]
 
 
-def _round(fn, ok: bool, data: bytes) -> RoundRead | None:
+def read_phase_ends(rpc: RpcClient, phases: list[tuple[str, int]], block: int, multicall: str | None
+                    ) -> dict[tuple[str, int], int]:
+    """{(feed, phase): the latest round of that phase's aggregator} for the (feed proxy, phase) pairs asked
+    for; a phase the proxy does not know, or an aggregator that does not answer, is left out."""
+    if not phases:
+        return {}
+    calls = [Call(f, PHASE_AGGREGATORS.selector + p.to_bytes(32, "big")) for f, p in phases]
+    aggregators: dict[tuple[str, int], str] = {}
+    for key, (ok, data) in zip(phases, read_calls(rpc, calls, block, multicall=multicall), strict=True):
+        try:
+            address = str(PHASE_AGGREGATORS.decode(data)).lower() if ok else ZERO_ADDRESS
+        except ValueError:
+            continue
+        if address != ZERO_ADDRESS:
+            aggregators[key] = address
+    keys = list(aggregators)
+    results = read_calls(rpc, [Call(aggregators[k], LATEST_ROUND.selector) for k in keys], block, multicall=multicall)
+    out = {}
+    for key, (ok, data) in zip(keys, results, strict=True):
+        if ok and len(data) >= 32:
+            out[key] = int(LATEST_ROUND.decode(data)) & (2**64 - 1)
+    return out
+
+
+def _round(ok: bool, data: bytes) -> RoundRead | None:
     if not ok or len(data) < 160:
         return None
-    r = fn.decode(data)
+    r = LATEST_ROUND_DATA.decode(data)
     return RoundRead(int(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]))
 
 
@@ -114,26 +105,31 @@ def round_quality(r: RoundRead) -> str:
 
 def read_sanctions_lists(rpc: RpcClient, tokens: list[str], block: int, multicall: str | None) -> list[str]:
     """The distinct sanctions lists rebasing tokens point at (`sanctionsList()`), zero addresses left out."""
-    fn = token_abi(Accounting.REBASING_SHARES).fn("sanctionsList")
+    read = READS["sanctionsList"]
     out: list[str] = []
-    for ok, data in read_calls(rpc, [Call(t, fn.encode_bytes()) for t in tokens], block, multicall=multicall):
+    for ok, data in read_calls(rpc, [Call(t, read.selector) for t in tokens], block, multicall=multicall):
         if ok and len(data) >= 32:
-            addr = fn.decode(data)[0].lower()
+            addr = str(read.decode(data)).lower()
             if addr != ZERO_ADDRESS and addr not in out:
                 out.append(addr)
     return out
 
 
-def read_address_calls(rpc: RpcClient, abi: ContractAbi, fn: str, pairs: list[tuple[str, str]], block: int,
-                       multicall: str | None) -> dict[tuple[str, str], int | bool | None]:
-    """`fn(wallet)` on each (contract, wallet) at `block` (balanceOf, isFrozen, isSanctioned);
+BALANCE_OF = Read("balanceOf(address)", ("uint256",))
+SHARES_OF = READS["sharesOf"]
+IS_FROZEN = Read("isFrozen(address)", ("bool",))  # ERC-3643
+IS_SANCTIONED = Read("isSanctioned(address)", ("bool",))  # the Chainalysis sanctions oracle
+
+
+def read_wallet_calls(rpc: RpcClient, read: Read, pairs: list[tuple[str, str]], block: int,
+                      multicall: str | None) -> dict[tuple[str, str], int | bool | None]:
+    """`read(wallet)` on each (contract, wallet) at `block` (balanceOf, isFrozen, isSanctioned);
     None where the call failed or returned something undecodable."""
-    f = abi.fn(fn)
-    results = read_calls(rpc, [Call(c, f.encode_address(w)) for c, w in pairs], block, multicall=multicall)
+    calls = [Call(c, read.selector + bytes(12) + bytes.fromhex(w[2:])) for c, w in pairs]
     out: dict[tuple[str, str], int | bool | None] = {}
-    for pair, (ok, data) in zip(pairs, results, strict=True):
+    for pair, (ok, data) in zip(pairs, read_calls(rpc, calls, block, multicall=multicall), strict=True):
         try:
-            out[pair] = f.decode(data)[0] if ok else None
+            out[pair] = read.decode(data) if ok else None  # type: ignore[assignment]
         except Exception:  # noqa: BLE001 - recorded by the caller as a failed read
             out[pair] = None
     return out

@@ -54,7 +54,8 @@ def test_state_unavailable_wordings_are_recognised_in_an_rpc_error(wording: clas
 
 def test_every_kind_but_node_error_has_wordings_with_a_source() -> None:
     kinds = {w.kind for w in WORDINGS}
-    assert kinds == {"reverted", "rate_limited", "response_too_large", "batch_too_large", "state_unavailable"}
+    assert kinds == {"reverted", "rate_limited", "response_too_large", "batch_too_large", "state_unavailable",
+                     "transient", "block_unavailable"}
     assert all(w.example and w.source for w in WORDINGS)
 
 
@@ -270,3 +271,13 @@ def test_a_bad_chain_retry_is_named(tmp_path, retry: dict, message: str) -> None
                                              "retry": retry}, "tokens": [TOKEN]}))
     with pytest.raises(ConfigError, match=message):
         load_settings(path)
+
+
+@pytest.mark.parametrize("error, kind", [
+    ({"code": -32001, "message": "Unable to complete request at this time."}, "transient"),
+    ({"code": -32000, "message": "no backend is currently healthy to serve traffic"}, "transient"),
+    ({"code": -32000, "message": "unknown block"}, "block_unavailable"),
+])
+def test_provider_faults_sent_with_http_200_are_retried_at_another_url(error, kind) -> None:
+    verdict = classify_http(200, {"jsonrpc": "2.0", "id": 1, "error": error}, b"", is_batch=False, url="http://a")
+    assert isinstance(verdict, Retry) and verdict.failover and verdict.kind == kind

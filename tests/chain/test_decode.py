@@ -12,18 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.chain.decode import (
-    ADDRESS_FROZEN,
-    PAUSED,
     TRANSFER,
     TRANSFER_SHARES,
-    UI_MULTIPLIER_UPDATED,
     AnswerError,
     RawAnswer,
     TransferRecord,
     _decode_fast,
     decode_logs,
     decode_logs_answer,
+    topic_of,
 )
+
+ADDRESS_FROZEN = topic_of("AddressFrozen(address,bool,address)")
+PAUSED = topic_of("Paused(address)")
+UI_MULTIPLIER_UPDATED = topic_of("UIMultiplierUpdated(uint256,uint256,uint256,uint256)")
 
 KEYS = ["address", "topics", "data", "blockHash", "blockNumber", "blockTimestamp", "transactionHash",
         "transactionIndex", "logIndex", "removed"]
@@ -154,3 +156,64 @@ def test_the_blocks_an_answer_names_are_read_off_its_bytes():
             {"blockNumber": "0x5", "logIndex": "0x2"}]
     raw = RawAnswer(orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": logs}))
     assert raw.block_numbers() == {5, 7} and len(raw) == 3
+
+
+# -- events as deployed contracts declare them ---------------------------------------------------------------
+def _log(topics: list[str], data: str = "0x", index: int = 0, block: int = 7) -> dict:
+    return {"address": "0x" + "ab" * 20, "topics": topics, "data": data, "blockHash": "0x" + "cd" * 32,
+            "blockNumber": hex(block), "transactionHash": "0x" + "ef" * 32, "logIndex": hex(index), "removed": False}
+
+
+def _word(n: int) -> str:
+    return n.to_bytes(32, "big").hex()
+
+
+LIST = "0x" + "12" * 20
+
+
+def test_new_sanctions_list_decodes_with_its_address_indexed_as_backed_declares_it():
+    # Backed's NewSanctionsList(address indexed): the address in a topic, no data (the factory's deployment tx)
+    d = decode_logs([_log([topic_of("NewSanctionsList(address)"), "0x" + "00" * 12 + LIST[2:]])])
+    assert [(e.event, e.args) for e in d.events] == [("NewSanctionsList", {"sanctions_list": LIST})]
+    # the same event with the address in the data decodes as well
+    d = decode_logs([_log([topic_of("NewSanctionsList(address)")], "0x" + "00" * 12 + LIST[2:])])
+    assert d.events[0].args == {"sanctions_list": LIST} and not d.undecodable
+
+
+def test_both_drafts_of_erc_8056_decode_to_one_event():
+    three = _log([topic_of("UIMultiplierUpdated(uint256,uint256,uint256)")], "0x" + _word(10**18) + _word(2 * 10**18)
+                 + _word(1_700_000_000))
+    four = _log([topic_of("UIMultiplierUpdated(uint256,uint256,uint256,uint256)")],
+                "0x" + _word(10**18) + _word(3 * 10**18) + _word(1_600_000_000) + _word(1_700_000_000), index=1)
+    events = decode_logs([three, four]).events
+    assert [e.args for e in events] == [
+        {"old_multiplier": 10**18, "new_multiplier": 2 * 10**18, "effective_at": 1_700_000_000},
+        {"old_multiplier": 10**18, "new_multiplier": 3 * 10**18, "set_at": 1_600_000_000, "effective_at": 1_700_000_000},
+    ]
+
+
+def test_backed_multiplier_and_pause_events():
+    logs = [_log([topic_of("MultiplierUpdated(uint256)")], "0x" + _word(999 * 10**15)),
+            _log([topic_of("MultiplierScheduled(uint256,uint256)")], "0x" + _word(3 * 10**18) + _word(86_400), index=1),
+            _log([topic_of("PauseModeChange(bool)")], "0x" + _word(1), index=2)]
+    assert [(e.event, e.args) for e in decode_logs(logs).events] == [
+        ("MultiplierUpdated", {"value": 999 * 10**15}),
+        ("MultiplierScheduled", {"new_multiplier": 3 * 10**18, "activation_time": 86_400}),
+        ("PauseModeChange", {"paused": True}),
+    ]
+
+
+def test_a_log_that_is_not_what_its_topic_declares_is_kept_aside_with_its_coordinates():
+    logs = [_log([topic_of("MultiplierScheduled(uint256,uint256)")], "0x" + _word(1)),  # one word short
+            _log([topic_of("PauseModeChange(bool)"), "0x" + _word(1), "0x" + _word(2)], index=3)]  # extra topics
+    d = decode_logs(logs)
+    assert d.events == [] and [(u.block_number, u.log_index) for u in d.undecodable] == [(7, 0), (7, 3)]
+    assert all(u.tx_hash == "0x" + "ef" * 32 and u.contract == "0x" + "ab" * 20 for u in d.undecodable)
+
+
+def test_a_log_sent_twice_is_kept_once():
+    transfer = _log([TRANSFER, "0x" + "00" * 12 + "11" * 20, "0x" + "00" * 12 + "22" * 20], "0x" + _word(5))
+    paused = _log([topic_of("PauseModeChange(bool)")], "0x" + _word(1), index=1)
+    d = decode_logs([transfer, paused, transfer, paused, transfer]).without_duplicates()
+    assert (len(d.transfers), len(d.events), d.duplicates) == (1, 1, 3)
+    assert decode_logs([transfer]).without_duplicates().duplicates == 0

@@ -2,7 +2,8 @@
 
 The chain: Multicall3 at its canonical address (anvil_setCode, as the dev world does), a token minted to
 thirty holders in one block and again in the next (so reads at the first block must not see the second),
-and a price feed with no rounds yet (its latestRoundData reverts with a reason, whoever calls it).
+and an OCR price aggregator with no rounds yet (getRoundData of an id above uint32 reverts with a reason,
+whoever calls it).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def reads(rpc: RpcClient) -> Iterator[Reads]:
         hashes = writer.send_all([
             writer.deploy(issuer, "PlainToken", ["string", "string", "uint8", "address"],
                           ["Token", "TKN", 6, issuer]),
-            writer.deploy(issuer, "PriceFeed", ["uint8", "string", "uint256", "uint16", "address"],
-                          [8, "TKN / USD", 4, 1, issuer]),
+            writer.deploy(issuer, "OcrAggregator", ["int192", "int192", "uint8", "string", "address"],
+                          [1, 10**30, 8, "TKN / USD", issuer]),
         ])
         writer.check_block(_mine(rpc), 2)
         token, feed = (rpc.call("eth_getTransactionReceipt", [h])["contractAddress"].lower() for h in hashes)
@@ -76,13 +77,13 @@ def _mine(rpc: RpcClient) -> int:
 
 
 def _calls(r: Reads) -> list[Call]:
-    token, feed = load_abi("PlainToken"), load_abi("PriceFeed")
+    token, feed = load_abi("PlainToken"), load_abi("OcrAggregator")
     calls = [Call(r.token, token.fn("balanceOf").encode_bytes(h)) for h in r.holders]
     calls += [
         Call(r.token, token.fn("totalSupply").encode()),
         Call(r.token, token.fn("name").encode()),
         Call(r.feed, feed.fn("decimals").encode_bytes()),
-        Call(r.feed, feed.fn("latestRoundData").encode_bytes()),  # no round yet: reverts with a reason
+        Call(r.feed, feed.fn("getRoundData").encode_bytes(2**32)),  # beyond uint32: reverts with a reason
         Call(r.token, "0xdeadbeef"),  # no such function, no fallback: reverts without data
         Call(NO_CODE, token.fn("totalSupply").encode()),  # no code: succeeds with nothing
     ]
