@@ -34,9 +34,28 @@ def status_rows(cid: int, status: dict[AccountKey, dict]) -> list[dict]:
     return [dict(chain_id=cid, contract=c, wallet=w, **v) for (c, w), v in status.items()]
 
 
-def ui_schedule(announcements: Iterable[tuple[str, dict]]) -> dict[str, list[UiMultiplierUpdate]]:
-    """(token, UIMultiplierUpdated args) in event order -> every update announced, per token."""
+UI_SCHEDULE_EVENTS = ("UIMultiplierUpdated", "UIMultiplierUpdateCancelled", "MultiplierUpdated")
+
+
+def ui_schedule(announcements: Iterable[tuple[str, str, dict, int]]) -> dict[str, list[UiMultiplierUpdate]]:
+    """(token, event, args, block time) in log order -> every update of a UI-multiplier token, per token.
+
+    `UIMultiplierUpdated` announces a multiplier in force from its effective time (ERC-8056: the current
+    draft's three arguments or the early draft's four); `UIMultiplierUpdateCancelled` withdraws an
+    announced update that has not taken effect (Base B20); `MultiplierUpdated(value)` is an immediate
+    update, in force from its block (Base B20 before ERC-8056 names)."""
     out: dict[str, list[UiMultiplierUpdate]] = defaultdict(list)
-    for token, a in announcements:
-        out[token].append(UiMultiplierUpdate(int(a["new_multiplier"]), int(a["effective_at"]), int(a["set_at"])))
+    for token, event, a, block_time in announcements:
+        if event == "UIMultiplierUpdated":
+            out[token].append(UiMultiplierUpdate(int(a["new_multiplier"]), int(a["effective_at"]),
+                                                 int(a.get("set_at", block_time))))
+        elif event == "MultiplierUpdated":
+            out[token].append(UiMultiplierUpdate(int(a["value"]), block_time, block_time))
+        elif event == "UIMultiplierUpdateCancelled":
+            cancelled = (int(a["cancelled_multiplier"]), int(a["cancelled_effective_at"]))
+            for i in range(len(out[token]) - 1, -1, -1):
+                u = out[token][i]
+                if (u.new_multiplier, u.effective_at) == cancelled and u.effective_at > block_time:
+                    del out[token][i]
+                    break
     return out

@@ -29,24 +29,42 @@ def test_fee_periods_compound_with_rounding_down_each_period():
     assert rebasing_multiplier_at(p, 1_000 + DAY - 1) == (WAD, 0, 0)
 
 
-def test_a_scheduled_action_replaces_the_base_and_restarts_fee_periods():
-    p = RebasingParams(WAD, 0, 10**15, DAY, new_multiplier=3 * WAD, new_multiplier_activation_time=10 * DAY + 7)
-    assert rebasing_multiplier_at(p, 10 * DAY + 6)[0] < WAD
-    assert rebasing_multiplier_at(p, 10 * DAY + 7) == (3 * WAD, 0, 1)
-    m, periods, _ = rebasing_multiplier_at(p, 11 * DAY + 7)
-    assert (m, periods) == (3 * WAD * (WAD - 10**15) // WAD, 1)
+def test_a_scheduled_update_holds_the_last_multiplier_until_it_activates_and_keeps_the_fee_clock():
+    # scheduled 5 h into a daily fee period for 7 h into it: the first fee after activation falls at the end
+    # of that same period (the clock runs from lastTimeFeeApplied), not a day after the activation
+    keep = WAD - 10**15
+    p = RebasingParams(WAD, 0, 10**15, DAY, new_multiplier=3 * WAD, activation_time=7 * 3600, last_nonce=4,
+                       new_nonce=5)
+    assert rebasing_multiplier_at(p, 7 * 3600 - 1) == (WAD, 0, 4)  # pending: the last value, no fee
+    assert rebasing_multiplier_at(p, 7 * 3600) == (3 * WAD, 0, 5)
+    assert rebasing_multiplier_at(p, DAY - 1) == (3 * WAD, 0, 5)
+    assert rebasing_multiplier_at(p, DAY) == (3 * WAD * keep // WAD, 1, 6)
+    assert rebasing_multiplier_at(p, 3 * DAY + 5)[:2] == (3 * WAD * keep // WAD * keep // WAD * keep // WAD, 3)
+
+
+def test_with_no_fee_periods_pass_but_the_nonce_stays():
+    p = RebasingParams(2 * WAD, 100, 0, DAY, new_multiplier=2 * WAD, last_nonce=3, new_nonce=3)
+    assert rebasing_multiplier_at(p, 100 + 5 * DAY) == (2 * WAD, 5, 3)
+
+
+def test_a_fold_moves_the_fee_clock_by_whole_periods_and_stores_the_value_in_force():
+    p = RebasingParams(WAD, 1_000, 10**15, DAY, new_multiplier=WAD, last_nonce=0, new_nonce=0)
+    folded = rebasing_fold(p, 1_000 + 2 * DAY + 500)
+    m, _, nonce = rebasing_multiplier_at(p, 1_000 + 2 * DAY + 500)
+    assert folded == RebasingParams(m, 1_000 + 2 * DAY, 10**15, DAY, m, 0, nonce, nonce)
+    assert rebasing_multiplier_at(folded, 1_000 + 2 * DAY + 500) == (m, 0, nonce)
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     fee=st.integers(0, 10**16),
-    period=st.sampled_from([0, 3600, DAY]),
+    period=st.sampled_from([3600, DAY]),
     checkpoints=st.lists(st.integers(0, 40 * DAY), min_size=1, max_size=6),
     activation=st.one_of(st.just(0), st.integers(1, 40 * DAY)),
 )
 def test_folding_at_any_times_never_changes_the_multiplier(fee, period, checkpoints, activation):
-    p = RebasingParams(WAD, 0, fee, period, new_multiplier=2 * WAD if activation else 0,
-                       new_multiplier_activation_time=activation)
+    p = RebasingParams(WAD, 0, fee, period, new_multiplier=2 * WAD if activation else None,
+                       activation_time=activation)
     end = 41 * DAY
     folded = p
     for t in sorted(checkpoints):
