@@ -115,6 +115,7 @@ class PriceRound(SQLModel, table=True):
     answered_in_round: int = Field(sa_column=U256())
     block_number: int = Field(sa_type=BigInteger)  # the block the round was read at
     quality: str = "ok"  # ok | non_positive | no_update_time | carried_over (answeredInRound < roundId)
+    phase: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # round_id >> 64 (0005)
 
 
 # ---------------------------------------------------------------- derived
@@ -169,6 +170,10 @@ class TokenState(SQLModel, table=True):
     last_time_fee_applied: int | None = Field(default=None, sa_type=BigInteger)
     paused: bool = False
     total_supply_raw: int = Field(sa_column=U256())
+    multiplier_nonce: int | None = Field(default=None, sa_column=U256(nullable=True))  # (0005)
+    last_multiplier_nonce: int | None = Field(default=None, sa_column=U256(nullable=True))
+    new_multiplier_nonce: int | None = Field(default=None, sa_column=U256(nullable=True))
+    oracle_paused: bool | None = None  # ERC-8056 tokens' oraclePaused()
 
 
 class AccountStatus(SQLModel, table=True):

@@ -88,6 +88,13 @@ def stored_block_below(conn: Connection, cid: int, number: int) -> int | None:
                                                                  _blocks.c.number < number)).scalar()
 
 
+def highest_block_at_or_below(conn: Connection, cid: int, number: int) -> tuple[int, str] | None:
+    """(number, hash) of the highest stored block not above `number`."""
+    row = conn.execute(select(_blocks.c.number, _blocks.c.hash).where(
+        _blocks.c.chain_id == cid, _blocks.c.number <= number).order_by(_blocks.c.number.desc()).limit(1)).first()
+    return None if row is None else (int(row[0]), row[1])
+
+
 def recent_blocks(conn: Connection, cid: int, limit: int) -> list[tuple[int, str]]:
     """The highest `limit` stored blocks as (number, hash), highest first."""
     return [(int(n), h) for n, h in conn.execute(select(_blocks.c.number, _blocks.c.hash).where(

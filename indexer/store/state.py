@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, or_, select
 
-from indexer.accounting import UiMultiplierUpdate
+from indexer.accounting import RebasingParams, UiMultiplierUpdate
 from indexer.store import models as m
 from indexer.store.writes import insert_ignore, upsert
-from indexer.token_events import ACCOUNT_EVENTS, AccountKey, fold_account_events, status_rows, ui_schedule
+from indexer.token_events import (
+    ACCOUNT_EVENTS,
+    UI_SCHEDULE_EVENTS,
+    AccountKey,
+    fold_account_events,
+    status_rows,
+    ui_schedule,
+)
 
 _ts = m.TokenState.__table__
 _te = m.TokenEvent.__table__
@@ -26,6 +34,17 @@ def token_state_at(conn: Connection, cid: int, block: int | None = None) -> dict
     rows = conn.execute(select(_ts).join(last, and_(_ts.c.token == last.c.token, _ts.c.block_number == last.c.b))
                         .where(_ts.c.chain_id == cid)).mappings()
     return {r["token"]: dict(r) for r in rows}
+
+
+def rebasing_params_of_row(row: Mapping[str, Any]) -> RebasingParams | None:
+    """A Backed xStock's multiplier state as a stored `token_state` row holds it (None: not read)."""
+    if row.get("base_multiplier_raw") is None or row.get("period_length") is None:
+        return None
+    return RebasingParams(int(row["base_multiplier_raw"]), int(row["last_time_fee_applied"] or 0),
+                          int(row["fee_per_period_raw"] or 0), int(row["period_length"]),
+                          None if row["new_multiplier_raw"] is None else int(row["new_multiplier_raw"]),
+                          int(row["activation_time"] or 0), int(row["last_multiplier_nonce"] or 0),
+                          None if row["new_multiplier_nonce"] is None else int(row["new_multiplier_nonce"]))
 
 
 def multipliers_at(conn: Connection, cid: int, block: int | None = None) -> dict[str, int]:
@@ -59,13 +78,20 @@ def replace_account_status(conn: Connection, cid: int, status: dict[AccountKey, 
     write_account_status(conn, status_rows(cid, status))
 
 
-def stored_ui_schedule(conn: Connection, cid: int, up_to: int | None = None) -> dict[str, list[UiMultiplierUpdate]]:
-    """Every UIMultiplierUpdated announced (up to block `up_to`), per token, in event order."""
-    q = select(_te.c.contract, _te.c.args).where(_te.c.chain_id == cid, _te.c.event == "UIMultiplierUpdated")
+def stored_ui_schedule(conn: Connection, cid: int, up_to: int | None = None,
+                       tokens: Iterable[str] | None = None) -> dict[str, list[UiMultiplierUpdate]]:
+    """Every multiplier update of UI-multiplier tokens announced up to block `up_to` (all of them when
+    None), per token, in event order (`token_events.ui_schedule`). `tokens`: only these contracts."""
+    b = m.Block.__table__
+    q = select(_te.c.contract, _te.c.event, _te.c.args, b.c.timestamp).join(
+        b, (b.c.chain_id == _te.c.chain_id) & (b.c.number == _te.c.block_number)).where(
+        _te.c.chain_id == cid, _te.c.event.in_(UI_SCHEDULE_EVENTS))
     if up_to is not None:
         q = q.where(_te.c.block_number <= up_to)
+    if tokens is not None:
+        q = q.where(_te.c.contract.in_(sorted(tokens)))
     rows = conn.execute(q.order_by(_te.c.block_number, _te.c.log_index))
-    return ui_schedule((contract, json.loads(args)) for contract, args in rows)
+    return ui_schedule((contract, event, json.loads(args), int(ts)) for contract, event, args, ts in rows)
 
 
 # -------------------------------------------------------------------------------- price rounds
@@ -77,19 +103,30 @@ def write_rounds(conn: Connection, rows: list[dict]) -> None:
     insert_ignore(conn, _pr, rows)
 
 
-def latest_round_ids(conn: Connection, cid: int) -> dict[str, int]:
-    """{feed: the highest stored round id}."""
-    return {f: int(r) for f, r in conn.execute(select(_pr.c.feed, func.max(_pr.c.round_id)).where(
-        _pr.c.chain_id == cid).group_by(_pr.c.feed)).all()}
+def latest_round_ids(conn: Connection, cid: int) -> dict[str, dict[int, int]]:
+    """{feed: {phase: the highest stored round of that phase (its aggregator's own round number)}}."""
+    out: dict[str, dict[int, int]] = {}
+    for feed, phase, rid in conn.execute(select(_pr.c.feed, _pr.c.phase, func.max(_pr.c.round_id)).where(
+            _pr.c.chain_id == cid).group_by(_pr.c.feed, _pr.c.phase)).all():
+        out.setdefault(feed, {})[int(phase)] = int(rid) & (2**64 - 1)
+    return out
 
 
-def latest_round_at(conn: Connection, cid: int, feed: str, block: int, timestamp: int) -> dict | None:
+PRICE_QUALITIES = ("ok", "carried_over")  # rounds that carry a price (a carried-over one is judged by the engine)
+
+
+def latest_round_at(conn: Connection, cid: int, feed: str, block: int, timestamp: int, *,
+                    priced: bool = False) -> dict | None:
     """The highest round of `feed` published by block `block` (time `timestamp`): `0 < updatedAt <=
-    timestamp`, or, for a round with no update time, read at a block at or before `block`."""
+    timestamp`, or, for a round with no update time, read at a block at or before `block`. `priced`:
+    the highest such round that carries a price (`PRICE_QUALITIES`: not a 0 or negative answer, which
+    tokenized-equity feeds can report outside market hours, and not a round with no update time)."""
     published = or_(and_(_pr.c.updated_at > 0, _pr.c.updated_at <= timestamp),
                     and_(_pr.c.updated_at == 0, _pr.c.block_number <= block))
-    row = conn.execute(select(_pr).where(_pr.c.chain_id == cid, _pr.c.feed == feed, published)
-                       .order_by(_pr.c.round_id.desc()).limit(1)).mappings().first()
+    q = select(_pr).where(_pr.c.chain_id == cid, _pr.c.feed == feed, published)
+    if priced:
+        q = q.where(_pr.c.quality.in_(PRICE_QUALITIES))
+    row = conn.execute(q.order_by(_pr.c.round_id.desc()).limit(1)).mappings().first()
     return None if row is None else dict(row)
 
 
