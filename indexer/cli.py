@@ -299,7 +299,7 @@ def sync_cmd(
             return
         console.print("following the head; Ctrl-C stops")
         while True:
-            result = sync_tick(engine, ctx)
+            result = _tick_through_faults(lambda: sync_tick(engine, ctx))
             if result is None:
                 time.sleep(interval)
                 continue
@@ -335,10 +335,21 @@ def _backfill(engine, ctx, goal: int) -> None:
             elapsed = max(time.monotonic() - started, 1e-9)
             progress.update(task, completed=done, bps=done / elapsed, lps=(n_logs + logs) / elapsed)
 
-        while (result := sync_tick(engine, ctx, to_block=goal, on_page=show)) is not None:
+        while (result := _tick_through_faults(lambda: sync_tick(engine, ctx, to_block=goal, on_page=show))) is not None:
             n_logs += result.logs
             show(result.to_block, 0)
     console.print(f"synced blocks {first}..{goal}: {n_logs:,} logs in {time.monotonic() - started:.1f}s")
+
+
+def _tick_through_faults(tick):
+    """`sync.tick.through_passing_faults`, saying each wait on stderr."""
+    from indexer.sync.tick import through_passing_faults
+
+    def say(exc, pause: float) -> None:
+        err.print(f"[yellow]provider trouble ({exc.kind}): {exc}; trying again in {pause:.0f}s[/yellow]",
+                  highlight=False, soft_wrap=True)
+
+    return through_passing_faults(tick, say)
 
 
 @app.command("reconcile")

@@ -24,7 +24,8 @@ from sqlalchemy import Connection
 
 from indexer.accounting import (
     WAD,
-    RebasingParams,
+    MultiplierUndefined,
+    UiMultiplierUpdate,
     balance_of_units,
     rebasing_multiplier_at,
     ui_multiplier_at,
@@ -37,9 +38,11 @@ from indexer.store.balances import balances_now, units_at
 from indexer.store.progress import block_at_or_before, block_timestamp, stored_block_below, synced_head
 from indexer.store.registry import account_rows, feed_rows, position_rows, token_rows
 from indexer.store.state import (
+    PRICE_QUALITIES,
     account_status,
     first_token_state_block,
     latest_round_at,
+    rebasing_params_of_row,
     stored_ui_schedule,
     token_state_at,
     usable_rounds,
@@ -103,11 +106,10 @@ def load_snapshot(conn: Connection, chain_id: int, block: int | None = None, *, 
     keys = SnapshotKeys(chain_id, number, ts, head, [], [t["address"] for t in toks],
                         [t["symbol"] for t in toks], [f["address"] for f in priced], [f["name"] for f in priced])
 
-    latest = {f["address"]: r for f in all_feeds  # one indexed query per feed: a few dozen feeds
-              if (r := latest_round_at(conn, chain_id, f["address"], number, ts)) is not None}
+    latest = _latest_rounds(conn, chain_id, all_feeds, number, ts, keys)
     feeds = _feeds(priced, latest)
     history = _history(conn, chain_id, [f["address"] for f in priced], ts)
-    multipliers, states = _token_state(conn, chain_id, toks, number, ts)
+    multipliers, states = tokens_in_force(conn, chain_id, toks, number, ts)
     feed_index = {f["name"]: i for i, f in enumerate(priced)}
     tokens = _tokens(toks, feed_index, by_name, multipliers, states, latest, keys)
 
@@ -137,6 +139,28 @@ def load_snapshot(conn: Connection, chain_id: int, block: int | None = None, *, 
 
 # -- parts ------------------------------------------------------------------------------------------
 
+def _latest_rounds(conn: Connection, cid: int, feeds: list[dict], number: int, ts: int, keys: SnapshotKeys
+                   ) -> dict[str, dict]:
+    """{feed address: the round that prices it at B}: its latest round that carries a price. A later round
+    that does not (0, negative, no update time: stored with its quality flag) is never used as a price,
+    and the run's notes say which feeds had one."""
+    out = {}
+    for f in feeds:  # one indexed query per feed: a few dozen feeds
+        newest = latest_round_at(conn, cid, f["address"], number, ts)
+        if newest is None:
+            continue
+        priced = newest if newest["quality"] in PRICE_QUALITIES else latest_round_at(
+            conn, cid, f["address"], number, ts, priced=True)
+        if priced is not newest:
+            keys.notes.append(f"{f['name']}: its latest round {newest['round_id']} at block {number} is "
+                              f"{newest['quality']} (answer {newest['answer_raw']}): valued at the round before it"
+                              if priced is not None else
+                              f"{f['name']}: no round carries a price at block {number} (latest: {newest['quality']})")
+        if priced is not None:
+            out[f["address"]] = priced
+    return out
+
+
 def _feeds(priced: list[dict], latest: dict[str, dict]) -> Feeds:
     rounds = [latest.get(f["address"]) for f in priced]
     return Feeds(
@@ -164,11 +188,12 @@ def _history(conn: Connection, cid: int, feeds: list[str], ts: int) -> FeedHisto
                        np.array(answers, dtype=np.int64) if fits else int_array(answers))
 
 
-def _token_state(conn: Connection, cid: int, toks: list[dict], number: int, ts: int
+def tokens_in_force(conn: Connection, cid: int, toks: list[dict], number: int, ts: int
                  ) -> tuple[dict[str, int], dict[str, dict]]:
     """Multiplier in force at B per token, and the last stored state row at or before B."""
-    schedule = stored_ui_schedule(conn, cid, up_to=number)
     states = token_state_at(conn, cid, number)
+    schedule = stored_ui_schedule(conn, cid, up_to=number,
+                                  tokens=[t["address"] for t in toks if t["accounting"] == Accounting.UI_MULTIPLIER])
     multipliers = {}
     for t in toks:
         row = states.get(t["address"])
@@ -179,19 +204,34 @@ def _token_state(conn: Connection, cid: int, toks: list[dict], number: int, ts: 
                 + (f"; it is stored from block {first} on (those blocks were synced from a node that no longer "
                    "held older state): value a block from there on, or sync from an archive node"
                    if first is not None else "; run a sync tick first"))
-        acc = Accounting(t["accounting"])
-        if acc == Accounting.REBASING_SHARES and row["base_multiplier_raw"] is not None:
-            params = RebasingParams(row["base_multiplier_raw"], row["last_time_fee_applied"] or 0,
-                                    row["fee_per_period_raw"] or 0, row["period_length"] or 0,
-                                    row["new_multiplier_raw"] or 0, row["activation_time"] or 0)
-            multipliers[t["address"]] = rebasing_multiplier_at(params, ts)[0]
-        elif acc == Accounting.UI_MULTIPLIER:
-            multipliers[t["address"]] = ui_multiplier_at(schedule.get(t["address"], []), ts)
-        elif acc == Accounting.REBASING_SHARES:
-            multipliers[t["address"]] = int(row["multiplier_raw"])
-        else:
-            multipliers[t["address"]] = WAD
+        multipliers[t["address"]] = multiplier_at(Accounting(t["accounting"]), row, number, ts,
+                                                  schedule.get(t["address"], []))
     return multipliers, states
+
+
+def multiplier_at(acc: Accounting, row: dict, number: int, ts: int, schedule: list[UiMultiplierUpdate]) -> int:
+    """The token's multiplier in force at block `number` (time `ts`), from its last state row at or before it.
+
+    The contract's own value comes first: a row read at that very block is the answer. Between reads the
+    rule of the token's model carries the last read forward: a Backed xStock's fee periods and pending
+    update (`accounting.rebasing_multiplier_at`, from the row's stored parameters), an ERC-8056 token's
+    pending update and the updates announced since (`ui_multiplier_at`)."""
+    if row["block_number"] == number or acc == Accounting.PLAIN:
+        return int(row["multiplier_raw"]) if acc != Accounting.PLAIN else WAD
+    if acc == Accounting.REBASING_SHARES:
+        params = rebasing_params_of_row(row)
+        if params is None:
+            return int(row["multiplier_raw"])
+        try:
+            return rebasing_multiplier_at(params, ts)[0]
+        except MultiplierUndefined:
+            return int(row["multiplier_raw"])
+    m = int(row["multiplier_raw"])
+    pending, effective = row["new_multiplier_raw"], row["activation_time"]
+    if pending is not None and effective and row["block_timestamp"] < int(effective) <= ts:
+        m = int(pending)
+    later = [u for u in schedule if u.set_at > row["block_timestamp"]]  # announced after the read
+    return ui_multiplier_at(later, ts, initial=m)
 
 
 def _tokens(toks: list[dict], feed_index: dict[str, int], by_name: dict[str, dict], multipliers: dict[str, int],

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from indexer.accounting import units_model
 from indexer.chain.logs import LogFetcher
 from indexer.chain.rpc import RpcClient
+from indexer.chain.tokens import Surface
 from indexer.config import Settings
 from indexer.store.progress import record_issue
 from indexer.types import Accounting, BalanceSource
@@ -31,6 +32,7 @@ class SyncContext:
     fetcher: LogFetcher
     max_blocks_per_tick: int = 2_000
     polled: frozenset[str] = frozenset()  # tokens with balance_source = "poll"
+    surfaces: dict[str, Surface] = field(default_factory=dict)  # token -> the read functions it answers
     open_issues: set[tuple[str, str]] = field(default_factory=set)  # (contract, kind) recorded in this process
     # every index the models declare is there (store/indexes.py); None: not looked at yet
     indexes_complete: bool | None = None
@@ -38,6 +40,9 @@ class SyncContext:
     def unit_model(self, token: str) -> Accounting:
         """How a token's stored units become balances (`indexer.accounting.units_model`)."""
         return units_model(self.accounting[token], BalanceSource.POLL if token in self.polled else BalanceSource.LOGS)
+
+    def token_surfaces(self) -> list[tuple[str, Surface]]:
+        return [(t, self.surfaces[t]) for t in self.accounting]
 
     @property
     def log_addresses(self) -> list[str]:
@@ -47,10 +52,10 @@ class SyncContext:
     def multicall(self) -> str | None:
         return self.settings.chain.multicall3
 
-    def record(self, conn: Connection, issue: Issue, block: int) -> None:
-        """Record a problem in `sync_issues`, once per (contract, kind) in this process."""
+    def record(self, conn: Connection, issue: Issue, block: int, *, once: bool = True) -> None:
+        """Record a problem in `sync_issues`: once per (contract, kind) in this process, or every time."""
         key = (issue.contract, issue.kind)
-        if key in self.open_issues:
+        if once and key in self.open_issues:
             return
         self.open_issues.add(key)
         log.warning("%s %s: %s", issue.contract, issue.kind, issue.message)

@@ -16,14 +16,17 @@ from operator import itemgetter
 
 from indexer.accounting import (
     WAD,
+    MultiplierUndefined,
     RebasingParams,
     UiMultiplierUpdate,
     balance_of_units,
+    rebasing_fold,
     rebasing_multiplier_at,
     ui_multiplier_at,
 )
 from indexer.chain.decode import ZERO_ADDRESS, DecodedLogs, EventRecord, TransferRecord
 from indexer.chain.state import RoundRead, TokenRead, round_quality
+from indexer.chain.tokens import paused_of
 from indexer.errors import ChainDataError
 from indexer.sync.context import Issue
 from indexer.token_events import AccountKey, fold_account_events, status_rows
@@ -140,6 +143,24 @@ def polled_rows(cid: int, block: int, reads: Mapping[Holder, int | None], stored
 
 
 # ---------------------------------------------------------------------------------- token state
+def rebasing_params_of(v: Mapping[str, object]) -> RebasingParams | None:
+    """A Backed auto-fee token's stored multiplier state from its getters (None when they did not answer).
+    The activation-time versions keep `lastMultiplier` and a pending `newMultiplier`; the first versions
+    one stored `multiplier`."""
+    fee, period, last_fee = v.get("feePerPeriod"), v.get("periodLength"), v.get("lastTimeFeeApplied")
+    if fee is None or period is None or last_fee is None:
+        return None
+    if v.get("lastMultiplier") is not None:
+        return RebasingParams(int(v["lastMultiplier"]), int(last_fee), int(fee), int(period),
+                              None if v.get("newMultiplier") is None else int(v["newMultiplier"]),
+                              int(v.get("newMultiplierActivationTime") or 0), int(v.get("lastMultiplierNonce") or 0),
+                              None if v.get("newMultiplierNonce") is None else int(v["newMultiplierNonce"]))
+    if v.get("multiplier") is not None:
+        return RebasingParams(int(v["multiplier"]), int(last_fee), int(fee), int(period),
+                              last_nonce=int(v.get("multiplierNonce") or 0))
+    return None
+
+
 def token_state_rows(cid: int, reads: Iterable[TokenRead], models: Mapping[str, Accounting], block: int,
                      timestamp: int, ui_schedule: Mapping[str, list[UiMultiplierUpdate]]
                      ) -> tuple[list[dict], dict[str, int], list[Issue]]:
@@ -154,33 +175,83 @@ def token_state_rows(cid: int, reads: Iterable[TokenRead], models: Mapping[str, 
         row = dict(chain_id=cid, token=read.address, block_number=block, block_timestamp=timestamp,
                    multiplier_raw=WAD, base_multiplier_raw=None, new_multiplier_raw=None, activation_time=None,
                    fee_per_period_raw=None, period_length=None, last_time_fee_applied=None,
-                   paused=bool(v.get("paused") or False), total_supply_raw=int(v.get("totalSupply") or 0))
+                   paused=paused_of(v), total_supply_raw=int(v.get("totalSupply") or 0), multiplier_nonce=None,
+                   last_multiplier_nonce=None, new_multiplier_nonce=None,
+                   oracle_paused=None if v.get("oraclePaused") is None else bool(v["oraclePaused"]))
         model = models[read.address]
         if model == Accounting.REBASING_SHARES and v.get("getCurrentMultiplier") is not None:
-            params = RebasingParams(v["multiplier"], v["lastTimeFeeApplied"], v["feePerPeriod"], v["periodLength"],
-                                    v["newMultiplier"], v["newMultiplierActivationTime"], v["multiplierNonce"])
-            computed = rebasing_multiplier_at(params, timestamp)[0]
-            reported = v["getCurrentMultiplier"][0]
-            if computed != reported:
-                issues.append(Issue(read.address, "multiplier_rule_mismatch",
-                                    f"getCurrentMultiplier() = {reported} but the stored parameters give {computed} "
-                                    f"at block {block}; using the contract's value"))
-            row.update(multiplier_raw=reported, base_multiplier_raw=params.multiplier,
-                       new_multiplier_raw=params.new_multiplier, activation_time=params.new_multiplier_activation_time,
-                       fee_per_period_raw=params.fee_per_period, period_length=params.period_length,
-                       last_time_fee_applied=params.last_time_fee_applied)
-        elif model == Accounting.UI_MULTIPLIER and v.get("uiMultiplier") is not None:
-            reported = v["uiMultiplier"]
+            row.update(_rebasing_row(read, block, timestamp, issues))
+        elif model == Accounting.UI_MULTIPLIER and (v.get("uiMultiplier") or v.get("multiplier")) is not None:
+            reported = int(v["uiMultiplier"] if v.get("uiMultiplier") is not None else v["multiplier"])
             computed = ui_multiplier_at(ui_schedule.get(read.address, []), timestamp)
             if computed != reported:
                 issues.append(Issue(read.address, "multiplier_schedule_mismatch",
-                                    f"uiMultiplier() = {reported} but the UIMultiplierUpdated events give {computed} "
-                                    f"at block {block}; using the contract's value"))
+                                    f"the token's multiplier is {reported} but its stored update events give "
+                                    f"{computed} at block {block} (were updates announced before the configured "
+                                    "deployment block?); using the contract's value"))
             row.update(multiplier_raw=reported, new_multiplier_raw=v.get("newUIMultiplier"),
                        activation_time=v.get("effectiveAt"))
         multipliers[read.address] = row["multiplier_raw"]
         rows.append(row)
     return rows, multipliers, issues
+
+
+def _rebasing_row(read: TokenRead, block: int, timestamp: int, issues: list[Issue]) -> dict:
+    """The multiplier columns of a Backed xStock's row: the contract's getCurrentMultiplier(), checked
+    against the rule from its stored parameters."""
+    current = read.values["getCurrentMultiplier"]
+    reported = int(current[0])
+    out: dict = dict(multiplier_raw=reported, multiplier_nonce=int(current[2]) if len(current) > 2 else None)
+    params = rebasing_params_of(read.values)
+    if params is None:
+        return out
+    try:
+        computed = rebasing_multiplier_at(params, timestamp)[0]
+    except MultiplierUndefined as exc:
+        computed, why = None, str(exc)
+    else:
+        why = f"the stored parameters give {computed}"
+    if computed != reported:
+        issues.append(Issue(read.address, "multiplier_rule_mismatch",
+                            f"getCurrentMultiplier() = {reported} but {why} at block {block}; using the "
+                            "contract's value"))
+    out.update(base_multiplier_raw=params.last_multiplier, new_multiplier_raw=params.new_multiplier,
+               activation_time=params.activation_time, fee_per_period_raw=params.fee_per_period,
+               period_length=params.period_length, last_time_fee_applied=params.last_time_fee_applied,
+               last_multiplier_nonce=params.last_nonce, new_multiplier_nonce=params.new_nonce)
+    return out
+
+
+# Events that change an xStock's multiplier state beyond folding the fee that accrued
+EXPLICIT_UPDATES = frozenset({"MultiplierScheduled", "MultiplierScheduleOverridden"})
+
+
+def silent_change(before: RebasingParams, after: RebasingParams, t: int) -> bool:
+    """Whether an xStock's state `after` (read at a block of time `t`) differs from what `before` (read at an
+    earlier block) becomes by time `t` with no call but folds: then a call that emits no event changed
+    it in between (a fee setter, or a scheduled update of a version that logs none). A fold changes no
+    value, so both sides are compared folded at `t`."""
+    try:
+        return rebasing_fold(before, t) != rebasing_fold(after, t)
+    except MultiplierUndefined:
+        return before != after
+
+
+def explicit_update(before: RebasingParams, events: Iterable[EventRecord], t: int) -> bool:
+    """Whether a block's events of one xStock (of time `t`) changed its multiplier state beyond a fold:
+    a scheduled update, an override, or `MultiplierUpdated` of another value than the fold's (an update
+    in force at once)."""
+    for e in events:
+        if e.event in EXPLICIT_UPDATES:
+            return True
+        if e.event == "MultiplierUpdated":
+            try:
+                folded = rebasing_multiplier_at(before, t)[0]
+            except MultiplierUndefined:
+                return True
+            if int(e.args["value"]) != folded:
+                return True
+    return False
 
 
 def moved_multipliers(previous: Mapping[str, int], now: Mapping[str, int]) -> set[str]:
@@ -189,20 +260,27 @@ def moved_multipliers(previous: Mapping[str, int], now: Mapping[str, int]) -> se
 
 
 # ---------------------------------------------------------------------------------- prices
-def missing_round_ids(latest: int, stored: int | None) -> list[int]:
-    """Round ids of a feed to read, given its latest round and the highest one stored: the rest of the
-    latest round's phase (all of it when the stored one is of another phase or none is stored)."""
-    phase, agg = latest >> PHASE_SHIFT, latest & (2**PHASE_SHIFT - 1)
-    first_agg = 1
-    if stored is not None and stored >> PHASE_SHIFT == phase:
-        first_agg = (stored & (2**PHASE_SHIFT - 1)) + 1
-    return [(phase << PHASE_SHIFT) | a for a in range(first_agg, agg + 1)]
+def phase_of(round_id: int) -> int:
+    return round_id >> PHASE_SHIFT
+
+
+def missing_round_ids(latest: int, stored: Mapping[int, int], phase_ends: Mapping[int, int]) -> list[int]:
+    """Round ids of a feed to read: every round of every phase not stored yet. `latest` is the feed's
+    latest round id (its phase is the proxy's current one), `stored` the highest stored aggregator round
+    per phase, `phase_ends` the latest aggregator round of each earlier phase (its aggregator stays
+    readable through the proxy, and may still have published after the last read)."""
+    phase, agg = phase_of(latest), latest & (2**PHASE_SHIFT - 1)
+    ids = []
+    for p in sorted(phase_ends):
+        if p < phase:
+            ids += [(p << PHASE_SHIFT) | a for a in range(stored.get(p, 0) + 1, phase_ends[p] + 1)]
+    return ids + [(phase << PHASE_SHIFT) | a for a in range(stored.get(phase, 0) + 1, agg + 1)]
 
 
 def round_rows(cid: int, feed: str, reads: Iterable[RoundRead | None], block: int) -> list[dict]:
     return [dict(chain_id=cid, feed=feed, round_id=r.round_id, answer_raw=r.answer, started_at=r.started_at,
                  updated_at=r.updated_at, answered_in_round=r.answered_in_round, block_number=block,
-                 quality=round_quality(r)) for r in reads if r is not None]
+                 quality=round_quality(r), phase=phase_of(r.round_id)) for r in reads if r is not None]
 
 
 # ---------------------------------------------------------------------------------- account status

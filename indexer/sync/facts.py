@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from indexer.chain.decode import EventRecord
+from indexer.chain.decode import EventRecord, Undecodable
 from indexer.store import models as m
 from indexer.store.balances import CHANGE_COLS, SHARE_COLS, TRANSFER_COLS, load_units, tokens_without_holders
 from indexer.store.dialect import dialect_of
@@ -40,6 +40,9 @@ class LogsWritten:
     units: Mapping[Holder, int]
     fresh: frozenset[str]  # tokens with no stored holder when the tick began: all their balance rows are new
     polled_holders: frozenset[Holder]  # holders of polled tokens the transfers named
+    undecodable: tuple[Undecodable, ...] = ()  # logs of a stored topic that are not what it declares
+    duplicates: int = 0  # logs the provider sent twice, kept once
+    recovered: int = 0  # logs a range answer lacked, read again by block hash
 
     @property
     def end_hash(self) -> str:
@@ -62,7 +65,8 @@ class FactWriter:
         self.events: list[EventRecord] = []
         self.headers: dict[int, dict] = {}
         self.polled: set[Holder] = set()
-        self.n_logs = self.n_transfers = 0
+        self.n_logs = self.n_transfers = self.duplicates = self.recovered = 0
+        self.undecodable: list[Undecodable] = []
         # which tokens move by which log: units are raw for plain and ERC-8056 tokens, shares for rebasing ones
         models = ctx.accounting
         self.by_transfer = {t for t, a in models.items() if a != Accounting.REBASING_SHARES and t not in ctx.polled}
@@ -93,6 +97,9 @@ class FactWriter:
         changes = apply_movements(cid, moves, self.units)
         write(prepare_insert(conn, m.BalanceChange.__table__, CHANGE_COLS, changes, new=self.new, ordered=True))
         self.events += d.events
+        self.undecodable += d.undecodable
+        self.duplicates += d.duplicates
+        self.recovered += page.recovered
         self.headers.update(page.headers)
         self.end = page.end
         self.n_logs += len(d)
@@ -102,7 +109,8 @@ class FactWriter:
         """Every page written (the connection is the caller's again), and what they left."""
         self.writes.drain()
         return LogsWritten(self.start, self.end, self.n_logs, self.n_transfers, tuple(self.events), self.headers,
-                           self.units, self.fresh, frozenset(self.polled))
+                           self.units, self.fresh, frozenset(self.polled), tuple(self.undecodable), self.duplicates,
+                           self.recovered)
 
     def close(self) -> None:
         """Stop the writing thread (the rows not written yet are dropped with the transaction)."""

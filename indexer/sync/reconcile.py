@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from indexer.accounting import WAD, balance_of_units
-from indexer.chain.abi import token_abi
 from indexer.chain.multicall import Call, read_calls
+from indexer.chain.state import BALANCE_OF, SHARES_OF
 from indexer.store.balances import balance_rows, repair_balances
 from indexer.store.progress import read_checkpoint
 from indexer.store.state import multipliers_at
@@ -47,11 +47,11 @@ def reconcile(engine: Engine, ctx: SyncContext, *, chunk: int = 1_000) -> Reconc
     calls: list[Call] = []
     plan: list[tuple[int, str]] = []  # (row index, what the call reads)
     for i, (token, wallet, _, _) in enumerate(rows):
-        abi = token_abi(ctx.accounting[token])
-        calls.append(Call(token, abi.fn("balanceOf").encode_address(wallet)))
+        arg = bytes(12) + bytes.fromhex(wallet[2:])
+        calls.append(Call(token, BALANCE_OF.selector + arg))
         plan.append((i, "balance"))
         if models[token] == Accounting.REBASING_SHARES:
-            calls.append(Call(token, abi.fn("sharesOf").encode_address(wallet)))
+            calls.append(Call(token, SHARES_OF.selector + arg))
             plan.append((i, "shares"))
     answers = read_calls(ctx.rpc, calls, cp.block_number, multicall=ctx.multicall, chunk=chunk)
     chain_balance: dict[int, int] = {}

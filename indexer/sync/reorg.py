@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import Connection, Engine
 
 from indexer.accounting import WAD
-from indexer.chain.headers import chain_hashes
-from indexer.errors import ChainDataError
+from indexer.chain.headers import chain_hashes, read_head
+from indexer.errors import ChainDataError, RpcError
 from indexer.store.balances import holder_rows, holders_changed_above, reset_units_to_history, write_balances
 from indexer.store.progress import delete_facts_above, move_checkpoint_back, recent_blocks
 from indexer.store.runs import delete_runs_above
@@ -40,16 +40,26 @@ def find_fork(stored: Sequence[tuple[int, str]], chain: Mapping[int, str | None]
 
 
 def locate_fork(engine: Engine, ctx: SyncContext) -> int:
-    """The fork point on this chain: everything stored above it is orphaned."""
+    """The fork point on this chain: everything stored above it is orphaned. Stored blocks above the
+    node's head, and blocks it answers nothing for, are neither orphaned nor confirmed by it (a node, or a
+    provider's backend, behind the others): only blocks it does answer for decide."""
     with engine.connect() as conn:
         stored = recent_blocks(conn, ctx.chain_id, MAX_REORG_DEPTH)
     if not stored:
         return ctx.settings.chain.deployment_block - 1
-    for i in range(0, len(stored), _CHUNK):
-        chunk = stored[i:i + _CHUNK]
-        fork = find_fork(chunk, chain_hashes(ctx.rpc, [n for n, _ in chunk]))
+    head = read_head(ctx.rpc)
+    known = [(n, h) for n, h in stored if n <= head]
+    answered = 0
+    for i in range(0, len(known), _CHUNK):
+        chunk = known[i:i + _CHUNK]
+        hashes = chain_hashes(ctx.rpc, [n for n, _ in chunk])
+        answered += sum(h is not None for h in hashes.values())
+        fork = find_fork(chunk, hashes)
         if fork is not None:
             return fork
+    if not answered:
+        raise RpcError(f"the node answers for none of the {len(stored)} stored blocks below its head {head}: it is "
+                       "behind or unwell; the fork point is looked for again at the next tick", kind="block_unavailable")
     raise ChainDataError(f"reorg deeper than the {len(stored)} stored blocks: re-sync from scratch (drop the database)")
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from indexer.chain.headers import read_head
 from indexer.chain.logs import LogFetcher
 from indexer.chain.rpc import RpcClient
-from indexer.chain.state import read_sanctions_lists, read_token_states
+from indexer.chain.state import read_sanctions_lists
+from indexer.chain.tokens import Surface, probe_surfaces
 from indexer.config import Settings
 from indexer.errors import ConfigError, RpcError
 from indexer.sync.context import SyncContext
@@ -19,14 +20,15 @@ def prepare(settings: Settings, rpc: RpcClient, *, max_blocks_per_tick: int | No
     chain_id = _check_chain(settings, rpc)
     _check_code(settings, rpc)
     head = read_head(rpc)
-    _check_tokens(settings, rpc, head)
+    surfaces = _check_tokens(settings, rpc, head)
     rebasing = [t.address for t in settings.tokens if t.accounting == Accounting.REBASING_SHARES]
     sanctions = read_sanctions_lists(rpc, rebasing, head, settings.chain.multicall3) if rebasing else []
     return SyncContext(
         settings, rpc, chain_id, {t.address: t.accounting for t in settings.tokens},
         [f.address for f in settings.feeds], sanctions, new_fetcher(),
         max_blocks_per_tick or settings.service.blocks_per_tick,
-        polled=frozenset(t.address for t in settings.tokens if t.balance_source == BalanceSource.POLL))
+        polled=frozenset(t.address for t in settings.tokens if t.balance_source == BalanceSource.POLL),
+        surfaces=surfaces)
 
 
 def new_fetcher() -> LogFetcher:
@@ -56,12 +58,24 @@ def _check_code(settings: Settings, rpc: RpcClient) -> None:
                           + ": check the address and the chain")
 
 
-def _check_tokens(settings: Settings, rpc: RpcClient, head: int) -> None:
-    reads = read_token_states(rpc, [(t.address, t.accounting) for t in settings.tokens], head,
-                              settings.chain.multicall3)
-    for t, r in zip(settings.tokens, reads, strict=True):
-        if "totalSupply" in r.failed:
+def _check_tokens(settings: Settings, rpc: RpcClient, head: int) -> dict[str, Surface]:
+    """Each token's surface, probed at the head; the accounting model it means must be the configured one."""
+    surfaces = probe_surfaces(rpc, [t.address for t in settings.tokens], head, settings.chain.multicall3)
+    for t in settings.tokens:
+        surface = surfaces[t.address]
+        if not surface.has("totalSupply"):
             raise ConfigError(f"tokens[{t.symbol}] ({t.address}) does not answer totalSupply(): not an ERC-20")
-        if r.failed:
-            raise ConfigError(f"tokens[{t.symbol}].accounting = {t.accounting.value!r}, but the contract does not "
-                              f"answer {', '.join(r.failed)}(): check the token's accounting model")
+        detected = surface.accounting
+        if detected != t.accounting:
+            raise ConfigError(
+                f"tokens[{t.symbol}].accounting = {str(t.accounting)!r}, but the contract at {t.address} is "
+                f"{str(detected)!r} ({_evidence(detected, surface)}): set accounting = \"{detected}\"")
+    return surfaces
+
+
+def _evidence(detected: Accounting, surface: Surface) -> str:
+    if detected == Accounting.REBASING_SHARES:
+        return "it answers sharesOf and getCurrentMultiplier"
+    if detected == Accounting.UI_MULTIPLIER:
+        return "it answers " + ("uiMultiplier" if surface.has("uiMultiplier") else "multiplier") + " without shares"
+    return "it answers neither sharesOf and getCurrentMultiplier nor a UI multiplier"

@@ -122,6 +122,13 @@ def test_bad_configuration_is_named_at_start_up(short_chain, tmp_path, db_url):
     with pytest.raises(ConfigError, match=rf"tokens\[{tokens[ui]['symbol']}\].accounting = 'rebasing_shares'"):
         prepare(_load(tmp_path, {**data, "tokens": tokens}), rpc)
 
+    xstock = next(i for i, t in enumerate(data["tokens"]) if t["accounting"] == Accounting.REBASING_SHARES.value)
+    tokens = [dict(t) for t in data["tokens"]]
+    tokens[xstock]["accounting"] = "plain"  # a real xStock: isPaused, sharesOf, getCurrentMultiplier; no paused()
+    with pytest.raises(ConfigError, match=r"is 'rebasing_shares' \(it answers sharesOf and getCurrentMultiplier\): "
+                                          r'set accounting = "rebasing_shares"'):
+        prepare(_load(tmp_path, {**data, "tokens": tokens}), rpc)
+
     feed = data["feeds"][0]["address"]
     not_erc20 = {**data, "tokens": [{**data["tokens"][0], "address": feed}, *data["tokens"][1:]],
                  "feeds": data["feeds"][1:]}

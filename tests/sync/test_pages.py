@@ -10,7 +10,7 @@ import pytest
 
 from indexer.chain.decode import TRANSFER, RawAnswer
 from indexer.chain.logs import LogBatch
-from indexer.sync.pages import ReadAhead, ReorgDetected, check_page
+from indexer.sync.pages import Answer, ReadAhead, ReorgDetected, check_page
 
 
 def test_read_ahead_keeps_the_order_and_stays_at_most_depth_ahead():
@@ -61,10 +61,14 @@ def _header(n: int, h: str, parent: str) -> dict:
     return {"number": hex(n), "hash": h, "parentHash": parent, "timestamp": hex(1_700_000_000 + n)}
 
 
-def _batch(blocks: dict[int, str], pinned: str, start: int, end: int) -> LogBatch:
-    logs = [{"address": "0x" + "ee" * 20, "topics": [TRANSFER, _word("aa"), _word("bb")], "data": hex(n),
+def _logs(blocks: dict[int, str]) -> list[dict]:
+    return [{"address": "0x" + "ee" * 20, "topics": [TRANSFER, _word("aa"), _word("bb")], "data": hex(n),
              "blockHash": h, "blockNumber": hex(n), "transactionHash": "0x" + "11" * 32, "transactionIndex": "0x0",
              "logIndex": "0x0", "removed": False} for n, h in blocks.items()]
+
+
+def _batch(blocks: dict[int, str], pinned: str, start: int, end: int, extra: list[dict] = ()) -> LogBatch:
+    logs = _logs(blocks) + list(extra)
     return LogBatch(start, end, RawAnswer(orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": logs})), pinned)
 
 
@@ -77,9 +81,18 @@ HEADERS = {n: _header(n, CHAIN[n], _hash(n - 1)) for n in CHAIN}
 
 
 def test_a_page_that_agrees_with_the_headers_is_decoded():
-    page = check_page(None, _batch({11: CHAIN[11], 12: CHAIN[12]}, CHAIN[13], 10, 13), HEADERS, _hash(9))
+    page = check_page(None, Answer(_batch({11: CHAIN[11], 12: CHAIN[12]}, CHAIN[13], 10, 13), HEADERS), _hash(9))
     assert [t.block_number for t in page.decoded.transfers] == [11, 12]
     assert page.end_hash == CHAIN[13]
+
+
+def test_a_log_sent_twice_is_kept_once_and_logs_read_by_hash_are_added():
+    twice = _logs({12: CHAIN[12]})
+    answer = Answer(_batch({11: CHAIN[11], 12: CHAIN[12]}, CHAIN[13], 10, 13, extra=twice), HEADERS,
+                    by_hash=(RawAnswer(orjson.dumps({"jsonrpc": "2.0", "id": 2, "result": _logs({13: CHAIN[13]})})),))
+    page = check_page(None, answer, _hash(9))
+    assert [t.block_number for t in page.decoded.transfers] == [11, 12, 13]
+    assert page.recovered == 1
 
 
 @pytest.mark.parametrize("case", ["log_block_changed", "end_changed_while_reading", "does_not_extend"])
@@ -93,4 +106,4 @@ def test_a_page_that_disagrees_with_the_headers_is_a_reorg(case):
     else:
         previous = "0x" + "dd" * 32
     with pytest.raises(ReorgDetected):
-        check_page(None, _batch(logs, pinned, 10, 13), HEADERS, previous)
+        check_page(None, Answer(_batch(logs, pinned, 10, 13), HEADERS), previous)
