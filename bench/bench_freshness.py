@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, select, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from indexer.chain.abi import token_abi  # noqa: E402
+from indexer.chain.abi import load_abi  # noqa: E402
 from indexer.chain.rpc import RpcClient  # noqa: E402
 from indexer.config import load_settings  # noqa: E402
 from indexer.devchain.anvil import free_port  # noqa: E402
@@ -74,7 +74,7 @@ def main() -> None:
             with engine.connect() as conn:
                 holder = conn.execute(select(m.Balance.wallet).where(m.Balance.token == msft)
                                       .order_by(m.Balance.balance_raw.desc()).limit(1)).scalar()
-            fn = token_abi("ui_multiplier").fn("transfer")
+            fn = load_abi("PlainToken").fn("transfer")
             rpc.call("anvil_impersonateAccount", [holder])
             rpc.call("anvil_setBalance", [holder, hex(10**18)])
             rng = random.Random(3)

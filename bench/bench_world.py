@@ -31,10 +31,9 @@ def naive_transfers_per_second(sample: int) -> float:
             rpc = RpcClient(node.url)
             issuer = rpc.call("eth_accounts")[0].lower()
             w = ChainWriter(rpc)
-            tx = w.deploy(issuer, "UiMultiplierStock", ["string", "string", "uint8", "string", "string", "address"],
-                          ["Bench", "BNCH", 6, "BNCH", "", issuer])
+            tx = w.deploy(issuer, "ScaledUiStock", ["string", "string", "uint8"], ["Bench", "BNCH", 6])
             address = wait_receipt(rpc, w.send_all([tx])[0])["contractAddress"]
-            abi = load_abi("UiMultiplierStock")
+            abi = load_abi("ScaledUiStock")
             holders = [wallet_address(1, i) for i in range(200)]
             rpc.call("eth_sendTransaction", [{"from": issuer, "to": address, "gasPrice": "0x0", "gas": hex(20_000_000),
                                               "data": abi.fn("batchMint").encode(holders, [10**12] * 200)}])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,8 @@ import pytest
 from indexer.chain.rpc import RpcClient
 from indexer.config import Settings, load_settings
 from indexer.devchain.anvil import AnvilNode, anvil_binary, free_port
-from indexer.devchain.chain import DevChain, start_devchain
+from indexer.devchain.chain import MANIFEST, DevChain, start_devchain
+from indexer.devchain.live import load_sim
 from indexer.errors import DevchainError
 
 # A fixed genesis time (2026-01-01T00:00:00Z) keeps block timestamps, and so every time-dependent
@@ -59,7 +61,17 @@ def rpc(anvil: AnvilNode) -> Iterator[RpcClient]:
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> Iterator[DevChain]:
-    """The small demo world (seed 7), built once per test session on its own anvil. Read-only."""
+    """The small demo world (seed 7), built once per test session on its own anvil. Read-only.
+
+    TEST_WORLD_DIR names the state folder of a small world already running (`collateral-indexer devchain
+    up --scale small --state-dir DIR`): the session uses it as it is and leaves it running."""
+    reuse = os.environ.get("TEST_WORLD_DIR")
+    if reuse:
+        folder = Path(reuse)
+        settings = load_settings(folder / MANIFEST)
+        port = int(settings.chain.rpc_urls[0].rsplit(":", 1)[1])
+        yield DevChain(AnvilNode(port, folder), load_sim(folder), folder / MANIFEST)
+        return
     chain = start_devchain(port=free_port(), state_dir=tmp_path_factory.mktemp("world"), seed=7, scale="small")
     yield chain
     chain.node.stop(remove_state=True)

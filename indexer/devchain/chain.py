@@ -53,15 +53,17 @@ def start_devchain(
     scale: str,
     timeline: Timeline = TIMELINE,
     progress: Callable[[int, int], None] | None = None,
+    archive: bool = False,
 ) -> DevChain:
-    """Start anvil, build the world and write the manifest; on any failure leave nothing running."""
+    """Start anvil, build the world and write the manifest; on any failure leave nothing running.
+    `archive` keeps every past state (in the state folder), so state can be read at any block."""
     if scale not in SCALES:
         raise DevchainError(f"scale {scale!r} is unknown: use one of {', '.join(SCALES)}")
     if (state_dir / "anvil.pid").exists() and _pid_alive(int((state_dir / "anvil.pid").read_text() or 0)):
         raise DevchainError(f"a dev chain already runs from {state_dir}: run `collateral-indexer devchain down` first")
     timeline = replace(timeline, block_seconds=SCALES[scale].block_seconds)
     node = AnvilNode.start(port, state_dir, genesis_timestamp=timeline.start - 3 * 3600,
-                           prune_history=SCALES[scale].prune_history)
+                           prune_history=None if archive else SCALES[scale].prune_history)
     try:
         rpc = RpcClient(node.url, timeout=120)
         sim, report = build_world(rpc, seed=seed, scale=SCALES[scale], timeline=timeline, progress=progress)

@@ -10,12 +10,14 @@ from typing import Any
 
 from eth_abi import encode
 
-from indexer.chain.abi import TOKEN_CONTRACT
+from indexer.chain.abi import load_abi
+from indexer.chain.decode import topic_of
 from indexer.chain.rpc import RpcClient
 from indexer.devchain.anvil import GAS_LIMIT
 from indexer.devchain.checkout import load_artifact
 from indexer.devchain.specs import (
     CRYPTO,
+    PHASE_DAYS,
     PRICE_DECIMALS,
     RESERVE_DECIMALS,
     TOKENS,
@@ -24,13 +26,10 @@ from indexer.devchain.specs import (
 )
 from indexer.devchain.world import BlockPlan, Deployment, Tx, WorldSim, price_feed_name, reserve_feed_name
 from indexer.errors import DevchainError
-from indexer.types import Accounting
 
 log = logging.getLogger(__name__)
 
 MULTICALL3_ADDRESS = "0xca11bde05977b3631167028862be2a173976ca11"
-FEED_PHASE_ID = 1  # round ids look like a Chainlink proxy's: (phase << 64) | aggregator round
-FEED_VERSION = 4
 
 
 @dataclass
@@ -92,66 +91,108 @@ class ChainWriter:
         return Tx(sender, None, data, 12_000_000)
 
 
+_UI_CONTRACTS = {"scaled_ui": "ScaledUiStock", "scaled_ui_draft": "ScaledUiStockDraft", "b20": "B20Asset"}
+MIN_ANSWER, MAX_ANSWER = 0, 2**190  # the aggregators' accepted range (a tokenized-equity feed may report 0)
+
+
 def deploy_world(rpc: RpcClient, deployed_at: int) -> Deployment:
-    """Deploy every contract in one block at `deployed_at`, and Multicall3 at its canonical address."""
+    """Deploy the world in three blocks ending at `deployed_at`, the way the real contracts are deployed
+    (docs/contracts.md), and Multicall3 at its canonical address:
+
+    1. the sanctions oracle, the two xStock implementations, Disperse, the other tokens, and every feed's
+       aggregators (one per phase the world will have);
+    2. the xStock factory (with its ProxyAdmin) and each feed's proxy over its first aggregator;
+    3. each xStock through `factory.deployToken`: a transparent proxy initialised in its constructor, its
+       roles and sanctions list set in the same transaction.
+    """
     accounts = [a.lower() for a in rpc.call("eth_accounts")]
     if len(accounts) < 2:
         raise DevchainError("the dev chain exposes fewer than two unlocked accounts")
     issuer, updater = accounts[0], accounts[1]
     w = ChainWriter(rpc)
     rpc.call("evm_setAutomine", [False])
-    # the sanctions list address is needed by rebasing tokens: deploy it first, alone
-    hashes = w.send_all([w.deploy(issuer, "SanctionsList", ["address"], [issuer])])
-    w.mine(deployed_at - 1)
-    sanctions = _receipt_address(rpc, hashes[0])
-    plan: list[tuple[str, str, Tx]] = []
+    first: list[tuple[str, str, Tx]] = [
+        ("oracle", "sanctions", w.deploy(issuer, "ChainalysisOracle", [], [])),
+        ("impl", "XStockV3", w.deploy(issuer, "XStockV3", [], [])),
+        ("impl", "XStockV4", w.deploy(issuer, "XStockV4", [], [])),
+        ("disperse", "disperse", w.deploy(issuer, "Disperse", [], [])),
+    ]
     for spec in TOKENS:
-        name = TOKEN_CONTRACT[spec.accounting]
-        if spec.accounting == Accounting.REBASING_SHARES:
-            tx = w.deploy(issuer, name,
-                          ["string", "string", "uint8", "string", "string", "address", "address", "uint256", "uint256"],
-                          [spec.name, spec.symbol, spec.decimals, spec.underlying, spec.isin, issuer, sanctions,
-                           spec.fee_per_period, spec.period_length])
-        elif spec.accounting == Accounting.UI_MULTIPLIER:
-            tx = w.deploy(issuer, name, ["string", "string", "uint8", "string", "string", "address"],
-                          [spec.name, spec.symbol, spec.decimals, spec.underlying, spec.isin, issuer])
-        else:
-            tx = w.deploy(issuer, name, ["string", "string", "uint8", "address"],
-                          [spec.name, spec.symbol, spec.decimals, issuer])
-        plan.append(("token", spec.symbol, tx))
-    feed_types = ["uint8", "string", "uint256", "uint16", "address"]
+        if spec.contract in _UI_CONTRACTS:
+            first.append(("token", spec.symbol, w.deploy(issuer, _UI_CONTRACTS[spec.contract],
+                                                         ["string", "string", "uint8"],
+                                                         [spec.name, spec.symbol, spec.decimals])))
+        elif spec.contract == "plain":
+            first.append(("token", spec.symbol, w.deploy(issuer, "PlainToken", ["string", "string", "uint8", "address"],
+                                                         [spec.name, spec.symbol, spec.decimals, issuer])))
+    feeds = _feed_list()
+    n_phases = 1 + len(PHASE_DAYS)
+    for name, decimals, faulty in feeds:
+        for phase in range(1, n_phases + 1):
+            first.append((f"aggregator:{phase}", name, w.deploy(
+                updater, "OcrAggregatorWithFaults" if faulty else "OcrAggregator",
+                ["int192", "int192", "uint8", "string", "address"], [MIN_ANSWER, MAX_ANSWER, decimals, name, updater])))
+    placed = _place(rpc, w, first, deployed_at - 2)
+    v3 = placed[("impl", "XStockV3")]
+    second = [("factory", "factory", w.deploy(issuer, "XStockFactory", ["address", "address"], [issuer, v3]))]
+    second += [("proxy", name, w.deploy(updater, "FeedProxy", ["address", "address"],
+                                        [placed[("aggregator:1", name)], "0x" + "00" * 20]))
+               for name, _, _ in feeds]
+    placed.update(_place(rpc, w, second, deployed_at - 1))
+    factory, oracle = placed[("factory", "factory")], placed[("oracle", "sanctions")]
+    deploy_fn = load_abi("XStockFactory").fn("deployToken")
+    third = []
     for spec in TOKENS:
-        feed = price_feed_name(spec)
-        plan.append(("price", feed, w.deploy(issuer, "PriceFeed", feed_types,
-                                             [PRICE_DECIMALS, feed, FEED_VERSION, FEED_PHASE_ID, updater])))
-        if spec.has_reserve_feed:
-            por = reserve_feed_name(spec.symbol)
-            plan.append(("reserve", spec.symbol, w.deploy(
-                issuer, "PriceFeed", feed_types, [RESERVE_DECIMALS, por, FEED_VERSION, FEED_PHASE_ID, updater])))
-    for c in CRYPTO:
-        plan.append(("price", c.pair, w.deploy(issuer, "PriceFeed", feed_types,
-                                               [PRICE_DECIMALS, c.pair, FEED_VERSION, FEED_PHASE_ID, updater])))
-    hashes = w.send_all([tx for _, _, tx in plan])
+        if spec.contract == "xstock":
+            config = (spec.name, spec.symbol, issuer, issuer, issuer, issuer, oracle, issuer, spec.period_length,
+                      deployed_at - 1, spec.fee_per_period)
+            third.append(("xstock", spec.symbol, Tx(issuer, factory, deploy_fn.encode(config), 6_000_000)))
+    hashes = w.send_all([tx for _, _, tx in third])
     w.mine(deployed_at)
-    tokens: dict[str, str] = {}
-    prices: dict[str, str] = {}
-    reserves: dict[str, str] = {}
     receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
-    for (kind, key, _), receipt in zip(plan, receipts, strict=True):
+    new_token = topic_of("NewToken(address,string,string)")
+    for (_, symbol, _), receipt in zip(third, receipts, strict=True):
+        if receipt is None or receipt.get("status") != "0x1":
+            raise DevchainError(f"deploying xStock {symbol} through the factory failed: {receipt!r:.300}")
+        (log,) = [lg for lg in receipt["logs"] if lg["topics"][0] == new_token]
+        placed[("token", symbol)] = "0x" + log["topics"][1][-40:]
+    rpc.call("anvil_setCode", [MULTICALL3_ADDRESS, load_artifact("Multicall3")["deployedBytecode"]])
+    proxy_admin = load_abi("XStockFactory").fn("proxyAdmin")
+    admin = proxy_admin.decode(rpc.call("eth_call", [{"to": factory, "data": proxy_admin.encode()}, "latest"]))[0]
+    price_names = {price_feed_name(t) for t in TOKENS} | {c.pair for c in CRYPTO}
+    return Deployment(
+        issuer=issuer, updater=updater, sanctions_list=oracle,
+        tokens={t.symbol: placed[("token", t.symbol)] for t in TOKENS},
+        price_feeds={n: placed[("proxy", n)] for n, _, _ in feeds if n in price_names},
+        reserve_feeds={t.symbol: placed[("proxy", reserve_feed_name(t.symbol))] for t in TOKENS if t.has_reserve_feed},
+        deployed_at=deployed_at, factory=factory, proxy_admin=admin.lower(),
+        implementations={"XStockV3": v3, "XStockV4": placed[("impl", "XStockV4")]},
+        disperse=placed[("disperse", "disperse")],
+        aggregators={n: [placed[(f"aggregator:{p}", n)] for p in range(1, n_phases + 1)] for n, _, _ in feeds},
+    )
+
+
+def _feed_list() -> list[tuple[str, int, bool]]:
+    """(name, decimals, with faults) of every feed: one price feed per token, a reserve feed per stock token,
+    the crypto pairs. The feed that replays a faulty round gets the aggregator that can publish one."""
+    faulty = {price_feed_name(e_spec) for e_spec in TOKENS if e_spec.symbol == "COIN"}
+    out = [(price_feed_name(t), PRICE_DECIMALS, price_feed_name(t) in faulty) for t in TOKENS]
+    out += [(reserve_feed_name(t.symbol), RESERVE_DECIMALS, False) for t in TOKENS if t.has_reserve_feed]
+    out += [(c.pair, PRICE_DECIMALS, False) for c in CRYPTO]
+    return out
+
+
+def _place(rpc: RpcClient, w: ChainWriter, plan: list[tuple[str, str, Tx]], timestamp: int) -> dict[tuple[str, str], str]:
+    """Send contract creations, mine them at `timestamp`, and return {(kind, key): address}."""
+    hashes = w.send_all([tx for _, _, tx in plan])
+    w.mine(timestamp)
+    out = {}
+    for (kind, key, _), receipt in zip(plan, rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes]),
+                                       strict=True):
         if receipt is None or receipt.get("status") != "0x1" or not receipt.get("contractAddress"):
             raise DevchainError(f"deploying {kind} {key} failed: {receipt!r:.300}")
-        address = receipt["contractAddress"].lower()
-        {"token": tokens, "price": prices, "reserve": reserves}[kind][key] = address
-    multicall = load_artifact("Multicall3")["deployedBytecode"]
-    rpc.call("anvil_setCode", [MULTICALL3_ADDRESS, multicall])
-    return Deployment(issuer, updater, sanctions, tokens, prices, reserves, deployed_at)
-
-
-def _receipt_address(rpc: RpcClient, tx_hash: str) -> str:
-    receipt = rpc.call("eth_getTransactionReceipt", [tx_hash])
-    if receipt is None or receipt.get("status") != "0x1":
-        raise DevchainError(f"deployment {tx_hash} failed: {receipt!r:.300}")
-    return receipt["contractAddress"].lower()
+        out[(kind, key)] = receipt["contractAddress"].lower()
+    return out
 
 
 @dataclass
@@ -176,43 +217,61 @@ def play_world(
     """Mine the initial distribution and every planned block; verify each block's receipts."""
     started = time.monotonic()
     writer = ChainWriter(rpc)
-    events: list[dict[str, Any]] = []
     rpc.call("evm_setAutomine", [False])
-    mint_time = sim.tl.start - 1_800
-    mint_txs = sim.initial_mints(mint_time)
-    # the initial distribution can exceed one block's gas: spread it over consecutive blocks
-    blocks: list[list[Tx]] = [[]]
-    gas = 0
-    for tx in mint_txs:
-        if gas + tx.gas > GAS_LIMIT * 0.9 and blocks[-1]:
-            blocks.append([])
-            gas = 0
-        blocks[-1].append(tx)
-        gas += tx.gas
-    for k, txs in enumerate(blocks):
-        writer.send_all(txs)
-        n = writer.mine(mint_time - (len(blocks) - 1 - k))
-        writer.check_block(n, len(txs))
+    mine_initial_distribution(writer, sim)
     times = sim.block_times()
-    for i, t in enumerate(times):
-        plan: BlockPlan = sim.next_block(t)
-        writer.send_all(plan.txs)
-        n = writer.mine(t)
-        if check_every and i % check_every == 0:
-            writer.check_block(n, len(plan.txs))
-        for ev in plan.events:
-            events.append({**ev, "block": n})
-        if progress is not None and (i % 50 == 0 or i == len(times) - 1):
-            progress(i + 1, len(times))
+    events: list[dict[str, Any]] = []
+    head = deployment_block
+    for i in range(0, len(times), 50):
+        head = play_blocks(writer, sim, times[i:i + 50], events, check_every=check_every)
+        if progress is not None:
+            progress(min(i + 50, len(times)), len(times))
     return BuildReport(
         deployment_block=deployment_block,
-        head_block=n,
+        head_block=head,
         blocks=len(times) + 1,
         transactions=writer.sent,
         transfers=sim.transfers_planned,
         seconds=time.monotonic() - started,
         events=events,
     )
+
+
+def mine_initial_distribution(writer: ChainWriter, sim: WorldSim) -> None:
+    """The initial distribution, half an hour before the world's first block. It comes in stages (mints,
+    then the market maker's distributions), each spread over consecutive blocks of its own when it
+    exceeds one block's gas."""
+    mint_time = sim.tl.start - 1_800
+    blocks: list[list[Tx]] = []
+    for stage in sim.initial_mints(mint_time):
+        blocks.append([])
+        gas = 0
+        for tx in stage:
+            if gas + tx.gas > GAS_LIMIT * 0.9 and blocks[-1]:
+                blocks.append([])
+                gas = 0
+            blocks[-1].append(tx)
+            gas += tx.gas
+    blocks = [b for b in blocks if b]
+    for k, txs in enumerate(blocks):
+        writer.send_all(txs)
+        n = writer.mine(mint_time - (len(blocks) - 1 - k))
+        writer.check_block(n, len(txs))
+
+
+def play_blocks(writer: ChainWriter, sim: WorldSim, times: list[int], events: list[dict[str, Any]], *,
+                check_every: int = 1) -> int:
+    """Plan and mine one block per timestamp (automine off); the world events they hold are appended to
+    `events`. Returns the last block's number."""
+    n = -1
+    for t in times:
+        plan: BlockPlan = sim.next_block(t)
+        writer.send_all(plan.txs)
+        n = writer.mine(t)
+        if check_every and sim.block_index % check_every == 0:
+            writer.check_block(n, len(plan.txs))
+        events += [{**ev, "block": n} for ev in plan.events]
+    return n
 
 
 def build_world(
@@ -225,7 +284,7 @@ def build_world(
 ) -> tuple[WorldSim, BuildReport]:
     deployed_at = timeline.start - 7_200
     dep = deploy_world(rpc, deployed_at)
-    deployment_block = int(rpc.call("eth_blockNumber"), 16) - 1  # the sanctions list's block
+    deployment_block = int(rpc.call("eth_blockNumber"), 16) - 2  # the block of the sanctions oracle
     sim = WorldSim(seed, scale, timeline, dep)
     report = play_world(rpc, sim, deployment_block=deployment_block, progress=progress)
     rpc.call("evm_setAutomine", [True])

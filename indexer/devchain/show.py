@@ -11,11 +11,10 @@ from rich.console import Group
 from rich.table import Table
 
 from indexer.accounting import WAD
-from indexer.chain.abi import load_abi, token_abi
 from indexer.chain.rpc import RpcClient
+from indexer.chain.state import read_latest_rounds, read_token_states
+from indexer.chain.tokens import paused_of, probe_surfaces
 from indexer.config import Settings
-from indexer.errors import RpcError
-from indexer.types import Accounting
 
 
 @dataclass
@@ -39,43 +38,26 @@ class FeedView:
 
 
 def read_world(settings: Settings, rpc: RpcClient, block: str = "latest") -> tuple[dict, list[TokenView], list[FeedView]]:
-    """Head block, token state and latest feed rounds, read in one batch at one block."""
+    """Head block, token state and latest feed rounds, read at one block with the indexer's own readers
+    (each token's surface is found by probing it, as the sync does)."""
     head = rpc.call("eth_getBlockByNumber", [block, False])
-    tag = head["number"]
-    calls: list[tuple[str, list[Any]]] = []
-    decoders = []
-    for t in settings.tokens:
-        abi = token_abi(t.accounting)
-        fns = ["totalSupply"]
-        if t.accounting == Accounting.REBASING_SHARES:
-            fns += ["getCurrentMultiplier", "paused"]
-        elif t.accounting == Accounting.UI_MULTIPLIER:
-            fns += ["uiMultiplier", "paused"]
-        for fn in fns:
-            calls.append(("eth_call", [{"to": t.address, "data": abi.fn(fn).encode()}, tag]))
-            decoders.append((t.symbol, fn, abi.fn(fn)))
-    feed_abi = load_abi("PriceFeed")
-    for f in settings.feeds:
-        calls.append(("eth_call", [{"to": f.address, "data": feed_abi.fn("latestRoundData").encode()}, tag]))
-        decoders.append((f.name, "latestRoundData", feed_abi.fn("latestRoundData")))
-    results = rpc.batch(calls, raise_errors=False)
-    values: dict[tuple[str, str], Any] = {}
-    for (key, fn, func), res in zip(decoders, results, strict=True):
-        values[(key, fn)] = None if isinstance(res, RpcError) else func.decode(res)
+    number = int(head["number"], 16)
+    mc = settings.chain.multicall3
+    addresses = [t.address for t in settings.tokens]
+    surfaces = probe_surfaces(rpc, addresses, number, mc)
+    reads = {r.address: r for r in read_token_states(rpc, [(a, surfaces[a]) for a in addresses], number, mc)}
     tokens = []
     for t in settings.tokens:
-        supply = values[(t.symbol, "totalSupply")]
-        m = values.get((t.symbol, "getCurrentMultiplier")) or values.get((t.symbol, "uiMultiplier"))
-        paused = values.get((t.symbol, "paused"))
-        tokens.append(TokenView(t.symbol, t.accounting.value, t.decimals, supply[0] if supply else 0,
-                                m[0] if m else WAD, paused[0] if paused else None))
-    feeds = []
-    for f in settings.feeds:
-        r = values[(f.name, "latestRoundData")]
-        if r is None:
-            feeds.append(FeedView(f.name, f.kind, f.decimals, 0, 0, 0))
-        else:
-            feeds.append(FeedView(f.name, f.kind, f.decimals, r[0], r[1], r[3]))
+        v = reads[t.address].values
+        current = v.get("getCurrentMultiplier")
+        m = current[0] if current else v.get("uiMultiplier") or v.get("multiplier") or WAD
+        has_pause = surfaces[t.address].has("isPaused") or surfaces[t.address].has("paused")
+        tokens.append(TokenView(t.symbol, surfaces[t.address].accounting.value, t.decimals,
+                                int(v.get("totalSupply") or 0), int(m), paused_of(v) if has_pause else None))
+    rounds = read_latest_rounds(rpc, [f.address for f in settings.feeds], number, mc)
+    feeds = [FeedView(f.name, f.kind, f.decimals, 0, 0, 0) if r is None else
+             FeedView(f.name, f.kind, f.decimals, r.round_id, r.answer, r.updated_at)
+             for f, r in zip(settings.feeds, rounds, strict=True)]
     return head, tokens, feeds
 
 

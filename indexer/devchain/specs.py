@@ -35,6 +35,10 @@ class TokenSpec:
     fee_per_period: int = 0
     period_length: int = 0
     has_reserve_feed: bool = True
+    # the contract it is deployed as (docs/contracts.md): "xstock" (Backed's auto-fee token behind a proxy,
+    # deployed by the factory), "scaled_ui" (ERC-8056 as Robinhood deploys it), "scaled_ui_draft" (the
+    # early ERC-8056 draft's event), "b20" (Base B20's multiplier), "plain"
+    contract: str = "xstock"
 
 
 @dataclass(frozen=True)
@@ -57,12 +61,12 @@ TOKENS: tuple[TokenSpec, ...] = (
     TokenSpec("SPYx", "SP500 xStock", "SPY", "US78462F1030", "broad_index_etf", R, 18, 670.0, 0.16, 0.95, 0.10, "per_token", FEE_25BP_DAILY, DAY),
     TokenSpec("QQQx", "Nasdaq xStock", "QQQ", "US46090E1038", "broad_index_etf", R, 18, 610.0, 0.22, 0.92, 0.15, "per_token", FEE_25BP_DAILY, DAY),
     TokenSpec("GLDx", "Gold xStock", "GLD", "US78463V1070", "commodity_etf", R, 18, 380.0, 0.15, 0.10, 0.05, "per_share", FEE_40BP_DAILY, DAY),
-    TokenSpec("AMZN", "Amazon Stock Token", "AMZN", "US0231351067", "single_stock", U, 6, 230.0, 0.32, 0.75, 0.10, "per_share"),
-    TokenSpec("MSFT", "Microsoft Stock Token", "MSFT", "US5949181045", "single_stock", U, 6, 510.0, 0.25, 0.80, 0.08, "per_share"),
-    TokenSpec("GOOGL", "Alphabet Stock Token", "GOOGL", "US02079K3059", "single_stock", U, 6, 280.0, 0.30, 0.75, 0.10, "per_token"),
-    TokenSpec("COIN", "Coinbase Stock Token", "COIN", "US19260Q1076", "crypto_linked_stock", U, 6, 320.0, 0.80, 0.45, 0.65, "per_share"),
-    TokenSpec("TLT", "Treasury Bond ETF Token", "TLT", "US4642874329", "bond_etf", U, 6, 90.0, 0.14, -0.20, 0.00, "per_share"),
-    TokenSpec("USDC", "USD Coin", "USD", "", "stablecoin", Accounting.PLAIN, 6, 1.0, 0.002, 0.0, 0.0, "per_token", has_reserve_feed=False),
+    TokenSpec("AMZN", "Amazon Stock Token", "AMZN", "US0231351067", "single_stock", U, 6, 230.0, 0.32, 0.75, 0.10, "per_share", contract="scaled_ui"),
+    TokenSpec("MSFT", "Microsoft Stock Token", "MSFT", "US5949181045", "single_stock", U, 6, 510.0, 0.25, 0.80, 0.08, "per_share", contract="scaled_ui"),
+    TokenSpec("GOOGL", "Alphabet Stock Token", "GOOGL", "US02079K3059", "single_stock", U, 6, 280.0, 0.30, 0.75, 0.10, "per_token", contract="scaled_ui"),
+    TokenSpec("COIN", "Coinbase Stock Token", "COIN", "US19260Q1076", "crypto_linked_stock", U, 6, 320.0, 0.80, 0.45, 0.65, "per_share", contract="b20"),
+    TokenSpec("TLT", "Treasury Bond ETF Token", "TLT", "US4642874329", "bond_etf", U, 6, 90.0, 0.14, -0.20, 0.00, "per_share", contract="scaled_ui_draft"),
+    TokenSpec("USDC", "USD Coin", "USD", "", "stablecoin", Accounting.PLAIN, 6, 1.0, 0.002, 0.0, 0.0, "per_token", has_reserve_feed=False, contract="plain"),
 )
 
 CRYPTO: tuple[CryptoSpec, ...] = (
@@ -148,24 +152,48 @@ class ScheduledEvent:
     detail: dict
 
 
+UPGRADE_DAY = 70  # every xStock's proxy moves from the activation-time implementation to the one with history
+PHASE_DAYS = (30, 90)  # every feed proxy gets a new aggregator on these days (phases 2 and 3)
+
+
 def scheduled_events(tl: Timeline) -> list[ScheduledEvent]:
     d = lambda n, hour=15: tl.start + n * DAY + hour * 3600  # noqa: E731
     events = [
-        # TSLAx: a 3-for-1 split announced ten days ahead, in force before the open.
-        ScheduledEvent(d(33), "multiplier_scheduled", "TSLAx", {"ratio": "3/1", "activation": d(43, 12)}),
-        # AMZN: ERC-8056 2-for-1 split announced, taking effect later with no event.
+        # TSLAx: a 3-for-1 split, scheduled six hours ahead inside the fee period (Backed's rule: activation before
+        # the next period boundary); nothing touches the token for three days after it takes effect, so the
+        # contract folds it only then, and balances move at activation with no event
+        ScheduledEvent(d(43, 6), "multiplier_scheduled", "TSLAx",
+                       {"ratio": "3/1", "activation": d(43, 12), "quiet_days": 3}),
+        # AMZN: an ERC-8056 2-for-1 split announced ahead, the issuer's oracle paused around it
         ScheduledEvent(d(54), "ui_multiplier_scheduled", "AMZN", {"ratio": "2/1", "activation": d(62, 12)}),
-        # SPYx: quarterly dividend reinvested into the multiplier.
-        ScheduledEvent(d(75), "multiplier_scheduled", "SPYx", {"ratio": "10031/10000", "activation": d(81, 12)}),
+        ScheduledEvent(d(62, 0), "oracle_pause", "AMZN", {"until": d(62, 14)}),
+        # GLDx: the management fee changed (25 bp a year instead of 40): the fee setter emits no event
+        ScheduledEvent(d(60, 9), "fee_change", "GLDx", {"fee_per_period": FEE_25BP_DAILY}),
+        # TLT (the early ERC-8056 draft's event): a distribution folded into the multiplier, announced ahead
+        ScheduledEvent(d(33), "ui_multiplier_scheduled", "TLT", {"ratio": "10031/10000", "activation": d(35, 14)}),
+        # COIN (Base B20): an instant multiplier update, logged as MultiplierUpdated(multiplier)
+        ScheduledEvent(d(75, 12), "ui_multiplier_updated", "COIN", {"ratio": "10020/10000"}),
+        ScheduledEvent(d(UPGRADE_DAY, 3), "upgrade", "*", {"implementation": "XStockV4"}),
+        # SPYx: quarterly dividend reinvested into the multiplier, in force at once
+        ScheduledEvent(d(81, 12), "multiplier_updated", "SPYx", {"ratio": "10031/10000"}),
         ScheduledEvent(d(89), "freeze", "MSFT", {"wallets": list(FROZEN_MSFT)}),
         ScheduledEvent(d(91), "freeze", "AMZN", {"wallets": [FROZEN_AMZN]}),
+        # QQQx: an adjustment scheduled, then overridden before it takes effect (the history implementation)
+        ScheduledEvent(d(95, 6), "multiplier_scheduled", "QQQx", {"ratio": "102/100", "activation": d(95, 14)}),
+        ScheduledEvent(d(95, 8), "multiplier_scheduled", "QQQx", {"ratio": "101/100", "activation": d(95, 14),
+                                                                  "overrides": True}),
         ScheduledEvent(d(99), "sanction", "*", {"wallets": list(SANCTIONED)}),
         ScheduledEvent(d(100), "reserve_shortfall", "NVDAx", {"coverage": "97/100"}),
+        ScheduledEvent(d(104, 9), "xstock_pause", "MSTRx", {"until": d(106, 9)}),
         ScheduledEvent(d(109), "unfreeze", "AMZN", {"wallets": [FROZEN_AMZN]}),
         ScheduledEvent(d(119), "pause", "TLT", {}),
         # An in-session stall of one equity feed (no rounds for three hours on a trading afternoon).
         ScheduledEvent(utc(2026, 4, 22, 17), "feed_stall", "GOOGL", {"until": utc(2026, 4, 22, 20)}),
         # A round published with answeredInRound < roundId, as a stuck aggregator reports it.
         ScheduledEvent(utc(2026, 2, 18, 16), "incomplete_round", "COIN", {}),
+        # A tokenized-equity feed reporting 0 outside market hours (Chainlink's documented edge case).
+        ScheduledEvent(utc(2026, 2, 20, 23), "zero_round", "AAPLx", {}),
+        *(ScheduledEvent(d(day, 4), "aggregator_change", "*", {"phase": phase})
+          for phase, day in enumerate(PHASE_DAYS, start=2)),
     ]
-    return sorted(events, key=lambda e: e.at)
+    return sorted([e for e in events if e.at < tl.end], key=lambda e: e.at)

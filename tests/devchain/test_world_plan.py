@@ -10,12 +10,15 @@ def fake_deployment() -> Deployment:
     a = "0x" + "11" * 20
     feeds = {price_feed_name(t): a for t in TOKENS} | {c.pair: a for c in CRYPTO}
     return Deployment(a, a, a, {t.symbol: a for t in TOKENS}, feeds, {t.symbol: a for t in TOKENS},
-                      TIMELINE.start - 7200)
+                      TIMELINE.start - 7200, factory=a, proxy_admin=a,
+                      implementations={"XStockV3": a, "XStockV4": a}, disperse=a,
+                      aggregators={name: [a, a, a] for name in (*feeds, *(f"{t.symbol} PoR" for t in TOKENS))})
 
 
 def plan(seed: int, blocks: int = 300):
     sim = WorldSim(seed, SCALES["small"], TIMELINE, fake_deployment())
-    out = [(tx.sender, tx.to, tx.data) for tx in sim.initial_mints(TIMELINE.start - 1800)]
+    out = [(tx.sender, tx.to, tx.data) for stage in sim.initial_mints(TIMELINE.start - 1800)
+           for tx in stage]
     for t in sim.block_times()[:blocks]:
         out += [(tx.sender, tx.to, tx.data) for tx in sim.next_block(t).txs]
     return out

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from indexer.chain.abi import token_abi
+from indexer.chain.abi import load_abi
 from indexer.chain.rpc import RpcClient
 from indexer.config import load_settings
 from indexer.devchain.anvil import free_port
@@ -101,7 +101,7 @@ def head(rpc: RpcClient) -> int:
 
 def send_transfer(rpc: RpcClient, token: str, holder: str, to: str, amount: int) -> int:
     """A real transfer from an existing holder (impersonated) to a new wallet, in its own block."""
-    fn = token_abi("ui_multiplier").fn("transfer")
+    fn = load_abi("PlainToken").fn("transfer")
     rpc.call("anvil_impersonateAccount", [holder])
     rpc.call("anvil_setBalance", [holder, hex(10**18)])
     tx = rpc.call("eth_sendTransaction", [{"from": holder, "to": token, "data": fn.encode(to, amount),
