@@ -10,26 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_imitations import HELPERS, IMITATIONS
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = ROOT / "scripts" / "build_contracts.mjs"
-CONTRACTS = [
-    "XStockV3",
-    "XStockV4",
-    "TransparentProxy",
-    "ProxyAdmin",
-    "XStockFactory",
-    "ChainalysisOracle",
-    "FeedProxy",
-    "FeedReadAccessController",
-    "OcrAggregator",
-    "OcrAggregatorWithFaults",
-    "ScaledUiStock",
-    "ScaledUiStockDraft",
-    "B20Asset",
-    "Disperse",
-    "PlainToken",
-    "Multicall3",
-]
+CONTRACTS = IMITATIONS + HELPERS  # what the build writes out: the imitations and the helpers
 
 pytestmark = pytest.mark.skipif(
     shutil.which("node") is None or not (ROOT / "node_modules" / "solc").is_dir(),
