@@ -40,7 +40,6 @@ from indexer.store.balances import holder_rows, holders_of, load_units, write_ba
 from indexer.store.progress import write_checkpoint
 from indexer.store.state import (
     latest_round_ids,
-    multipliers_at,
     rebasing_params_of_row,
     stored_ui_schedule,
     token_state_at,
@@ -118,9 +117,11 @@ def read_end(conn: Connection, ctx: SyncContext, logs: LogsWritten) -> EndState:
     """Every read of the tick's last block (and of the blocks where state changed). Each read that fails
     because a backend lacks a block this close to the head is tried again on its own (`_at`)."""
     cid, rpc, mc, end = ctx.chain_id, ctx.rpc, ctx.multicall, logs.end
-    _follow_upgrades(ctx, logs, end)
+    gone = _Gone()
+    stored = token_state_at(conn, cid)  # the last stored row per token: the prior multipliers and the first known state
+    _follow_upgrades(ctx, logs, end, gone)
     block: int = end
-    tokens = _at(ctx, end, lambda: tuple(read_token_states(rpc, ctx.token_surfaces(), end, mc)))
+    tokens = _at(ctx, gone, end, lambda: tuple(read_token_states(rpc, ctx.token_surfaces(), end, mc)))
     if tokens is None:
         block = read_head(rpc)
     latest = _required(ctx, block, lambda: tuple(read_latest_rounds(rpc, ctx.feeds, block, mc)))
@@ -136,8 +137,8 @@ def read_end(conn: Connection, ctx: SyncContext, logs: LogsWritten) -> EndState:
             flags.update(_required(ctx, end, lambda: read_wallet_calls(rpc, IS_FROZEN, frozen, end, mc)))
         if listed:
             flags.update(_required(ctx, end, lambda: read_wallet_calls(rpc, IS_SANCTIONED, listed, end, mc)))
-        at_events = _reads_at_events(ctx, logs)
-        located, unlocated = _silent_changes(conn, ctx, logs, tokens, at_events)
+        at_events = _reads_at_events(ctx, logs, gone)
+        located, unlocated = _silent_changes(ctx, logs, tokens, at_events, stored, gone)
         at_events = _merge_reads(at_events, located)
     polled_units = {}
     if polled:
@@ -146,7 +147,8 @@ def read_end(conn: Connection, ctx: SyncContext, logs: LogsWritten) -> EndState:
             touched.setdefault(token, set()).add(wallet)
         polled_units = load_units(conn, cid, touched)
     ui_tokens = [t for t, a in ctx.accounting.items() if a == Accounting.UI_MULTIPLIER]
-    return EndState(block, tokens, latest, new_rounds, polled, flags, multipliers_at(conn, cid),
+    prior = {t: int(r["multiplier_raw"]) for t, r in stored.items()}
+    return EndState(block, tokens, latest, new_rounds, polled, flags, prior,
                     stored_ui_schedule(conn, cid, tokens=ui_tokens), polled_units, at_events, unlocated)
 
 
@@ -169,32 +171,40 @@ def _new_rounds(conn: Connection, ctx: SyncContext, latest: tuple[RoundRead | No
     return out
 
 
-_GONE = object()
+@dataclass
+class _Gone:
+    """The highest block of this tick at which the node was found to hold no state: pruning keeps every
+    state below the newest one it dropped, so no read at or below it is sent again."""
+
+    below: int = -1
 
 
-def _at(ctx: SyncContext, block: int, read: Callable[[], T]) -> T | None:
+def _at(ctx: SyncContext, gone: _Gone, block: int, read: Callable[[], T]) -> T | None:
     """`read()` of contract state at `block`; None when the node no longer holds that block's state (not
     an archive node). A failure because the backend that answered lacks a block this close to the head
     is tried again here, read by read, for the policy's patience (`chain.retry.patiently`): trying the
     whole tick's reads again would need every one of them to meet an up-to-date backend at once."""
-    def attempt() -> object:
-        try:
-            return read()
-        except RpcError as exc:
-            _state_gone(ctx, exc, block)
-            return _GONE
-    out = patiently(attempt, ctx.settings.chain.retry, f"state read at block {block}")
-    return None if out is _GONE else out  # type: ignore[return-value]
+    if block <= gone.below:
+        return None
+    try:
+        return _required(ctx, block, read)
+    except RpcError as exc:
+        if exc.kind != "state_unavailable":
+            raise
+        gone.below = max(gone.below, block)
+        return None
 
 
 def _required(ctx: SyncContext, block: int, read: Callable[[], T]) -> T:
-    """`_at` for a read the tick cannot do without: a block whose state is gone raises."""
+    """`read()` of state the tick cannot do without, tried again while the block is recent and the node
+    (or the backend that answered) has not seen it yet; a block whose state is gone raises a
+    `state_unavailable` error, which no retry fixes."""
     def attempt() -> T:
         try:
             return read()
         except RpcError as exc:
             _state_gone(ctx, exc, block)
-            raise
+            raise RpcError(f"no state at block {block} on this node: {exc}", kind="state_unavailable") from exc
     return patiently(attempt, ctx.settings.chain.retry, f"state read at block {block}")
 
 
@@ -210,11 +220,11 @@ def _state_gone(ctx: SyncContext, exc: RpcError, block: int) -> None:
         raise RpcError(f"no state at block {block}, {behind} below the head: {exc}", kind="block_unavailable") from exc
 
 
-def _follow_upgrades(ctx: SyncContext, logs: LogsWritten, end: int) -> None:
+def _follow_upgrades(ctx: SyncContext, logs: LogsWritten, end: int, gone: _Gone) -> None:
     """A token whose proxy was upgraded in the tick may answer other functions now: probe it again."""
     upgraded = sorted({e.contract for e in logs.events if e.event == "Upgraded" and e.contract in ctx.accounting})
     if upgraded:
-        found = _at(ctx, end, lambda: probe_surfaces(ctx.rpc, upgraded, end, ctx.multicall))
+        found = _at(ctx, gone, end, lambda: probe_surfaces(ctx.rpc, upgraded, end, ctx.multicall))
         if found is None:  # a node with no state at `end`
             found = probe_surfaces(ctx.rpc, upgraded, "latest", ctx.multicall)
         ctx.surfaces.update(found)
@@ -225,7 +235,7 @@ def _follow_upgrades(ctx: SyncContext, logs: LogsWritten, end: int) -> None:
                 ctx.sanctions_lists.append(listed)
 
 
-def _reads_at_events(ctx: SyncContext, logs: LogsWritten) -> tuple[tuple[int, int, tuple[TokenRead, ...]], ...]:
+def _reads_at_events(ctx: SyncContext, logs: LogsWritten, gone: _Gone) -> tuple[tuple[int, int, tuple[TokenRead, ...]], ...]:
     """The state of each token at every block of the tick (but its last) where one of its state events
     happened; blocks the node holds no state for any more are left out."""
     by_block: dict[int, set[str]] = {}
@@ -235,7 +245,7 @@ def _reads_at_events(ctx: SyncContext, logs: LogsWritten) -> tuple[tuple[int, in
     out = []
     for block, tokens in sorted(by_block.items()):
         surfaces = [(t, ctx.surfaces[t]) for t in sorted(tokens)]
-        reads = _at(ctx, block, partial(read_token_states, ctx.rpc, surfaces, block, ctx.multicall))
+        reads = _at(ctx, gone, block, partial(read_token_states, ctx.rpc, surfaces, block, ctx.multicall))
         if reads is None:
             continue
         out.append((block, int(logs.headers[block]["timestamp"], 16), tuple(reads)))
@@ -252,16 +262,15 @@ class _Known:
     read: TokenRead | None = None
 
 
-def _silent_changes(conn: Connection, ctx: SyncContext, logs: LogsWritten, tokens: tuple[TokenRead, ...],
-                    at_events: tuple[tuple[int, int, tuple[TokenRead, ...]], ...]
-                    ) -> tuple[list[_Known], tuple[tuple[str, int, int], ...]]:
+def _silent_changes(ctx: SyncContext, logs: LogsWritten, tokens: tuple[TokenRead, ...],
+                    at_events: tuple[tuple[int, int, tuple[TokenRead, ...]], ...], stored: Mapping[str, dict],
+                    gone: _Gone) -> tuple[list[_Known], tuple[tuple[str, int, int], ...]]:
     """The blocks where an xStock's multiplier state changed with no event (`derive.silent_change`), each
     found by bisecting between two reads that disagree, and the state read there; the spans where the
     node holds no state to bisect in. Costs no call when every change logged an event."""
     rebasing = [r for r in tokens if ctx.accounting.get(r.address) == Accounting.REBASING_SHARES]
     if not rebasing:
         return [], ()
-    stored = token_state_at(conn, ctx.chain_id)
     events: dict[tuple[str, int], list] = {}
     for e in logs.events:
         events.setdefault((e.contract, e.block_number), []).append(e)
@@ -284,28 +293,28 @@ def _silent_changes(conn: Connection, ctx: SyncContext, logs: LogsWritten, token
                 # the change at hi's block is its own: compare with the state just before that block
                 if hi.block - 1 <= lo.block:
                     continue
-                before = _read_rebasing(ctx, token, hi.block - 1)
+                before = _read_rebasing(ctx, gone, token, hi.block - 1)
                 if before is None:
                     unlocated.append((token, lo.block, hi.block - 1))
                     continue
                 hi = before
                 if silent_change(lo.params, hi.params, hi.timestamp):
                     located.append(hi)
-            found, gap = _bisect(ctx, token, lo, hi)
+            found, gap = _bisect(ctx, gone, token, lo, hi)
             located += found
             if gap is not None:
                 unlocated.append((token, *gap))
     return located, tuple(unlocated)
 
 
-def _bisect(ctx: SyncContext, token: str, lo: _Known, hi: _Known) -> tuple[list[_Known], tuple[int, int] | None]:
+def _bisect(ctx: SyncContext, gone: _Gone, token: str, lo: _Known, hi: _Known) -> tuple[list[_Known], tuple[int, int] | None]:
     """Every block in (lo, hi) where the token's state changed with no event, with the state read there
     (hi's own block is read already); and the span left unsearched where the node holds no state."""
     found: list[_Known] = []
     while silent_change(lo.params, hi.params, hi.timestamp):
         a, b = lo, hi
         while b.block - a.block > 1:  # the state at a is consistent with lo's, at b it is not
-            mid = _read_rebasing(ctx, token, (a.block + b.block) // 2)
+            mid = _read_rebasing(ctx, gone, token, (a.block + b.block) // 2)
             if mid is None:
                 return found, (a.block, b.block)
             if silent_change(a.params, mid.params, mid.timestamp):
@@ -319,12 +328,12 @@ def _bisect(ctx: SyncContext, token: str, lo: _Known, hi: _Known) -> tuple[list[
     return found, None
 
 
-def _read_rebasing(ctx: SyncContext, token: str, block: int) -> _Known | None:
+def _read_rebasing(ctx: SyncContext, gone: _Gone, token: str, block: int) -> _Known | None:
     """An xStock's state at `block`; None where the node holds no state there."""
     def read() -> tuple[TokenRead, int]:
         (r,) = read_token_states(ctx.rpc, [(token, ctx.surfaces[token])], block, ctx.multicall)
         return r, int(read_headers(ctx.rpc, [block], ("timestamp",))[block]["timestamp"], 16)
-    found = _at(ctx, block, read)
+    found = _at(ctx, gone, block, read)
     if found is None:
         return None
     read, ts = found

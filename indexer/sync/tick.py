@@ -15,13 +15,12 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
-from functools import partial
 from typing import Literal
 
 from sqlalchemy import Connection, Engine
 
 from indexer.chain.headers import chain_hashes, read_block_hash, read_head, read_target, target_block
-from indexer.chain.retry import PASSING_KINDS, patiently
+from indexer.chain.retry import PASSING_KINDS
 from indexer.errors import ChainDataError, ReorgDetected, RpcError
 from indexer.store.progress import Checkpoint, highest_block_at_or_below, range_is_new, read_checkpoint
 from indexer.sync import backfill
@@ -136,8 +135,7 @@ def _write_range(conn: Connection, ctx: SyncContext, rng: TickRange, on_page: On
             if (facts.n_logs >= MAX_TICK_LOGS or len(facts.units) >= MAX_TICK_HOLDERS) and page.end < rng.end:
                 break  # the rest is the next tick's
         logs = facts.finish()
-        state = patiently(partial(read_end, conn, ctx, logs), patience, f"state reads at block {logs.end}")
-        rows = derive_end(ctx, logs, state)
+        rows = derive_end(ctx, logs, read_end(conn, ctx, logs))  # each of its reads is retried where it failed
         write_end(conn, ctx, logs, rows)
     return logs, len(rows.rounds)
 
