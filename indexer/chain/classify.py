@@ -289,6 +289,24 @@ def is_state_unavailable(exc: RpcError) -> bool:
     return _text_says("state_unavailable", str(exc))
 
 
+# Wordings that say the state was there and is gone (pruned), never that the block is still to come.
+_PRUNED = re.compile(r"missing trie node|is pruned|historical state .* is not available|state histories|"
+                     r"world state not available for block", re.IGNORECASE)
+# anvil: "BlockOutOfRangeError: block height is 728 but requested was 16"
+_OUT_OF_RANGE = re.compile(r"block height is (\d+) but requested was (\d+)", re.IGNORECASE)
+
+
+def is_state_pruned(exc: RpcError) -> bool:
+    """The node says it held the block's state and no longer does: no wait makes it come back. Unlike
+    "header not found" (a block a lagging backend has not seen yet, or one it does not hold), these say so
+    plainly: a pruned trie or history, or anvil's height at or above the block asked for."""
+    text = str(exc)
+    if _PRUNED.search(text):
+        return True
+    m = _OUT_OF_RANGE.search(text)
+    return m is not None and int(m.group(2)) <= int(m.group(1))
+
+
 # A limit the refusal names: Erigon "batch limit 100 exceeded", jsonrpsee data "Exceeded max limit of 100".
 _BATCH_LIMIT = re.compile(r"batch limit (\d+)|max(?:imum)? (?:batch )?(?:size|limit) of (\d+)", re.IGNORECASE)
 

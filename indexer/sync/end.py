@@ -18,7 +18,7 @@ from typing import TypeVar
 from sqlalchemy import Connection
 
 from indexer.accounting import RebasingParams, UiMultiplierUpdate
-from indexer.chain.classify import is_state_unavailable
+from indexer.chain.classify import is_state_pruned, is_state_unavailable
 from indexer.chain.decode import ZERO_ADDRESS
 from indexer.chain.headers import read_head, read_headers
 from indexer.chain.retry import patiently
@@ -215,6 +215,8 @@ def _state_gone(ctx: SyncContext, exc: RpcError, block: int) -> None:
     passes); any other error is the caller's."""
     if not (is_state_unavailable(exc) or exc.kind == "block_unavailable"):
         raise exc
+    if exc.kind != "block_unavailable" and is_state_pruned(exc):
+        return  # pruned, however recent: a node keeping fewer than RECENT_BLOCKS of state says so at once
     behind = read_head(ctx.rpc) - block
     if behind < RECENT_BLOCKS:
         raise RpcError(f"no state at block {block}, {behind} below the head: {exc}", kind="block_unavailable") from exc

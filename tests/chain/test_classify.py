@@ -22,6 +22,7 @@ from indexer.chain.classify import (
     error_kind,
     is_batch_too_large,
     is_rate_limited,
+    is_state_pruned,
     is_state_unavailable,
     parse_retry_after,
 )
@@ -50,6 +51,22 @@ def test_each_wording_classifies_as_its_kind(wording: classify.Wording) -> None:
                          ids=lambda w: w.example[:40])
 def test_state_unavailable_wordings_are_recognised_in_an_rpc_error(wording: classify.Wording) -> None:
     assert is_state_unavailable(RpcError(f"eth_call: {wording.example}", code=wording.code, kind="node_error"))
+
+
+@pytest.mark.parametrize(("text", "pruned"), [
+    ("BlockOutOfRangeError: block height is 728 but requested was 700", True),  # anvil --prune-history 16
+    ("BlockOutOfRangeError: block height is 698 but requested was 700", False),  # anvil behind: lag
+    ("missing trie node 9d3f2a (path )", True),
+    ("state at block #17000000 is pruned", True),
+    ("historical state 9d3f is not available", True),
+    ("World state not available for block number (block hash): 17000000 (0x9d)", True),
+    ("header not found", False),  # a lagging backend, or a block a node does not hold: the recency rule decides
+    ("state not available", False),
+])
+def test_pruned_state_is_told_from_a_block_still_to_come(text: str, pruned: bool) -> None:
+    """A node keeping fewer states than the sync's recent window (anvil --prune-history 16) says plainly
+    that a recent block's state is gone: the sync must not wait for it as for a lagging backend."""
+    assert is_state_pruned(RpcError(f"eth_call: {text}", kind="node_error")) is pruned
 
 
 def test_every_kind_but_node_error_has_wordings_with_a_source() -> None:
