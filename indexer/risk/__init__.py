@@ -24,7 +24,7 @@ from indexer.risk.engine import (
 from indexer.risk.errors import SnapshotError
 from indexer.risk.inputs import Accounts, FeedHistory, Feeds, Holdings, Positions, Snapshot, Tokens
 from indexer.risk.policy import Policy, PolicyError, load_policy, policy_from_mapping
-from indexer.risk.staleness import feed_staleness, stale_feeds
+from indexer.risk.staleness import assess_staleness, stale_feeds
 from indexer.risk.uint256 import (
     balances_from_decimal_strings,
     int_array,
@@ -60,7 +60,7 @@ __all__ = [
     "WalletRisk",
     "balances_from_decimal_strings",
     "code_names",
-    "feed_staleness",
+    "assess_staleness",
     "codes_to_names",
     "int_array",
     "ints_from_limbs",

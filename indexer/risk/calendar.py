@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from enum import IntEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -209,6 +209,36 @@ class TradingCalendar:
             - (self.day_weekday_count[d_close] + (self.day_weekday[d_close] < 5))
         )
         return np.where(open_now, 0, n).astype(np.int64)
+
+    @cached_property
+    def _open_before_session(self) -> np.ndarray:
+        """Open seconds of all sessions before session i (one more entry than sessions)."""
+        return np.concatenate(([0], np.cumsum(self.closes - self.opens))).astype(np.int64)
+
+    def open_seconds_before(self, ts: np.ndarray | int) -> np.ndarray:
+        """Seconds the market has been open from the table's first session up to each timestamp."""
+        arr = self._as_ts(ts)
+        i = np.searchsorted(self.opens, arr, side="right") - 1
+        ok = i >= 0
+        s = np.where(ok, i, 0)
+        inside = np.clip(arr - self.opens[s], 0, self.closes[s] - self.opens[s])
+        return np.where(ok, self._open_before_session[s] + inside, 0).astype(np.int64)
+
+    def trading_seconds_between(self, start: np.ndarray | int, end: np.ndarray | int) -> np.ndarray:
+        """Seconds of regular sessions in ``[start, end)``: the age of a price on the market's clock,
+        which stands still overnight, at weekends and on holidays."""
+        return np.maximum(self.open_seconds_before(end) - self.open_seconds_before(start), 0)
+
+    def closure_days_before(self, ts: np.ndarray | int) -> np.ndarray:
+        """Business days of the closure that ended at the open of the session in progress at ``ts`` (the
+        ``trading_days_until_next_open`` of the instant before that open); 0 where the market is closed."""
+        arr = self._as_ts(ts)
+        opened = self.current_session_open(arr)
+        out = np.zeros(arr.shape, dtype=np.int64)
+        live = opened >= 0
+        if live.any():
+            out[live] = self.trading_days_until_next_open(opened[live] - 1)
+        return out
 
     def closes_up_to(self, ts: int, count: int) -> np.ndarray:
         """The last ``count`` session closes at or before ``ts`` (fewer if the table starts later)."""

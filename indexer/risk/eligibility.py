@@ -21,11 +21,14 @@ class Eligibility(IntFlag):
     ORACLE_MISSING = 1 << 6  # no feed or no round
     ORACLE_NON_POSITIVE = 1 << 7  # answer <= 0
     ORACLE_INCOMPLETE = 1 << 8  # updatedAt == 0 or answeredInRound < roundId
-    ORACLE_STALE = 1 << 9  # older than the calendar-aware limit (RISK.md section 5)
+    ORACLE_STALE = 1 << 9  # past the hard cut-off of the calendar-aware limit (docs/risk.md section 5)
     RESERVE_SHORTFALL = 1 << 10  # custodian reserves below the shares the supply represents
     BELOW_MINIMUM = 1 << 11  # market value below the dust floor
     ACCOUNT_KYC = 1 << 12  # KYC not approved where the policy requires it (extension of RISK.md)
     WALLET_SANCTIONED = 1 << 13  # wallet flagged as sanctioned (RISK.md section 1: "frozen or sanctioned")
+    PRICE_BEFORE_ACTION = 1 << 14  # priced by a round from before a corporate action in force (by policy)
+    VALUATION_INCONSISTENT = 1 << 15  # the feed contradicts the multiplier or the proof of reserve
+    RESERVE_STALE = 1 << 16  # the proof-of-reserve round is older than the policy allows
 
 
 ORACLE_BITS = (

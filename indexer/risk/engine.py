@@ -13,15 +13,23 @@ from enum import IntEnum
 
 import numpy as np
 
+from indexer.risk.actions import adjusted_tokens, factor_at, feed_adjuster, history_factors
 from indexer.risk.calendar import MarketState, TradingCalendar, xnys
 from indexer.risk.eligibility import Eligibility, codes_to_names
 from indexer.risk.haircuts import size_haircut, wallet_concentration
 from indexer.risk.inputs import Snapshot
 from indexer.risk.policy import Policy
-from indexer.risk.staleness import stale_feeds
+from indexer.risk.staleness import SESSION_S, assess_staleness
 from indexer.risk.stress import StressedCovariance, instrument_losses, stressed_covariance
 from indexer.risk.uint256 import to_float_units
-from indexer.risk.volatility import VolatilityEstimate, ewma_volatility, log_returns, prices_at_closes
+from indexer.risk.volatility import (
+    VolatilityEstimate,
+    continuous_grid,
+    ewma_volatility,
+    log_returns,
+    prices_at_closes,
+    session_grid,
+)
 from indexer.types import Accounting, FeedKind, PriceQuote
 
 _STOCK = FeedKind.STOCK.code
@@ -33,6 +41,7 @@ class MarginStatus(IntEnum):
     HEALTHY = 0  # equity >= IM
     MARGIN_CALL = 1  # MM <= equity < IM
     LIQUIDATE = 2  # equity < MM
+    UNPRICED = 3  # a position has no usable mark: its margin cannot be known
 
 
 # -- results ----------------------------------------------------------------------------------------
@@ -43,14 +52,23 @@ class FeedRisk:
     """Per feed: the round used, its checks, and the volatility estimate."""
 
     price: np.ndarray  # answer / 10^decimals; 0 where no round or answer <= 0
-    codes: np.ndarray  # uint32, ORACLE_* bits of Eligibility
+    codes: np.ndarray  # uint32, ORACLE_* bits of Eligibility (ORACLE_STALE: past the hard cut-off)
     round_id: np.ndarray  # object ints (None where no round)
     age_s: np.ndarray  # int64, now - updatedAt; -1 where no round
     heartbeat_s: np.ndarray  # int64, heartbeat used (the feed's own, else the policy's for its kind)
     sigma_raw: np.ndarray  # anti-procyclical EWMA sigma (max over look-back); NaN = no history
     sigma: np.ndarray  # daily sigma used: max(floor[kind], sigma_raw or sigma_without_history)
-    sigma_last: np.ndarray  # EWMA sigma at the last close
-    n_returns: np.ndarray  # valid daily returns in the window
+    sigma_last: np.ndarray  # EWMA sigma at the last sample
+    n_returns: np.ndarray  # valid daily returns in the window (on the feed's own sampling grid)
+    updated_at: np.ndarray | None = None  # int64, updatedAt of the round used
+    clock_age_s: np.ndarray | None = None  # int64, age on the feed's clock (trading seconds for stocks)
+    limit_s: np.ndarray | None = None  # int64, heartbeat + grace on the feed's clock
+    cutoff_s: np.ndarray | None = None  # int64, the hard cut-off on the feed's clock
+    stale: np.ndarray | None = None  # bool, past the limit (graded add-on; ORACLE_STALE only past the cut-off)
+    h_stale: np.ndarray | None = None  # z * sigma * sqrt(age in trading days) while stale, else 0
+    flagged_rounds: np.ndarray | None = None  # int64, rounds left out of the volatility history
+    adjusted_by: np.ndarray | None = None  # int64, the token whose corporate actions adjust the history; -1
+    history_actions: np.ndarray | None = None  # int64, those actions inside the volatility window
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,6 +95,12 @@ class TokenRisk:
     market_state: np.ndarray  # int8 MarketState of the underlying (CONTINUOUS for 24/7 feeds)
     pledged_units: np.ndarray  # eligible units held across all wallets
     platform_factor: np.ndarray  # pro-rata factor of the platform-wide cap (1 = not binding)
+    h_stale: np.ndarray | None = None  # the stale add-on of its feed (0 when fresh)
+    action_factor: np.ndarray | None = None  # A(round time) / A(B): carries the round's price to B's shares
+    predates_action: np.ndarray | None = None  # bool: a corporate action took effect after the round used
+    action_move: np.ndarray | None = None  # adjusted log move of its feed from before its latest action to now
+    action_cross: np.ndarray | None = None  # ... to the first round after that action; NaN: none
+    gap_days: np.ndarray | None = None  # int64, business days its h_gap is computed on
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,7 +119,7 @@ class HoldingRisk:
     codes: np.ndarray  # uint32 Eligibility bitmask; 0 = eligible
     eligible: np.ndarray  # bool
     h_size: np.ndarray
-    haircut: np.ndarray  # min(1, h_base + h_vol + h_size + h_gap)
+    haircut: np.ndarray  # min(1, h_base + h_vol + h_size + h_gap + h_stale)
     collateral_before_caps: np.ndarray  # market_value * (1 - haircut) if eligible else 0
     collateral_value: np.ndarray
     token_table: TokenRisk
@@ -145,6 +169,11 @@ class HoldingRisk:
         return self.token_table.h_gap[self.token_idx]
 
     @property
+    def h_stale(self) -> np.ndarray:
+        hs = self.token_table.h_stale
+        return np.zeros(len(self.token_idx)) if hs is None else hs[self.token_idx]
+
+    @property
     def round_id(self) -> np.ndarray:
         """The feed round used (object ints; None where the token has no round)."""
         return self.token_table.round_id[self.token_idx]
@@ -165,12 +194,20 @@ class HoldingRisk:
 class PositionRisk:
     wallet_idx: np.ndarray
     feed_idx: np.ndarray
-    mark: np.ndarray  # feed price, or the entry price where the feed has no positive answer
-    mark_ok: np.ndarray  # bool: the mark feed passed every oracle check
-    notional: np.ndarray  # |size| * mark
+    mark: np.ndarray  # the mark used: the feed's price moved against the position by mark_adverse; the
+    # entry price where no usable mark exists (mark_usable false: the wallet is unpriced)
+    mark_ok: np.ndarray  # bool: the mark feed passed every oracle check and is not stale
+    notional: np.ndarray  # |size| * feed price * (1 + mark_adverse)
     im: np.ndarray
     mm: np.ndarray
-    upnl: np.ndarray  # size * (mark - entry)
+    upnl: np.ndarray  # size * (mark - entry); 0 where unusable (and the wallet is unpriced)
+    mark_usable: np.ndarray | None = None  # bool: a positive answer within the hard cut-off
+    mark_price: np.ndarray | None = None  # the feed's price (0 where none)
+    mark_adverse: np.ndarray | None = None  # fraction the mark is moved against the position (stale, incomplete)
+    mark_codes: np.ndarray | None = None  # uint32, the mark feed's ORACLE_* bits
+    mark_stale: np.ndarray | None = None  # bool, the mark feed is past its limit
+    mark_round_id: np.ndarray | None = None  # object ints, the round used; None where none
+    mark_age_s: np.ndarray | None = None  # int64, its age (wall seconds); -1 where none
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,6 +228,9 @@ class WalletRisk:
     worst_scenario_loss: np.ndarray
     stressed_excess: np.ndarray  # equity - IM - max(L_joint, worst scenario loss)
     binding: np.ndarray  # int16 index into RiskRun.stress_names (0 = parametric)
+    regime: np.ndarray | None = None  # int8, the correlation regime of L_joint: 0 = positive floor, 1 = negative
+    stale_driven: np.ndarray | None = None  # bool: the status is worse than fresh prices alone would make it
+    unpriced_positions: np.ndarray | None = None  # int64, positions with no usable mark
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,6 +253,7 @@ class RiskRun:
     positions: PositionRisk
     wallets: WalletRisk
     stress: StressedCovariance
+    notes: tuple[str, ...] = ()  # what the run adjusted or flagged, in words
 
     def binding_names(self) -> list[str]:
         return [self.stress_names[i] for i in self.wallets.binding]
@@ -228,13 +269,16 @@ def _bit(mask: np.ndarray, code: Eligibility) -> np.ndarray:
 def assess_feeds(
     snapshot: Snapshot, policy: Policy, calendar: TradingCalendar
 ) -> tuple[FeedRisk, VolatilityEstimate, np.ndarray]:
-    """Oracle checks (RISK.md sections 3 and 5) and volatility (section 4) per feed."""
+    """Oracle checks (RISK.md sections 3 and 5) and volatility (section 4) per feed.
+
+    Returns the feed table, the session-grid estimate (its correlation is the run's) and that grid."""
     feeds, now = snapshot.feeds, int(snapshot.block_timestamp)
     kinds = np.asarray(feeds.kind, dtype=np.int8)
+    stock = kinds == _STOCK
     has = np.asarray(feeds.has_round, dtype=bool)
     answer = to_float_units(np.where(has, feeds.answer_raw, 0), feeds.decimals)
     updated = np.asarray(feeds.updated_at, dtype=np.int64)
-    stale, hb = stale_feeds(kinds, updated, feeds.heartbeat_s, now, policy, calendar)
+    st = assess_staleness(kinds, np.where(has & (updated > 0), updated, now), feeds.heartbeat_s, now, policy, calendar)
 
     incomplete = np.zeros(len(feeds), dtype=bool)
     for f in np.flatnonzero(has):  # uint80 round ids are Python ints: compare them exactly
@@ -243,37 +287,121 @@ def assess_feeds(
         _bit(~has, Eligibility.ORACLE_MISSING)
         | _bit(has & (answer <= 0), Eligibility.ORACLE_NON_POSITIVE)
         | _bit(has & incomplete, Eligibility.ORACLE_INCOMPLETE)
-        | _bit(has & stale, Eligibility.ORACLE_STALE)
+        | _bit(has & (st.cut_off | (updated <= 0)), Eligibility.ORACLE_STALE)
     )
 
-    # Volatility: daily returns at the last lookback_days + 1 session closes at or before now.
+    # Volatility on corporate-action adjusted prices, each leg on its own grid (volatility.py).
     vol = policy.volatility
+    adjuster = feed_adjuster(snapshot.tokens, len(feeds), adjusted_tokens(snapshot.tokens, snapshot.actions))
+    factors = history_factors(snapshot.history, adjuster, snapshot.actions)
     closes = calendar.closes_up_to(now, vol.lookback_days + 1)
+    grid = session_grid(closes, now, bool(calendar.is_open(now)))
     est = ewma_volatility(
-        log_returns(prices_at_closes(snapshot.history, feeds.decimals, closes)), vol.ewma_lambda
+        log_returns(prices_at_closes(snapshot.history, feeds.decimals, grid, factors)), vol.ewma_lambda
     )
+    if (~stock).any():
+        cont = ewma_volatility(log_returns(prices_at_closes(
+            snapshot.history, feeds.decimals, continuous_grid(now, vol.continuous_lookback_days), factors)),
+            vol.ewma_lambda)
+        sigma_raw = np.where(stock, est.sigma_raw, cont.sigma_raw)
+        sigma_last = np.where(stock, est.sigma_last, cont.sigma_last)
+        n_returns = np.where(stock, est.n_returns, cont.n_returns)
+    else:
+        sigma_raw, sigma_last, n_returns = est.sigma_raw, est.sigma_last, est.n_returns
     floor = np.array([vol.floor[FeedKind.from_code(k).policy_key] for k in kinds.tolist()], dtype=np.float64)
-    sigma = np.maximum(floor, np.where(np.isnan(est.sigma_raw), vol.sigma_without_history, est.sigma_raw))
+    sigma = np.maximum(floor, np.where(np.isnan(sigma_raw), vol.sigma_without_history, sigma_raw))
+    stale = has & st.stale & ~st.cut_off
+    h_stale = np.where(stale, np.minimum(1.0, vol.z * sigma * np.sqrt(st.age_days)), 0.0)
 
+    window_start = int(grid[0]) if len(grid) else now
+    in_window = np.zeros(len(feeds), dtype=np.int64)
+    acts = snapshot.actions
+    for f in np.flatnonzero(adjuster >= 0):
+        t = int(adjuster[f])
+        eff = acts.effective_at[acts.offsets[t]:acts.offsets[t + 1]]
+        in_window[f] = int(((eff > window_start) & (eff <= now)).sum())
+    flagged = snapshot.history.flagged
     risk = FeedRisk(
         price=np.where(has & (answer > 0), answer, 0.0),
         codes=codes.astype(np.uint32),
         round_id=np.where(has, feeds.round_id, None),
         age_s=np.where(has, now - updated, -1).astype(np.int64),
-        heartbeat_s=hb,
-        sigma_raw=est.sigma_raw,
+        heartbeat_s=st.heartbeat_s,
+        sigma_raw=sigma_raw,
         sigma=sigma,
-        sigma_last=est.sigma_last,
-        n_returns=est.n_returns,
+        sigma_last=sigma_last,
+        n_returns=n_returns,
+        updated_at=np.where(has, updated, 0).astype(np.int64),
+        clock_age_s=np.where(has, st.age_s, -1).astype(np.int64),
+        limit_s=st.limit_s,
+        cutoff_s=st.cutoff_s,
+        stale=stale,
+        h_stale=h_stale,
+        flagged_rounds=np.zeros(len(feeds), dtype=np.int64) if flagged is None else np.asarray(flagged, np.int64),
+        adjusted_by=adjuster,
+        history_actions=in_window,
     )
-    return risk, est, closes
+    return risk, est, grid
+
+
+def _action_moves(snapshot: Snapshot, feeds: FeedRisk, adjusted: np.ndarray, factor_round: np.ndarray,
+                  round_time: np.ndarray, now: int, cal: TradingCalendar
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per token, across its latest action in force (adjusted prices, docs/risk.md section 3): the log move
+    from the last round before the action to the first round after it (``cross``) and to the round used
+    (``move``), and the trading days each spans (calendar days for 24/7 feeds). NaN / 0 where there is no
+    action, no round on both sides, or no price."""
+    n_t = len(snapshot.tokens)
+    cross, move = np.full(n_t, np.nan), np.full(n_t, np.nan)
+    cross_days, days = np.zeros(n_t), np.zeros(n_t)
+    acts, hist = snapshot.actions, snapshot.history
+    if acts is None:
+        return cross, cross_days, move, days
+    kinds = np.asarray(snapshot.feeds.kind, dtype=np.int8)
+    ratios = acts.ratios()
+    for t in np.flatnonzero(adjusted):
+        f = int(snapshot.tokens.feed_idx[t])
+        lo, hi = int(acts.offsets[t]), int(acts.offsets[t + 1])
+        eff = acts.effective_at[lo:hi]
+        eff = eff[eff <= now]
+        used_at = int(round_time[t])
+        if f >= 0 and feeds.price[f] > 0 and len(eff) and used_at >= int(eff[-1]):
+            e = int(eff[-1])
+            rows = slice(int(hist.offsets[f]), int(hist.offsets[f + 1]))
+            times, answers = hist.updated_at[rows], hist.answer_raw[rows]
+            k = int(np.searchsorted(times, e, side="left"))
+            if k == 0:
+                continue
+            dec = np.array([snapshot.feeds.decimals[f]])
+            before = to_float_units(answers[k - 1:k], dec)[0]
+            if before <= 0:
+                continue
+            before *= factor_at(acts, int(t), np.array([times[k - 1]]), ratios)[0]
+            now_adj = feeds.price[f] * factor_round[t]
+            first_t, first_adj = used_at, now_adj
+            if k < len(times) and int(times[k]) < used_at:
+                a = to_float_units(answers[k:k + 1], dec)[0]
+                first_t, first_adj = int(times[k]), a * factor_at(acts, int(t), np.array([times[k]]), ratios)[0]
+            if first_adj <= 0:
+                continue
+            stock = kinds[f] == _STOCK
+
+            def span(a: int, b: int, stock: bool = stock) -> float:
+                return float(cal.trading_seconds_between(a, b)) / SESSION_S if stock else (b - a) / 86_400
+
+            cross[t], cross_days[t] = float(np.log(first_adj / before)), span(int(times[k - 1]), first_t)
+            move[t], days[t] = float(np.log(now_adj / before)), span(int(times[k - 1]), used_at)
+    return cross, cross_days, move, days
 
 
 def assess_tokens(
-    snapshot: Snapshot, policy: Policy, feeds: FeedRisk, state: MarketState, gap_days: int
+    snapshot: Snapshot, policy: Policy, feeds: FeedRisk, state: MarketState, gap_days: int,
+    calendar: TradingCalendar | None = None,
 ) -> TokenRisk:
     """Per-token valuation factors, token-level eligibility codes and haircut components."""
+    cal = calendar if calendar is not None else xnys()
     tokens = snapshot.tokens
+    now = int(snapshot.block_timestamp)
     n_t = len(tokens)
     symbols = [str(s) for s in tokens.symbol]
     listed = [policy.tokens.get(s) for s in symbols]
@@ -285,16 +413,29 @@ def assess_tokens(
     n_f = len(feeds.price)
     kinds = np.asarray(snapshot.feeds.kind, dtype=np.int8)
     stock = has_feed & (kinds[f] == _STOCK) if n_f else np.zeros(n_t, dtype=bool)
+    # the round's time (now where there is none: nothing to carry across actions or the open)
+    round_time = np.full(n_t, now, dtype=np.int64)
+    if n_f and feeds.updated_at is not None:
+        known = has_feed & (feeds.updated_at[f] > 0)
+        round_time = np.where(known, feeds.updated_at[f], now)
 
-    # Valuation (section 2): shares per token unit, and USD per token unit.
+    # Valuation (section 2): shares per token unit, and USD per token unit, each price carried from the
+    # share units of its own time to B's by the token's corporate actions (actions.py).
     decimals = np.asarray(tokens.decimals, dtype=np.int64)
     multiplier = to_float_units(tokens.multiplier_raw, 18)
     rebasing = np.asarray(tokens.accounting, dtype=np.int8) == Accounting.REBASING_SHARES.code
     share_factor = np.where(rebasing, 1.0, multiplier)
     price = np.where(has_feed, feeds.price[f], 0.0) if n_f else np.zeros(n_t)
     per_token = np.asarray(tokens.quote, dtype=np.int8) == PriceQuote.PER_TOKEN.code
+    adjusted = adjusted_tokens(tokens, snapshot.actions)
+    action_factor, factor_round = np.ones(n_t), np.ones(n_t)
+    for t in np.flatnonzero(adjusted):
+        a_round, a_now = factor_at(snapshot.actions, int(t), np.array([round_time[t], now]))
+        factor_round[t] = a_round
+        action_factor[t] = a_round / a_now
+    predates = adjusted & (action_factor != 1.0)
     # a per_token feed prices the token itself; applying the multiplier again would count it twice
-    value_factor = price * np.where(per_token, 1.0, share_factor)
+    value_factor = price * np.where(per_token, 1.0, share_factor) * action_factor
 
     # Reserves (section 3): custodian shares against the shares the supply represents.
     supply_units = to_float_units(tokens.total_supply_raw, decimals)
@@ -303,6 +444,33 @@ def assess_tokens(
     reserves = to_float_units(np.where(has_reserve, tokens.reserve_raw, 0), tokens.reserve_decimals)
     reserve_shares = np.where(has_reserve, reserves, np.nan)
     shortfall = has_reserve & (reserve_shares < supply_shares * (1.0 - policy.reserves.tolerance))
+    reserve_time = tokens.reserve_updated_at
+    reserve_stale = has_reserve & (np.zeros(n_t, dtype=bool) if reserve_time is None else
+                                   (now - np.asarray(reserve_time, dtype=np.int64) > policy.reserves.max_age_s))
+
+    sigma = (
+        np.where(has_feed, feeds.sigma[f], vol.sigma_without_history)
+        if n_f
+        else np.full(n_t, vol.sigma_without_history)
+    )
+    # The cross-checks (section 3): the feed against the multiplier across the latest action, and the
+    # proof of reserve against the shares the supply represents.
+    cross, cross_days, move, days = _action_moves(snapshot, feeds, adjusted, factor_round, round_time, now, cal)
+    vp = policy.valuation
+    # the allowance for a real market move uses the policy's sigma floor for the feed's kind: the
+    # estimated sigma would include the very jump under test
+    floor = np.array([vol.floor[FeedKind.from_code(int(kinds[fi])).policy_key] if ok else 0.0
+                      for fi, ok in zip(f.tolist(), has_feed.tolist(), strict=True)]) if n_f else np.zeros(n_t)
+
+    def allowed(span_days: np.ndarray) -> np.ndarray:
+        return vp.action_move_tolerance + z * floor * np.sqrt(span_days)
+
+    # both the move across the action and the move to the price used: a feed that lagged the action and
+    # has caught up since is consistent again
+    moved_too_far = (~np.isnan(move) & (np.abs(np.nan_to_num(cross)) > allowed(cross_days))
+                     & (np.abs(np.nan_to_num(move)) > allowed(days)))
+    reserve_excess = has_reserve & (reserve_shares > supply_shares * (1.0 + vp.reserve_excess))
+    inconsistent = moved_too_far | reserve_excess
 
     feed_codes = np.where(has_feed, feeds.codes[f], np.uint32(Eligibility.ORACLE_MISSING)) if n_f else None
     codes = (
@@ -312,19 +480,25 @@ def assess_tokens(
         | _bit(np.asarray(tokens.paused, dtype=bool), Eligibility.TOKEN_PAUSED)
         | (feed_codes if feed_codes is not None else np.full(n_t, np.uint32(Eligibility.ORACLE_MISSING)))
         | _bit(shortfall, Eligibility.RESERVE_SHORTFALL)
+        | _bit(reserve_stale, Eligibility.RESERVE_STALE)
+        | _bit(inconsistent, Eligibility.VALUATION_INCONSISTENT)
+        | _bit(predates & (vp.price_before_action == "ineligible"), Eligibility.PRICE_BEFORE_ACTION)
     ).astype(np.uint32)
 
     # Haircut components that depend on the token only (section 4).
-    sigma = (
-        np.where(has_feed, feeds.sigma[f], vol.sigma_without_history)
-        if n_f
-        else np.full(n_t, vol.sigma_without_history)
-    )
     h_vol = np.minimum(1.0, z * sigma * np.sqrt(vol.horizon_days)) if vol.enabled else np.zeros(n_t)
-    if policy.gap.enabled and gap_days > 0:
-        h_gap = np.where(stock, np.minimum(policy.gap.cap, z * sigma * np.sqrt(gap_days)), 0.0)
+    # h_gap: while the market is shut, the business days to the next open; once it has opened, the days of
+    # the closure that just ended, for as long as the price is still from before the open (section 4).
+    if state == MarketState.OPEN and n_f:
+        opened = int(cal.current_session_open(now))
+        token_gap = np.where(stock & (round_time < opened), int(cal.closure_days_before(now)), 0)
+    else:
+        token_gap = np.where(stock, gap_days, 0)
+    if policy.gap.enabled:
+        h_gap = np.where(token_gap > 0, np.minimum(policy.gap.cap, z * sigma * np.sqrt(token_gap)), 0.0)
     else:
         h_gap = np.zeros(n_t)
+    h_stale = np.where(has_feed, feeds.h_stale[f], 0.0) if n_f and feeds.h_stale is not None else np.zeros(n_t)
 
     return TokenRisk(
         codes=codes,
@@ -358,6 +532,12 @@ def assess_tokens(
         ),
         pledged_units=np.zeros(n_t),
         platform_factor=np.ones(n_t),
+        h_stale=h_stale,
+        action_factor=action_factor,
+        predates_action=predates,
+        action_move=move,
+        action_cross=cross,
+        gap_days=token_gap.astype(np.int64),
     )
 
 
@@ -415,6 +595,8 @@ def value_holdings(
         value_factor=tokens.value_factor,
     )
     h_token = tokens.h_base + tokens.h_vol + tokens.h_gap  # the holder-independent part
+    if tokens.h_stale is not None:
+        h_token = h_token + tokens.h_stale
     haircut = h_token[ti]
     haircut += h_size
     np.minimum(haircut, 1.0, out=haircut)
@@ -450,14 +632,30 @@ def value_holdings(
 
 
 def margin_positions(snapshot: Snapshot, policy: Policy, feeds: FeedRisk) -> PositionRisk:
-    """Notional, IM, MM and unrealized PnL per position (section 6)."""
+    """Notional, IM, MM and unrealized PnL per position (section 6), with the mark's quality.
+
+    A mark is usable when its feed has a positive answer within the hard cut-off. A stale mark (past the
+    limit) is moved against the position by its feed's stale add-on, an incomplete one by the volatility
+    add-on ``z sigma sqrt(H)``: a long is marked lower, a short higher, and the notional (hence IM and MM)
+    is taken at the higher price. With no usable mark, the position keeps its entry price for IM and no
+    uPnL, and its wallet is ``unpriced``."""
     pos, mp = snapshot.positions, policy.margin
     pf = np.asarray(pos.feed_idx, dtype=np.int64)
     size = np.asarray(pos.size, dtype=np.float64)
     entry = np.asarray(pos.entry_price, dtype=np.float64)
-    feed_price = feeds.price[pf] if len(pf) else np.zeros(0)
-    mark = np.where(feed_price > 0, feed_price, entry)
-    notional = np.abs(size) * mark
+    n = len(pf)
+    feed_price = feeds.price[pf] if n else np.zeros(0)
+    codes = feeds.codes[pf] if n else np.zeros(0, dtype=np.uint32)
+    hard = np.uint32(Eligibility.ORACLE_MISSING | Eligibility.ORACLE_NON_POSITIVE | Eligibility.ORACLE_STALE)
+    usable = (feed_price > 0) & ((codes & hard) == 0)
+    stale = feeds.stale[pf] if n and feeds.stale is not None else np.zeros(n, dtype=bool)
+    adverse = feeds.h_stale[pf].copy() if n and feeds.h_stale is not None else np.zeros(n)
+    incomplete = (codes & np.uint32(Eligibility.ORACLE_INCOMPLETE)) != 0
+    vol = policy.volatility
+    adverse += np.where(incomplete, vol.z * feeds.sigma[pf] * np.sqrt(vol.horizon_days) if n else 0.0, 0.0)
+    adverse = np.where(usable, np.minimum(adverse, 0.99), 0.0)
+    mark = np.where(usable, feed_price * (1.0 - np.sign(size) * adverse), entry)
+    notional = np.abs(size) * np.where(usable, feed_price * (1.0 + adverse), entry)
     if mp.im_mode == "leverage":
         im = notional / np.minimum(np.asarray(pos.leverage, dtype=np.float64), mp.max_leverage)
         mm = notional * mp.mm_rate
@@ -470,11 +668,18 @@ def margin_positions(snapshot: Snapshot, policy: Policy, feeds: FeedRisk) -> Pos
         wallet_idx=np.asarray(pos.wallet_idx, dtype=np.int64),
         feed_idx=pf,
         mark=mark,
-        mark_ok=(feeds.codes[pf] == 0) if len(pf) else np.zeros(0, dtype=bool),
+        mark_ok=(codes == 0) & ~stale,
         notional=notional,
         im=im,
         mm=mm,
-        upnl=size * (mark - entry),
+        upnl=np.where(usable, size * (mark - entry), 0.0),
+        mark_usable=usable,
+        mark_price=feed_price,
+        mark_adverse=adverse,
+        mark_codes=codes.astype(np.uint32),
+        mark_stale=stale,
+        mark_round_id=feeds.round_id[pf] if n else np.zeros(0, dtype=object),
+        mark_age_s=feeds.age_s[pf] if n else np.zeros(0, dtype=np.int64),
     )
 
 
@@ -520,8 +725,9 @@ def run_risk(snapshot: Snapshot, policy: Policy, *, calendar: TradingCalendar | 
     state = MarketState(int(cal.market_state(now)))
     gap_days = int(cal.trading_days_until_next_open(now))
     feeds, est, closes = assess_feeds(snapshot, policy, cal)
-    tokens = assess_tokens(snapshot, policy, feeds, state, gap_days)
-    holdings, tokens = value_holdings(snapshot, policy, tokens, assess_accounts(snapshot, policy))
+    tokens = assess_tokens(snapshot, policy, feeds, state, gap_days, cal)
+    wallet_codes = assess_accounts(snapshot, policy)
+    holdings, tokens = value_holdings(snapshot, policy, tokens, wallet_codes)
     positions = margin_positions(snapshot, policy, feeds)
 
     # Wallet margin (section 6)
@@ -532,11 +738,25 @@ def run_risk(snapshot: Snapshot, policy: Policy, *, calendar: TradingCalendar | 
     upnl = np.bincount(pw, weights=positions.upnl, minlength=n_w)
     cash = np.asarray(snapshot.accounts.cash_usd, dtype=np.float64)
     equity = collateral + upnl + cash
-    status = np.where(
-        equity >= im,
-        MarginStatus.HEALTHY,
-        np.where(equity >= mm, MarginStatus.MARGIN_CALL, MarginStatus.LIQUIDATE),
-    ).astype(np.int8)
+    status = _status(equity, im, mm)
+    # An oracle stall alone never liquidates (section 5): where stale add-ons make the status worse than
+    # fresh prices would, it goes no further than a margin call, and the wallet says a stale input drove it.
+    stale_driven = np.zeros(n_w, dtype=bool)
+    if (feeds.h_stale > 0).any():
+        fresh_feeds = replace(feeds, h_stale=np.zeros(n_f), stale=np.zeros(n_f, dtype=bool))
+        fresh_tokens = replace(tokens, h_stale=np.zeros(n_t))
+        fresh_holdings, _ = value_holdings(snapshot, policy, fresh_tokens, wallet_codes)
+        fresh_positions = margin_positions(snapshot, policy, fresh_feeds)
+        fresh = _status(
+            np.bincount(wi, weights=fresh_holdings.collateral_value, minlength=n_w)
+            + np.bincount(pw, weights=fresh_positions.upnl, minlength=n_w) + cash,
+            np.bincount(pw, weights=fresh_positions.im, minlength=n_w),
+            np.bincount(pw, weights=fresh_positions.mm, minlength=n_w))
+        capped = np.maximum(fresh, np.minimum(status, np.int8(MarginStatus.MARGIN_CALL))).astype(np.int8)
+        stale_driven = capped > fresh
+        status = capped
+    unpriced = np.bincount(pw, weights=~positions.mark_usable, minlength=n_w).astype(np.int64)
+    status = np.where(unpriced > 0, np.int8(MarginStatus.UNPRICED), status).astype(np.int8)
 
     # Joint stress (section 7), in instrument space: one column per token and one per feed that a
     # position is on. A wallet's feed exposure is x = B'z, B mapping each instrument to its feed (a
@@ -551,6 +771,7 @@ def run_risk(snapshot: Snapshot, policy: Policy, *, calendar: TradingCalendar | 
         snapshot.feeds.kind,
         sp.vol_multiplier,
         sp.equity_crypto_corr_floor,
+        sp.two_sided,
     )
     names = tuple(sc.name for sc in sp.scenarios)
     pos_feeds = np.flatnonzero(np.bincount(pf, minlength=n_f))  # feeds that carry a position
@@ -570,7 +791,7 @@ def run_risk(snapshot: Snapshot, policy: Policy, *, calendar: TradingCalendar | 
         weights=np.concatenate([holdings.collateral_value, signed_notional]),
         minlength=n_w * n_z,
     ).reshape(n_w, n_z)
-    l_joint, l_indep, pnl = instrument_losses(
+    l_joint, l_indep, pnl, regime = instrument_losses(
         exposure, np.concatenate([tokens.feed_idx, pos_feeds]), stress, z, horizon, shocks
     )
     worst, worst_loss = _worst_scenario(pnl)
@@ -610,6 +831,57 @@ def run_risk(snapshot: Snapshot, policy: Policy, *, calendar: TradingCalendar | 
             worst_scenario_loss=worst_loss,
             stressed_excess=equity - im - np.maximum(l_joint, worst_loss),
             binding=binding,
+            regime=regime,
+            stale_driven=stale_driven,
+            unpriced_positions=unpriced,
         ),
         stress=stress,
+        notes=run_notes(snapshot, feeds, tokens, positions),
     )
+
+
+def _status(equity: np.ndarray, im: np.ndarray, mm: np.ndarray) -> np.ndarray:
+    return np.where(
+        equity >= im,
+        MarginStatus.HEALTHY,
+        np.where(equity >= mm, MarginStatus.MARGIN_CALL, MarginStatus.LIQUIDATE),
+    ).astype(np.int8)
+
+
+def _when(ts: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def run_notes(snapshot: Snapshot, feeds: FeedRisk, tokens: TokenRisk, positions: PositionRisk) -> tuple[str, ...]:
+    """The run's explanation in words: each corporate-action adjustment, each price carried across an
+    action, each inconsistent valuation, each stale feed and each position with no usable mark."""
+    out = []
+    names, symbols, acts = snapshot.feeds.name, snapshot.tokens.symbol, snapshot.actions
+    for f in np.flatnonzero(feeds.adjusted_by >= 0):
+        t = int(feeds.adjusted_by[f])
+        if feeds.history_actions[f]:
+            lo, hi = int(acts.offsets[t]), int(acts.offsets[t + 1])
+            now = int(snapshot.block_timestamp)
+            steps = ", ".join(f"{int(n) / int(o):.6g}x from {_when(e)}" for e, n, o in
+                              zip(acts.effective_at[lo:hi], acts.new[lo:hi], acts.old[lo:hi], strict=True) if e <= now)
+            out.append(f"{names[f]}: volatility history adjusted for {symbols[t]}'s corporate actions ({steps})")
+    for t in np.flatnonzero(tokens.predates_action):
+        out.append(f"{symbols[t]}: its price is from a round before a corporate action in force; valued at the "
+                   f"multiplier of the round's time (x{tokens.action_factor[t]:.6g} to today's shares)")
+    for t in np.flatnonzero(tokens.codes & np.uint32(Eligibility.VALUATION_INCONSISTENT)):
+        move = tokens.action_move[t]
+        why = (f"its feed moved {move:+.3f} (log) across the latest corporate action" if not np.isnan(move)
+               else "its proof of reserve exceeds the shares its supply represents")
+        out.append(f"{symbols[t]}: VALUATION_INCONSISTENT: {why}")
+    for f in np.flatnonzero(feeds.stale):
+        out.append(f"{names[f]}: stale, {feeds.clock_age_s[f]:,} s old on its market's clock (limit "
+                   f"{feeds.limit_s[f]:,} s, cut-off {feeds.cutoff_s[f]:,} s): add-on {feeds.h_stale[f]:.4f}")
+    for f in np.flatnonzero(feeds.flagged_rounds):
+        out.append(f"{names[f]}: {feeds.flagged_rounds[f]} flagged rounds left out of its volatility history")
+    bad = np.flatnonzero(~positions.mark_usable)
+    if len(bad):
+        feeds_without = sorted({str(names[positions.feed_idx[i]]) for i in bad})
+        out.append(f"{len(bad)} positions have no usable mark ({', '.join(feeds_without)}): their wallets are unpriced")
+    return tuple(out)

@@ -6,7 +6,7 @@ exceeds every machine type. Holdings' balances, the one column with a row per ho
 come in the fixed-width form: ``(n, 4)`` uint64 limbs (:func:`is_limbs`), which loaders build from
 decimal text with :func:`balances_from_decimal_strings` and which converts without a Python object
 per row. Integers become floats in exactly one place: :func:`to_float_units`, or its fixed-width
-sibling :func:`limbs_to_float_units`.
+sibling :func:`limbs_to_float_units` (and, for the ratio of two multipliers, :meth:`CorporateActions.ratios`).
 
 Layout:
 - tokens, feeds: one row per token / feed; tokens point at their price feed by ``feed_idx``;
@@ -14,7 +14,10 @@ Layout:
   duplicate pairs (see :meth:`Snapshot.validate`);
 - accounts: one row per wallet index ``0..n_wallets-1`` (``has_account`` false where none is on file);
 - positions: one row per crypto position;
-- history: every feed's rounds up to B in CSR form (``offsets``), sorted by ``updated_at`` per feed.
+- history: every feed's rounds up to B in CSR form (``offsets``), sorted by ``updated_at`` per feed;
+- actions: every token's corporate actions up to B (splits, reverse splits, stock dividends folded into
+  its multiplier) in CSR form, sorted by effective time: what adjusts its feed's history and pairs each
+  price with the multiplier of its own time (docs/risk.md section 2).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class Tokens:
     has_reserve: np.ndarray  # bool, a proof-of-reserve figure is configured
     reserve_raw: np.ndarray  # object ints, reserves held by the custodian, in shares
     reserve_decimals: np.ndarray  # int64
+    reserve_updated_at: np.ndarray | None = None  # int64, updatedAt of the reserve round; None: not known
 
     def __len__(self) -> int:
         return len(self.symbol)
@@ -73,12 +77,34 @@ class FeedHistory:
     offsets: np.ndarray  # int64, len n_feeds + 1
     updated_at: np.ndarray  # int64
     answer_raw: np.ndarray  # object ints or int64
+    flagged: np.ndarray | None = None  # int64 per feed: rounds left out of the history (not `ok`); None: 0
 
     @classmethod
     def empty(cls, n_feeds: int) -> FeedHistory:
         return cls(
             np.zeros(n_feeds + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
         )
+
+
+@dataclass(frozen=True, eq=False)
+class CorporateActions:
+    """Corporate actions per token up to B, CSR: token t owns rows ``offsets[t]:offsets[t+1]``, sorted by
+    ``effective_at``. From ``effective_at`` on, one share before the action is ``new / old`` shares
+    (``indexer.accounting.CorporateAction``); the exact integers stay ints until the engine's boundary."""
+
+    offsets: np.ndarray  # int64, len n_tokens + 1
+    effective_at: np.ndarray  # int64
+    new: np.ndarray  # object ints
+    old: np.ndarray  # object ints
+
+    @classmethod
+    def empty(cls, n_tokens: int) -> CorporateActions:
+        z = np.zeros(0, dtype=object)
+        return cls(np.zeros(n_tokens + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), z, z.copy())
+
+    def ratios(self) -> np.ndarray:
+        """``new / old`` per action as float64: the int -> float boundary of corporate actions."""
+        return np.array([int(n) / int(o) for n, o in zip(self.new, self.old, strict=True)], dtype=np.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,6 +177,7 @@ class Snapshot:
     holdings: Holdings
     accounts: Accounts
     positions: Positions
+    actions: CorporateActions | None = None  # None: no token had one
 
     @property
     def n_wallets(self) -> int:
@@ -167,7 +194,7 @@ class Snapshot:
             n = len(part)
             for f in fields(part):
                 col = getattr(part, f.name)
-                if len(col) != n:
+                if col is not None and len(col) != n:
                     raise SnapshotError(
                         f"{part_name}.{f.name}: {len(col)} rows, expected {n} like the others"
                     )
@@ -193,6 +220,14 @@ class Snapshot:
         bad = set(np.unique(self.tokens.accounting).tolist()) - {a.code for a in Accounting}
         if bad:
             raise SnapshotError(f"tokens.accounting: unknown codes {sorted(bad)}; use Accounting.code")
+        a = self.actions
+        if a is not None:
+            if len(a.offsets) != n_t + 1 or a.offsets[0] != 0 or a.offsets[-1] != len(a.effective_at):
+                raise SnapshotError("actions.offsets: must have n_tokens + 1 entries from 0 to len(effective_at)")
+            if not len(a.new) == len(a.old) == len(a.effective_at):
+                raise SnapshotError("actions: one new and one old multiplier per effective_at")
+            if any(int(o) <= 0 or int(n) <= 0 for n, o in zip(a.new, a.old, strict=True)):
+                raise SnapshotError("actions: multipliers must be positive")
         h = self.history
         if len(h.offsets) != n_f + 1 or h.offsets[0] != 0 or h.offsets[-1] != len(h.updated_at):
             raise SnapshotError("history.offsets: must have n_feeds + 1 entries from 0 to len(updated_at)")

@@ -75,7 +75,8 @@ class VolatilityPolicy(_Model):
     ewma_lambda: float = Field(gt=0.0, lt=1.0)
     confidence: float = Field(gt=0.5, lt=1.0)
     horizon_days: Positive  # liquidation horizon H in trading days
-    lookback_days: int = Field(ge=2)  # returns in the anti-procyclical window
+    lookback_days: int = Field(ge=2)  # returns in the anti-procyclical window (sessions, for stock feeds)
+    continuous_lookback_days: int = Field(default=365, ge=2)  # daily returns of 24/7 feeds in the window
     floor: dict[str, Fraction01]  # daily sigma floor per feed kind
     sigma_without_history: Fraction01  # daily sigma assumed when a feed has no usable returns
 
@@ -130,6 +131,9 @@ class ConcentrationPolicy(_Model):
 class StalenessRule(_Model):
     heartbeat_s: int = Field(gt=0)  # used when the feed's own heartbeat is not configured
     grace_s: int = Field(ge=0)
+    # past the limit (heartbeat + grace) a price takes the stale add-on; past this multiple of the limit
+    # it is cut off (ORACLE_STALE, ineligible). 1.0 brings back a cliff at the limit.
+    cutoff_multiple: float = Field(default=4.0, ge=1.0)
 
 
 class StalenessPolicy(_Model):
@@ -140,6 +144,20 @@ class StalenessPolicy(_Model):
 
 class ReservesPolicy(_Model):
     tolerance: Fraction01  # RESERVE_SHORTFALL when reserves < supply shares * (1 - tolerance)
+    max_age_s: int = Field(default=172_800, gt=0)  # RESERVE_STALE when the reserve round is older (wall clock)
+
+
+class ValuationPolicy(_Model):
+    # a price published before a corporate action now in force: value it at the multiplier of its own time
+    # ("value_at_round"), or make the holding ineligible until the feed prints again ("ineligible",
+    # code PRICE_BEFORE_ACTION)
+    price_before_action: Literal["value_at_round", "ineligible"] = "value_at_round"
+    # VALUATION_INCONSISTENT when the feed's adjusted price across the token's latest action moved by more
+    # than this log return (the feed contradicts the multiplier: a split a feed did not pass through, or
+    # passed through twice), or when reserves exceed the shares the supply represents by more than
+    # reserve_excess (the multiplier or the reserve report is off)
+    action_move_tolerance: Annotated[float, Field(gt=0.0)] = 0.25
+    reserve_excess: Annotated[float, Field(gt=0.0)] = 0.25
 
 
 class MarginTier(_Model):
@@ -187,6 +205,7 @@ class StressPolicy(_Model):
     vol_multiplier: Annotated[float, Field(ge=1.0)]
     equity_crypto_corr_floor: Annotated[float, Field(ge=-1.0, le=1.0)]
     equity_classes: list[str]  # asset classes whose stock feeds are on the equity side of the floor
+    two_sided: bool = True  # also stress the regime where equity-crypto correlations fall to -floor
     scenarios: list[Scenario] = Field(min_length=1)
 
     @field_validator("scenarios")
@@ -211,6 +230,7 @@ class Policy(_Model):
     concentration: ConcentrationPolicy
     staleness: StalenessPolicy
     reserves: ReservesPolicy
+    valuation: ValuationPolicy = ValuationPolicy()
     margin: MarginPolicy
     stress: StressPolicy
 

@@ -1,8 +1,13 @@
-"""Daily returns at equity closes, EWMA volatility and correlation (RISK.md sections 4 and 7).
+"""Daily returns, EWMA volatility and correlation (RISK.md sections 4 and 7; docs/risk.md section 4).
 
-All feeds, stock and crypto alike, are sampled at the same XNYS session closes so that their returns
-line up for the covariance: a crypto feed's Friday-to-Monday move is one return, like a stock's.
-Loops here run over feeds or over the ~250 return dates, never over wallets or holdings.
+Each leg is sampled on its own clock, so that neither waits for the other's calendar:
+- a stock feed at the XNYS session closes, and, while a session is open, at the block time too: the move
+  since the last close is a return as soon as the market has reopened;
+- a 24/7 feed (crypto, stablecoins) every 24 hours back from the block time: a weekend crash counts on
+  the weekend.
+The correlation is estimated on the session grid (with the block time while open), where every feed has a
+price at the same instants. Prices are corporate-action adjusted by the caller (``row_factor``).
+Loops here run over feeds or over the few hundred return dates, never over wallets or holdings.
 """
 
 from __future__ import annotations
@@ -14,9 +19,26 @@ import numpy as np
 from indexer.risk.inputs import FeedHistory
 from indexer.risk.uint256 import to_float_units
 
+DAY_S = 86_400
 
-def prices_at_closes(history: FeedHistory, feed_decimals: np.ndarray, closes: np.ndarray) -> np.ndarray:
-    """Price of each feed at each close: the answer of its last round with ``updated_at <= close``.
+
+def session_grid(closes: np.ndarray, now: int, is_open: bool) -> np.ndarray:
+    """The stock leg's sampling instants: the session closes, then the block time while a session is open."""
+    closes = np.asarray(closes, dtype=np.int64)
+    if is_open and (len(closes) == 0 or now > closes[-1]):
+        return np.concatenate([closes, [np.int64(now)]])
+    return closes
+
+
+def continuous_grid(now: int, returns: int) -> np.ndarray:
+    """The 24/7 leg's sampling instants: ``returns + 1`` points a day apart, the last at the block time."""
+    return now - DAY_S * np.arange(returns, -1, -1, dtype=np.int64)
+
+
+def prices_at_closes(history: FeedHistory, feed_decimals: np.ndarray, closes: np.ndarray,
+                     row_factor: np.ndarray | None = None) -> np.ndarray:
+    """Price of each feed at each sampling instant: the answer of its last round with ``updated_at <= t``,
+    times its row's ``row_factor`` (the corporate-action factor of the round's own time; 1 when None).
 
     Returns ``(len(closes), n_feeds)`` float64; NaN where the feed had no round yet or a
     non-positive answer.
@@ -28,6 +50,8 @@ def prices_at_closes(history: FeedHistory, feed_decimals: np.ndarray, closes: np
     row_feed = np.repeat(np.arange(n_feeds), np.diff(history.offsets))
     answers = to_float_units(history.answer_raw, np.asarray(feed_decimals, dtype=np.int64)[row_feed])
     answers = np.where(answers > 0, answers, np.nan)
+    if row_factor is not None:
+        answers = answers * row_factor
     for f in range(n_feeds):
         lo, hi = int(history.offsets[f]), int(history.offsets[f + 1])
         if hi == lo:

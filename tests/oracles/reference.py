@@ -38,6 +38,9 @@ CODE_BITS = {
     "BELOW_MINIMUM": 11,
     "ACCOUNT_KYC": 12,
     "WALLET_SANCTIONED": 13,
+    "PRICE_BEFORE_ACTION": 14,
+    "VALUATION_INCONSISTENT": 15,
+    "RESERVE_STALE": 16,
 }
 STATE_CODES = {"open": 0, "overnight": 1, "weekend": 2, "holiday": 3, "early_close": 4, "continuous": 5}
 KIND_NAMES = {0: "stock", 1: "crypto", 2: "stable"}
@@ -128,6 +131,23 @@ def closes_up_to(ts: int, count: int) -> list[int]:
     return out[::-1]
 
 
+SESSION = 23_400  # seconds of a regular session: one trading day on the market's clock
+
+
+def trading_seconds(start: int, end: int) -> int:
+    """Seconds of regular sessions in [start, end), walking the New York dates one by one."""
+    if end <= start:
+        return 0
+    total, day = 0, _ny_date(start)
+    last = _ny_date(end)
+    while day <= last:
+        s = _session(day)
+        if s is not None:
+            total += max(0, min(end, s[1]) - max(start, s[0]))
+        day += timedelta(days=1)
+    return total
+
+
 def trading_days_until_next_open(ts: int) -> int:
     if market_state(ts) == "open":
         return 0
@@ -187,6 +207,8 @@ class ReferenceRun:
     stressed_corr: list[list[float]]
     blend_weight: float
     min_eigenvalue: float
+    regimes: list = field(default_factory=list)  # (joint, independent) covariance per regime
+    stressed_corr_neg: list[list[float]] | None = None
     holdings: list[dict[str, Any]] = field(default_factory=list)  # in snapshot row order
     wallets: list[dict[str, Any]] = field(default_factory=list)
     positions: list[dict[str, Any]] = field(default_factory=list)  # in snapshot row order
@@ -207,79 +229,122 @@ class ReferenceModel:
         n_f = len(feeds.name)
         self.feed_kind = [KIND_NAMES[int(k)] for k in feeds.kind]
 
-        # Oracle rounds (RISK.md sections 3 and 5)
-        if self.state == "open":
-            day = _ny_date(now)
-            ref_clock, session_start = now, _session(day)[0]  # type: ignore[index]
-        else:
-            ref_clock, session_start = last_close(now)
+        # Oracle rounds (RISK.md sections 3 and 5; docs/risk.md section 5: ages on the market's clock)
         self.feed_price: list[float] = []
         self.feed_codes: list[int] = []
         self.feed_age: list[int] = []
+        self.feed_updated: list[int] = []
+        self.feed_stale: list[bool] = []
+        self.feed_age_days: list[float] = []
         for f in range(n_f):
             if not bool(feeds.has_round[f]):
                 self.feed_price.append(0.0)
                 self.feed_codes.append(bit("ORACLE_MISSING"))
                 self.feed_age.append(-1)
+                self.feed_updated.append(0)
+                self.feed_stale.append(False)
+                self.feed_age_days.append(0.0)
                 continue
             answer = int(feeds.answer_raw[f])
             updated = int(feeds.updated_at[f])
             rule = getattr(policy.staleness, self.feed_kind[f])
             heartbeat = int(feeds.heartbeat_s[f]) if int(feeds.heartbeat_s[f]) > 0 else rule.heartbeat_s
+            stock = self.feed_kind[f] == "stock"
+            if stock and heartbeat >= 86_400:
+                heartbeat = heartbeat * SESSION // 86_400  # a heartbeat of days counts sessions
             limit = heartbeat + rule.grace_s
-            if self.feed_kind[f] == "stock":
-                stale = ref_clock - max(updated, session_start) > limit
+            cutoff = max(math.ceil(limit * rule.cutoff_multiple), limit)
+            if updated <= 0:
+                age = 0
+            elif stock:
+                age = trading_seconds(min(updated, now), now)
             else:
-                stale = now - updated > limit
+                age = now - updated
             code = 0
             if answer <= 0:
                 code |= bit("ORACLE_NON_POSITIVE")
             if updated == 0 or int(feeds.answered_in_round[f]) < int(feeds.round_id[f]):
                 code |= bit("ORACLE_INCOMPLETE")
-            if stale:
+            cut = updated <= 0 or age > cutoff
+            if cut:
                 code |= bit("ORACLE_STALE")
             self.feed_codes.append(code)
             self.feed_price.append(answer / 10 ** int(feeds.decimals[f]) if answer > 0 else 0.0)
             self.feed_age.append(now - updated)
+            self.feed_updated.append(updated)
+            self.feed_stale.append(age > limit and not cut)
+            self.feed_age_days.append(max(age, 0) / (SESSION if stock else 86_400))
 
-        # Daily log returns at equity closes, EWMA (RISK.md sections 4 and 7)
+        # Corporate actions (docs/risk.md section 2): A(t) per token, which tokens they adjust
+        tok = snapshot.tokens
+        acts = snapshot.actions
+        self.actions: list[list[tuple[int, float]]] = []
+        for t in range(len(tok.symbol)):
+            if acts is None:
+                self.actions.append([])
+                continue
+            lo, hi = int(acts.offsets[t]), int(acts.offsets[t + 1])
+            self.actions.append([(int(acts.effective_at[k]), int(acts.new[k]) / int(acts.old[k]))
+                                 for k in range(lo, hi)])
+        self.adjusted = [
+            bool(self.actions[t]) and int(tok.accounting[t]) != PLAIN
+            and not (int(tok.accounting[t]) == UI_MULTIPLIER and int(tok.quote[t]) == PER_TOKEN)
+            for t in range(len(tok.symbol))
+        ]
+        self.adjuster = [-1] * n_f
+        for t in range(len(tok.symbol)):
+            f = int(tok.feed_idx[t])
+            if self.adjusted[t] and f >= 0 and self.adjuster[f] < 0:
+                self.adjuster[f] = t
+
+        # Daily log returns, EWMA (RISK.md sections 4 and 7): stock feeds at the closes (and now while open),
+        # 24/7 feeds every 24 h back from now; correlation on the stock grid
         closes = closes_up_to(now, vol.lookback_days + 1)
+        session_grid = closes + ([now] if self.state == "open" and (not closes or now > closes[-1]) else [])
+        day_grid = [now - 86_400 * k for k in range(vol.continuous_lookback_days, -1, -1)]
         hist = snapshot.history
-        series: list[list[float | None]] = []
-        for f in range(n_f):
+        lam = vol.ewma_lambda
+
+        def returns_on(f: int, grid: list[int]) -> list[float | None]:
             lo, hi = int(hist.offsets[f]), int(hist.offsets[f + 1])
             ts = [int(t) for t in hist.updated_at[lo:hi]]
             ans = [int(a) for a in hist.answer_raw[lo:hi]]
             dec = int(feeds.decimals[f])
             px: list[float | None] = []
-            for c in closes:
+            for c in grid:
                 k = bisect.bisect_right(ts, c) - 1
-                px.append(ans[k] / 10**dec if k >= 0 and ans[k] > 0 else None)
-            series.append(px)
-        n_ret = max(0, len(closes) - 1)
-        rets: list[list[float | None]] = []
-        for f in range(n_f):
-            row: list[float | None] = []
-            for i in range(1, len(closes)):
-                a, b = series[f][i - 1], series[f][i]
-                row.append(math.log(b / a) if a is not None and b is not None else None)
-            rets.append(row)
-        lam = vol.ewma_lambda
+                if k >= 0 and ans[k] > 0:
+                    px.append(ans[k] / 10**dec * self.factor(self.adjuster[f], ts[k]))
+                else:
+                    px.append(None)
+            out: list[float | None] = []
+            for i in range(1, len(grid)):
+                a, b = px[i - 1], px[i]
+                out.append(math.log(b / a) if a is not None and b is not None else None)
+            return out
+
+        rets = [returns_on(f, session_grid) for f in range(n_f)]
+        n_ret = max(0, len(session_grid) - 1)
         self.feed_sigma: list[float] = []
         for f in range(n_f):
-            valid = [r for r in rets[f] if r is not None]
+            own = rets[f] if self.feed_kind[f] == "stock" else returns_on(f, day_grid)
+            valid = [r for r in own if r is not None]
             if not valid:
                 raw = None
             else:
                 v = sum(r * r for r in valid) / len(valid)
                 vmax = -math.inf
-                for r in rets[f]:
+                for r in own:
                     if r is not None:
                         v = lam * v + (1 - lam) * r * r
                     vmax = max(vmax, v)
                 raw = math.sqrt(vmax)
             floor = vol.floor[self.feed_kind[f]]
             self.feed_sigma.append(max(floor, vol.sigma_without_history if raw is None else raw))
+        self.feed_h_stale = [
+            min(1.0, self.z * self.feed_sigma[f] * math.sqrt(self.feed_age_days[f])) if self.feed_stale[f] else 0.0
+            for f in range(n_f)
+        ]
         zf = [[(rets[f][i] if rets[f][i] is not None else 0.0) for f in range(n_f)] for i in range(n_ret)]
         cov = [[0.0] * n_f for _ in range(n_f)]
         if n_ret:
@@ -298,7 +363,6 @@ class ReferenceModel:
                 elif cov[i][i] > 0 and cov[j][j] > 0:
                     corr[i][j] = max(-1.0, min(1.0, cov[i][j] / math.sqrt(cov[i][i] * cov[j][j])))
         sp = policy.stress
-        tok = snapshot.tokens
         equity = [False] * n_f
         for t in range(len(tok.symbol)):
             f, tp = int(tok.feed_idx[t]), policy.tokens.get(str(tok.symbol[t]))
@@ -318,28 +382,54 @@ class ReferenceModel:
                     w = max(w, (sp.equity_crypto_corr_floor - corr[i][j]) / (1 - corr[i][j]))
         w = min(1.0, w)
         block = [equity[i] or crypto[i] for i in range(n_f)]
-        stressed = [[0.0] * n_f for _ in range(n_f)]
-        for i in range(n_f):
-            for j in range(n_f):
-                if i == j or block[i] and block[j]:
-                    crisis = 1.0
-                elif not block[i] and not block[j]:
-                    crisis = corr[i][j]
-                else:
-                    crisis = 0.0
-                stressed[i][j] = 1.0 if i == j else (1 - w) * corr[i][j] + w * crisis
+
+        def blended(weight: float, sign: bool) -> list[list[float]]:
+            out = [[0.0] * n_f for _ in range(n_f)]
+            for i in range(n_f):
+                for j in range(n_f):
+                    if i == j:
+                        out[i][j] = 1.0
+                        continue
+                    if block[i] and block[j]:
+                        crisis = -1.0 if sign and crypto[i] != crypto[j] else 1.0
+                    elif not block[i] and not block[j]:
+                        crisis = corr[i][j]
+                    else:
+                        crisis = 0.0
+                    out[i][j] = (1 - weight) * corr[i][j] + weight * crisis
+            return out
+
+        stressed = blended(w, False)
         self.blend_weight = w
         self.stressed_corr = stressed
         self.min_eigenvalue = min(jacobi_eigen(stressed)[0]) if n_f else 1.0
         s = [sp.vol_multiplier * x for x in self.feed_sigma]
-        self.cov_joint = [[stressed[i][j] * s[i] * s[j] for j in range(n_f)] for i in range(n_f)]
-        self.cov_indep = [
-            [0.0 if crypto[i] != crypto[j] else self.cov_joint[i][j] for j in range(n_f)] for i in range(n_f)
-        ]
+
+        def covariances(r: list[list[float]]) -> tuple[list[list[float]], list[list[float]]]:
+            joint = [[r[i][j] * s[i] * s[j] for j in range(n_f)] for i in range(n_f)]
+            indep = [[0.0 if crypto[i] != crypto[j] else joint[i][j] for j in range(n_f)] for i in range(n_f)]
+            return joint, indep
+
+        self.regimes = [covariances(stressed)]
+        # the negative regime: every equity-crypto correlation brought down to -rho (docs/risk.md section 7)
+        self.blend_weight_neg = 0.0
+        if sp.two_sided and any(equity[i] and crypto[j] for i in range(n_f) for j in range(n_f)):
+            rho = sp.equity_crypto_corr_floor
+            w_neg = 0.0
+            for i in range(n_f):
+                for j in range(n_f):
+                    if equity[i] and crypto[j] and corr[i][j] > -rho:
+                        w_neg = max(w_neg, (rho + corr[i][j]) / (1 + corr[i][j]))
+            self.blend_weight_neg = w_neg = min(1.0, w_neg)
+            self.stressed_corr_neg = blended(w_neg, True)
+            self.regimes.append(covariances(self.stressed_corr_neg))
+        self.cov_joint, self.cov_indep = self.regimes[0]
 
         # Tokens
         self.n_tokens = n_t = len(tok.symbol)
         self.token: list[dict[str, Any]] = []
+        vp = policy.valuation
+        session_open = _session(_ny_date(now))[0] if self.state == "open" else None  # type: ignore[index]
         for t in range(n_t):
             sym = str(tok.symbol[t])
             d = int(tok.decimals[t])
@@ -348,6 +438,13 @@ class ReferenceModel:
             m = int(tok.multiplier_raw[t]) / 10**18
             supply = int(tok.total_supply_raw[t]) / 10**d
             supply_shares = supply if model == REBASING else supply * m
+            round_time = self.feed_updated[feed] if feed >= 0 and self.feed_updated[feed] > 0 else now
+            factor = 1.0
+            if self.adjusted[t]:
+                factor = self.factor(t, round_time) / self.factor(t, now)
+            sigma = self.feed_sigma[feed] if feed >= 0 else vol.sigma_without_history
+            kind = self.feed_kind[feed] if feed >= 0 else None
+            price = self.feed_price[feed] if feed >= 0 else 0.0
             code = 0
             if not policy.token_eligible(sym):
                 code |= bit("TOKEN_NOT_ELIGIBLE")
@@ -358,12 +455,51 @@ class ReferenceModel:
                 reserves = int(tok.reserve_raw[t]) / 10 ** int(tok.reserve_decimals[t])
                 if reserves < supply_shares * (1 - policy.reserves.tolerance):
                     code |= bit("RESERVE_SHORTFALL")
-            sigma = self.feed_sigma[feed] if feed >= 0 else vol.sigma_without_history
-            kind = self.feed_kind[feed] if feed >= 0 else None
+                if reserves > supply_shares * (1 + vp.reserve_excess):
+                    code |= bit("VALUATION_INCONSISTENT")
+                if tok.reserve_updated_at is not None and now - int(tok.reserve_updated_at[t]) > policy.reserves.max_age_s:
+                    code |= bit("RESERVE_STALE")
+            # the feed across the token's latest action: its adjusted moves (to the first round after the
+            # action, and to the round used) against a market move at the policy's sigma floor
+            passed = [e for e, _ in self.actions[t] if e <= now]
+            if self.adjusted[t] and passed and feed >= 0 and price > 0 and round_time >= passed[-1]:
+                e = passed[-1]
+                lo, hi = int(snapshot.history.offsets[feed]), int(snapshot.history.offsets[feed + 1])
+                ts = [int(x) for x in snapshot.history.updated_at[lo:hi]]
+                dec = int(feeds.decimals[feed])
+                k = bisect.bisect_left(ts, e)
+                before = int(snapshot.history.answer_raw[lo + k - 1]) if k > 0 else 0
+                if before > 0:
+                    before_adj = before / 10**dec * self.factor(t, ts[k - 1])
+                    now_adj = price * self.factor(t, round_time)
+                    first_t, first_adj = round_time, now_adj
+                    if k < len(ts) and ts[k] < round_time:
+                        a = int(snapshot.history.answer_raw[lo + k])
+                        first_t, first_adj = ts[k], a / 10**dec * self.factor(t, ts[k])
+
+                    def span(a: int, b: int, stock: bool = kind == "stock") -> float:
+                        return trading_seconds(a, b) / SESSION if stock else (b - a) / 86_400
+
+                    floor = vol.floor[kind] if kind is not None else 0.0
+                    if first_adj > 0:
+                        cross = math.log(first_adj / before_adj)
+                        move = math.log(now_adj / before_adj)
+                        tol = vp.action_move_tolerance
+                        if (abs(cross) > tol + self.z * floor * math.sqrt(span(ts[k - 1], first_t))
+                                and abs(move) > tol + self.z * floor * math.sqrt(span(ts[k - 1], round_time))):
+                            code |= bit("VALUATION_INCONSISTENT")
+            if factor != 1.0 and vp.price_before_action == "ineligible":
+                code |= bit("PRICE_BEFORE_ACTION")
             h_vol = min(1.0, self.z * sigma * math.sqrt(vol.horizon_days)) if vol.enabled else 0.0
+            gap_days = 0
+            if kind == "stock":
+                if self.state != "open":
+                    gap_days = self.gap_days
+                elif round_time < session_open:  # the opening window: until the first round after the open
+                    gap_days = trading_days_until_next_open(session_open - 1)
             h_gap = 0.0
-            if policy.gap.enabled and kind == "stock" and self.state != "open":
-                h_gap = min(policy.gap.cap, self.z * sigma * math.sqrt(self.gap_days))
+            if policy.gap.enabled and gap_days > 0:
+                h_gap = min(policy.gap.cap, self.z * sigma * math.sqrt(gap_days))
             tp = policy.tokens.get(sym)
             state = self.state if feed < 0 else self.state if kind == "stock" else "continuous"
             self.token.append(
@@ -374,12 +510,14 @@ class ReferenceModel:
                     "model": model,
                     "m": m,
                     "per_token": int(tok.quote[t]) == PER_TOKEN,
-                    "price": self.feed_price[feed] if feed >= 0 else 0.0,
+                    "price": price,
+                    "factor": factor,
                     "supply": supply,
                     "code": code,
                     "h_base": policy.token_base_haircut(sym),
                     "h_vol": h_vol,
                     "h_gap": h_gap,
+                    "h_stale": self.feed_h_stale[feed] if feed >= 0 else 0.0,
                     "liquidity": None if tp is None else tp.daily_liquidity_usd,
                     "share_cap": policy.token_wallet_share_cap(sym),
                     "usd_cap": math.inf if tp is None or tp.wallet_cap_usd is None else tp.wallet_cap_usd,
@@ -415,6 +553,14 @@ class ReferenceModel:
             [policy.scenario_crypto_shock(sc, str(feeds.name[f])) for sc in sp.scenarios] for f in range(n_f)
         ]
 
+    def factor(self, t: int, when: int) -> float:
+        """A(when) of token t: the product of its actions' ratios in force then (1 for t = -1)."""
+        a = 1.0
+        for e, r in self.actions[t] if t >= 0 else []:
+            if e <= when:
+                a *= r
+        return a
+
     # -- per holding -------------------------------------------------------------------------------
 
     def _account_code(self, w: int) -> int:
@@ -440,7 +586,7 @@ class ReferenceModel:
         tk = self.token[t]
         units = balance / 10 ** tk["decimals"]
         shares = units if tk["model"] == REBASING else units * tk["m"]
-        mv = (units if tk["per_token"] else shares) * tk["price"]
+        mv = (units if tk["per_token"] else shares) * (tk["price"] * tk["factor"])
         return units, shares, mv
 
     def _holding_code(self, w: int, t: int, r: int, mv: float) -> int:
@@ -475,8 +621,9 @@ class ReferenceModel:
     # -- per wallet -----------------------------------------------------------------------------------
 
     def wallet(
-        self, w: int
+        self, w: int, fresh: bool = False
     ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, dict[str, Any]]], dict[str, Any]]:
+        """One wallet's rows and totals; ``fresh``: as if no feed were stale (no stale add-on anywhere)."""
         policy, snap = self.policy, self.snap
         hold = snap.holdings
         rows = []
@@ -486,7 +633,8 @@ class ReferenceModel:
             units, shares, mv = self._value(t, self.balance[r])
             code = self._holding_code(w, t, r, mv)
             h_size = self._size(mv, units, t)
-            h = min(1.0, tk["h_base"] + tk["h_vol"] + h_size + tk["h_gap"])
+            h_stale = 0.0 if fresh else tk["h_stale"]
+            h = min(1.0, tk["h_base"] + tk["h_vol"] + h_size + tk["h_gap"] + h_stale)
             c0 = mv * (1 - h) if code == 0 else 0.0
             c1 = c0 * self.platform[t]
             rows.append(
@@ -503,6 +651,7 @@ class ReferenceModel:
                         "h_vol": tk["h_vol"],
                         "h_size": h_size,
                         "h_gap": tk["h_gap"],
+                        "h_stale": h_stale,
                         "haircut": h,
                         "collateral_before_caps": c0,
                         "platform_cut": c0 - c1,
@@ -541,12 +690,29 @@ class ReferenceModel:
         im = mm = upnl = 0.0
         out_pos = []
         mp = policy.margin
+        unpriced = 0
+        vol = policy.volatility
         for p in self.pos_of.get(w, []):
             f = int(pos.feed_idx[p])
             size = float(pos.size[p])
             entry = float(pos.entry_price[p])
-            mark = self.feed_price[f] if self.feed_price[f] > 0 else entry
-            notional = abs(size) * mark
+            price = self.feed_price[f]
+            code = self.feed_codes[f]
+            usable = price > 0 and not code & (bit("ORACLE_MISSING") | bit("ORACLE_NON_POSITIVE") | bit("ORACLE_STALE"))
+            adverse = 0.0
+            if usable:
+                if not fresh:
+                    adverse += self.feed_h_stale[f]
+                if code & bit("ORACLE_INCOMPLETE"):
+                    adverse += self.z * self.feed_sigma[f] * math.sqrt(vol.horizon_days)
+                adverse = min(adverse, 0.99)
+                direction = 1.0 if size > 0 else -1.0 if size < 0 else 0.0
+                mark = price * (1 - direction * adverse)
+                notional = abs(size) * price * (1 + adverse)
+            else:
+                unpriced += 1
+                mark = entry
+                notional = abs(size) * entry
             if mp.im_mode == "leverage":
                 p_im = notional / min(float(pos.leverage[p]), mp.max_leverage)
                 p_mm = notional * mp.mm_rate
@@ -557,7 +723,7 @@ class ReferenceModel:
                     if tr.up_to_notional_usd is None or notional <= tr.up_to_notional_usd
                 )
                 p_im, p_mm = notional * tier.im_rate, notional * tier.mm_rate
-            p_upnl = size * (mark - entry)
+            p_upnl = size * (mark - entry) if usable else 0.0
             im += p_im
             mm += p_mm
             upnl += p_upnl
@@ -569,7 +735,9 @@ class ReferenceModel:
                     p,
                     {
                         "mark": mark,
-                        "mark_ok": self.feed_codes[f] == 0,
+                        "mark_ok": code == 0 and not self.feed_stale[f],
+                        "mark_usable": usable,
+                        "mark_adverse": adverse,
                         "notional": notional,
                         "im": p_im,
                         "mm": p_mm,
@@ -586,9 +754,26 @@ class ReferenceModel:
             status = 1
         else:
             status = 2
+        stale_driven = False
+        if not fresh:
+            touched = [self.token[int(hold.token_idx[r])]["h_stale"] for r in self.rows_of.get(w, [])]
+            touched += [self.feed_h_stale[int(pos.feed_idx[p])] for p in self.pos_of.get(w, [])]
+            if any(hs > 0 for hs in touched):
+                fresh_status = self.wallet(w, fresh=True)[2]["status"]
+                capped = max(fresh_status, min(status, 1))  # a stale input alone never liquidates
+                stale_driven = capped > fresh_status
+                status = capped
+            if unpriced:
+                status = 3
         scale = self.z * math.sqrt(policy.volatility.horizon_days)
-        l_joint = scale * math.sqrt(max(0.0, _quad(x, self.cov_joint)))
-        l_indep = scale * math.sqrt(max(0.0, _quad(x, self.cov_indep)))
+        regime, best = 0, None
+        for k, (joint, indep) in enumerate(self.regimes):  # the regime where the wallet loses more
+            q = _quad(x, joint)
+            if best is None or q > best[0]:
+                regime, best = k, (q, _quad(x, indep))
+        assert best is not None
+        l_joint = scale * math.sqrt(max(0.0, best[0]))
+        l_indep = scale * math.sqrt(max(0.0, best[1]))
         losses = [-v for v in pnl]
         worst = 0
         for k in range(1, n_sc):
@@ -612,6 +797,9 @@ class ReferenceModel:
             "worst_scenario_loss": worst_loss,
             "stressed_excess": equity - im - max(l_joint, worst_loss),
             "binding": 0 if l_joint >= worst_loss else worst + 1,
+            "regime": regime,
+            "stale_driven": stale_driven,
+            "unpriced_positions": unpriced,
         }
         return out_rows, out_pos, wallet
 
@@ -642,6 +830,8 @@ def reference_run(snapshot: Snapshot, policy: Policy, wallets: list[int] | None 
         stressed_corr=model.stressed_corr,
         blend_weight=model.blend_weight,
         min_eigenvalue=model.min_eigenvalue,
+        regimes=model.regimes,
+        stressed_corr_neg=getattr(model, "stressed_corr_neg", None),
     )
     rows: dict[int, dict[str, Any]] = {}
     positions: dict[int, dict[str, Any]] = {}

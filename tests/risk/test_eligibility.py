@@ -64,7 +64,7 @@ def one_holding(**kw):
         ({"answer_raw": -5}, Eligibility.ORACLE_NON_POSITIVE | Eligibility.BELOW_MINIMUM),
         ({"answered_in_round": 99}, Eligibility.ORACLE_INCOMPLETE),
         ({"updated_at": 0}, Eligibility.ORACLE_INCOMPLETE | Eligibility.ORACLE_STALE),
-        ({"updated_at": NOW - 2 * 3600}, Eligibility.ORACLE_STALE),
+        ({"updated_at": NOW - 86_400}, Eligibility.ORACLE_STALE),  # 6.5 trading hours: past the cut-off
         ({"reserve_units": 999_000.0 - 1}, Eligibility.RESERVE_SHORTFALL),
         ({"units": 0.001}, Eligibility.BELOW_MINIMUM),
     ],

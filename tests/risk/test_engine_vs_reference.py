@@ -40,6 +40,9 @@ def assert_engine_matches_reference(snap: Snapshot, policy: Policy) -> None:
     np.testing.assert_allclose(
         run.stress.corr, np.array(ref.stressed_corr).reshape(run.stress.corr.shape), rtol=0, atol=1e-9
     )
+    assert (run.stress.corr_neg is None) == (len(ref.regimes) == 1)
+    if run.stress.corr_neg is not None:
+        np.testing.assert_allclose(run.stress.corr_neg, np.array(ref.stressed_corr_neg), rtol=0, atol=1e-9)
 
     h = run.holdings
     min_value = policy.eligibility.min_value_usd
@@ -48,7 +51,7 @@ def assert_engine_matches_reference(snap: Snapshot, policy: Policy) -> None:
         mv = r["market_value"]
         for key in ("balance", "shares", "price", "market_value"):
             assert close(float(getattr(h, key)[i]), r[key]), (i, key)
-        for key in ("h_base", "h_vol", "h_size", "h_gap", "haircut"):
+        for key in ("h_base", "h_vol", "h_size", "h_gap", "h_stale", "haircut"):
             assert close(float(getattr(h, key)[i]), r[key], 1.0), (i, key)
         for key in (
             "collateral_before_caps",
@@ -69,9 +72,10 @@ def assert_engine_matches_reference(snap: Snapshot, policy: Policy) -> None:
 
     p = run.positions
     for i, r in enumerate(ref.positions):
-        for key in ("mark", "notional", "im", "mm", "upnl"):
+        for key in ("mark", "notional", "im", "mm", "upnl", "mark_adverse"):
             assert close(float(getattr(p, key)[i]), r[key]), (i, key)
         assert bool(p.mark_ok[i]) == r["mark_ok"]
+        assert bool(p.mark_usable[i]) == r["mark_usable"]
 
     w = run.wallets
     assert len(ref.wallets) == len(w.collateral)
@@ -108,9 +112,12 @@ def assert_engine_matches_reference(snap: Snapshot, policy: Policy) -> None:
                 float(getattr(w, key)[i]),
                 r[key],
             )
+        assert int(w.unpriced_positions[i]) == r["unpriced_positions"]
         # discrete outcomes agree unless the deciding quantities tie within rounding
-        if int(w.status[i]) != r["status"]:
-            assert close(r["equity"], r["im"], scale) or close(r["equity"], r["mm"], scale)
+        if int(w.status[i]) != r["status"] or bool(w.stale_driven[i]) != r["stale_driven"]:
+            assert close(r["equity"], r["im"], scale) or close(r["equity"], r["mm"], scale) or r["stale_driven"]
+        if int(w.regime[i]) != r["regime"]:
+            assert close(float(w.l_joint[i]), r["l_joint"], scale)
         if int(w.worst_scenario[i]) != r["worst_scenario"]:
             losses_tie = close(float(w.worst_scenario_loss[i]), r["worst_scenario_loss"], scale)
             assert losses_tie

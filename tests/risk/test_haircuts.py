@@ -69,11 +69,28 @@ def test_size_haircut_adds_square_root_impact_and_supply_terms() -> None:
 
 def test_volatility_addon_uses_ewma_sigma_of_daily_closes() -> None:
     now = ny("2025-11-26 11:00")
-    run = run_risk(spy_world(now, r=0.02), policy_with(**{"gap.enabled": True}))
+    run = run_risk(spy_world(now, r=0.02, updated_at=now - 60), policy_with(**{"gap.enabled": True}))
     # constant returns: EWMA sigma = |r| (to the 8-decimal rounding of the feed's answers)
     assert run.feeds.sigma[0] == pytest.approx(0.02, rel=1e-8)
     assert run.holdings.h_vol[0] == pytest.approx(Z99 * 0.02 * math.sqrt(2.0), rel=1e-8)
-    assert run.holdings.h_gap[0] == 0.0  # market open
+    assert run.holdings.h_gap[0] == 0.0  # market open, and the feed has printed since the open
+
+
+def test_gap_addon_lasts_until_the_first_round_after_the_open() -> None:
+    """The opening window: at 09:45 on Monday a price from Friday's close still carries the weekend's gap."""
+    monday = ny("2025-11-24 09:45")
+    friday_close = ny("2025-11-21 16:00")
+    run = run_risk(spy_world(monday, r=0.02, updated_at=friday_close), policy_with())
+    assert run.market_state.name == "OPEN" and run.trading_days_until_next_open == 0
+    assert run.holdings.h_gap[0] == pytest.approx(Z99 * 0.02 * math.sqrt(1), rel=1e-8)
+    assert int(run.tokens.gap_days[0]) == 1
+    # Good Friday and the weekend: Monday morning's price from Thursday carries two business days
+    easter_monday = ny("2025-04-21 09:50")
+    run = run_risk(spy_world(easter_monday, r=0.02, updated_at=ny("2025-04-17 16:00")), policy_with())
+    assert run.holdings.h_gap[0] == pytest.approx(Z99 * 0.02 * math.sqrt(2), rel=1e-8)
+    # the first round after the open ends it
+    run = run_risk(spy_world(monday, r=0.02, updated_at=monday - 60), policy_with())
+    assert run.holdings.h_gap[0] == 0.0
 
 
 def test_volatility_floor_applies_to_calm_feeds() -> None:

@@ -149,14 +149,15 @@ def test_correlation_already_above_the_floor_is_left_alone(equity_only_world: Sn
     assert low.stress.blend_weight > 0.0
 
 
-def test_paused_token_frozen_wallet_and_stale_feed_contribute_zero() -> None:
+def test_paused_token_frozen_wallet_and_cut_off_feed_contribute_zero() -> None:
     now = ny("2025-11-26 11:00")
     snap = synthetic_world(200, now=now, seed=9)
     base = run_risk(snap, default_policy())
     symbols = list(snap.tokens.symbol)
     paused_t, stale_t = symbols.index("NVDAx"), symbols.index("AAPLx")
     snap.tokens.paused[paused_t] = True
-    snap.feeds.updated_at[snap.tokens.feed_idx[stale_t]] = now - 3 * 3600  # in session: stalled for 3 hours
+    # a round from Monday 15:00: 6.5 trading hours old, past four times the 70-minute limit (the cut-off)
+    snap.feeds.updated_at[snap.tokens.feed_idx[stale_t]] = now - 44 * 3600
     frozen_row = int(np.flatnonzero(snap.holdings.token_idx == symbols.index("SPYx"))[0])
     snap.holdings.frozen[frozen_row] = True
     run = run_risk(snap, default_policy())

@@ -1,5 +1,6 @@
-"""Joint stress and wrong-way risk (RISK.md section 7): long crypto against stock collateral carries
-a positive add-on that grows with the correlation floor; a short (hedging) position carries none."""
+"""Joint stress and wrong-way risk (RISK.md section 7, docs/risk.md section 7): long crypto against stock
+collateral carries a positive add-on that grows with the correlation floor; a short crypto position, a
+hedge in the regime where both fall, is stressed in the regime where equities fall and crypto rallies."""
 
 from __future__ import annotations
 
@@ -63,12 +64,29 @@ def test_long_btc_against_stock_collateral_has_a_positive_add_on_growing_with_th
     assert add_on[-1] > add_on[FLOORS.index(0.5)] > 0
 
 
-def test_short_btc_hedge_and_one_sided_wallets_have_no_add_on(runs) -> None:
+def test_short_btc_against_stock_collateral_is_stressed_where_crypto_rallies(runs) -> None:
+    snap = stock_and_btc_world()
+    previous = -1.0
     for rho in FLOORS[1:]:
-        w = runs[rho].wallets
-        assert w.wrong_way[1] == 0.0  # short BTC against stock collateral: a hedge
-        assert w.l_joint[1] < w.l_indep[1]
+        w, stress = runs[rho].wallets, runs[rho].stress
         assert w.wrong_way[2] == 0.0 and w.wrong_way[3] == 0.0  # crypto only, stock only
+        assert stress.corr_neg[0, 1] == pytest.approx(-rho, abs=1e-12)  # two feeds: the ceiling is met exactly
+        assert int(w.regime[1]) == 1 and int(w.regime[0]) == 0  # the short loses in the negative regime
+        assert w.l_joint[1] >= w.l_indep[1] * (1 - 1e-12)
+        assert w.wrong_way[1] >= previous  # grows with the floor
+        previous = float(w.wrong_way[1])
+        # one-sided (the old method): the same short is a hedge, L_joint below L_indep
+        one = run_risk(snap, policy_with(**{"stress.equity_crypto_corr_floor": rho, "stress.two_sided": False}))
+        assert one.wallets.wrong_way[1] == 0.0 and one.wallets.l_joint[1] < one.wallets.l_indep[1]
+        assert w.stressed_excess[1] < one.wallets.stressed_excess[1]
+    assert runs[0.8].wallets.wrong_way[1] > 0
+    # the closed form in the negative regime: correlation -0.8 between SPY and BTC
+    run = runs[0.8]
+    sigma = run.stress.sigma
+    x_s = float(run.holdings.collateral_value[1])  # the short wallet's SPYx (the second holding)
+    x_b = -float(run.positions.notional[1])
+    q = (x_s * sigma[0]) ** 2 + (x_b * sigma[1]) ** 2 - 2 * 0.8 * x_s * x_b * sigma[0] * sigma[1]
+    assert run.wallets.l_joint[1] == pytest.approx(run.z * math.sqrt(2.0) * math.sqrt(q), rel=1e-12)
 
 
 def test_stressed_excess_never_rises_with_the_floor_for_a_long(runs) -> None:

@@ -12,7 +12,16 @@ import numpy as np
 import pandas as pd
 from hypothesis import strategies as st
 
-from indexer.risk.inputs import Accounts, FeedHistory, Feeds, Holdings, Positions, Snapshot, Tokens
+from indexer.risk.inputs import (
+    Accounts,
+    CorporateActions,
+    FeedHistory,
+    Feeds,
+    Holdings,
+    Positions,
+    Snapshot,
+    Tokens,
+)
 from indexer.risk.policy import Policy, load_policy, policy_file, policy_from_mapping
 from indexer.risk.uint256 import int_array, limbs_from_ints
 from indexer.types import Accounting, FeedKind, PriceQuote
@@ -110,7 +119,10 @@ class WorldBuilder:
         supply_units: float = 1e9,
         reserve_units: float | None = None,
         paused: bool = False,
+        actions: list[tuple[int, int, int]] | None = None,
+        reserve_updated_at: int | None = None,
     ) -> int:
+        """``actions``: corporate actions as (effective_at, new, old), e.g. (t, 3, 1) for a 3-for-1 split."""
         self.tokens.append(
             dict(
                 symbol=symbol,
@@ -122,6 +134,8 @@ class WorldBuilder:
                 supply_raw=int(supply_units * 10**decimals),
                 reserve_raw=None if reserve_units is None else int(reserve_units * E18),
                 paused=paused,
+                actions=sorted(actions or []),
+                reserve_updated_at=reserve_updated_at,
             )
         )
         return len(self.tokens) - 1
@@ -164,6 +178,15 @@ class WorldBuilder:
     def position(self, wallet: int, feed: int, size: float, entry: float, leverage: float = 5.0) -> None:
         self.positions.append(dict(wallet=wallet, feed=feed, size=size, entry=entry, leverage=leverage))
 
+    def _actions(self) -> CorporateActions | None:
+        if _no_actions(self.tokens):
+            return None
+        rows = [x.get("actions") or [] for x in self.tokens]
+        offsets = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int64)
+        flat = [a for r in rows for a in r]
+        return CorporateActions(offsets, np.array([a[0] for a in flat], dtype=np.int64),
+                                int_array([a[1] for a in flat]), int_array([a[2] for a in flat]))
+
     def build(self, now: int, block_number: int = 1) -> Snapshot:
         f, t, w, h, p = self.feeds, self.tokens, self.wallets, self.holdings, self.positions
         hist_ts: list[int] = []
@@ -189,6 +212,9 @@ class WorldBuilder:
                 has_reserve=np.array([x["reserve_raw"] is not None for x in t], dtype=bool),
                 reserve_raw=int_array([x["reserve_raw"] or 0 for x in t]),
                 reserve_decimals=np.full(len(t), 18, dtype=np.int64),
+                reserve_updated_at=None if all(x.get("reserve_updated_at") is None for x in t) else np.array(
+                    [now if x.get("reserve_updated_at") is None else x["reserve_updated_at"] for x in t],
+                    dtype=np.int64),
             ),
             feeds=Feeds(
                 name=np.array([x["name"] for x in f], dtype=object),
@@ -228,9 +254,14 @@ class WorldBuilder:
                 entry_price=np.array([x["entry"] for x in p], dtype=np.float64),
                 leverage=np.array([x["leverage"] for x in p], dtype=np.float64),
             ),
+            actions=self._actions(),
         )
         snap.validate()
         return snap
+
+
+def _no_actions(tokens: list[dict[str, Any]]) -> bool:
+    return not any(x.get("actions") for x in tokens)
 
 
 def daily_history(
@@ -297,6 +328,11 @@ def random_policy(draw: st.DrawFn) -> Policy:
     data["stress"]["equity_crypto_corr_floor"] = draw(st.sampled_from([-1.0, 0.0, 0.5, 0.8, 1.0]))
     data["volatility"]["lookback_days"] = draw(st.sampled_from([2, 20, 60]))
     data["reserves"]["tolerance"] = draw(st.sampled_from([0.0, 0.001, 0.5]))
+    data.setdefault("valuation", {})["price_before_action"] = draw(st.sampled_from(["value_at_round", "ineligible"]))
+    data["valuation"]["action_move_tolerance"] = draw(st.sampled_from([0.05, 0.25, 5.0]))
+    for kind in ("stock", "crypto", "stable"):
+        data["staleness"][kind]["cutoff_multiple"] = draw(st.sampled_from([1.0, 4.0, 50.0]))
+    data["stress"]["two_sided"] = draw(st.integers(0, 4)) > 0
     return policy_from_mapping(data)
 
 
@@ -372,6 +408,13 @@ def random_world(draw: st.DrawFn) -> Snapshot:
                 supply_raw=supply,
                 reserve_raw=draw(st.one_of(st.none(), st.integers(0, 10**18 * 10**12))),
                 paused=draw(st.integers(0, 9)) == 0,
+                # splits, reverse splits and stock dividends, some after the feed's round, some after now
+                actions=sorted(
+                    (draw(st.sampled_from([now - 300 * 86_400, now - 3 * 86_400, now - 1_000, now - 30, now + 3_600])),
+                     *draw(st.sampled_from([(3, 1), (1, 2), (10_031, 10_000), (2, 1)])))
+                    for _ in range(draw(st.sampled_from([0, 0, 1, 2])))
+                ),
+                reserve_updated_at=draw(st.sampled_from([None, now - 1_000, now - 300_000])),
             )
         )
     n_wallets = draw(st.integers(0, 6))
