@@ -223,7 +223,7 @@ def measure_naive(settings, start: int, blocks: int, range_blocks: int, folder: 
     upgrade(url)  # the same schema (and indexes) as the indexer's
     engine = make_engine(url)
     w3 = Web3(Web3.HTTPProvider(settings.chain.rpc_urls[0], request_kwargs={"timeout": 600}))
-    abi = json.loads((ABI_DIR / "UiMultiplierStock.json").read_text())  # the standard ERC-20 Transfer event
+    abi = json.loads((ABI_DIR / "PlainToken.json").read_text())  # the standard ERC-20 Transfer event
     contracts = [w3.eth.contract(address=Web3.to_checksum_address(t.address), abi=abi) for t in settings.tokens]
     cid = settings.chain.chain_id
     end = start + blocks - 1

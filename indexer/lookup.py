@@ -20,7 +20,7 @@ from indexer.store import models as m
 from indexer.store.balances import held_tokens
 from indexer.store.registry import account_row, feed_names, position_rows
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class LookupError_(IndexerError):  # noqa: N801 - LookupError is a builtin
@@ -35,6 +35,7 @@ class RunRef:
     policy_version: str
     policy_hash: str
     market_state: str
+    notes: str = ""
 
 
 def parse_wallets(values: list[str]) -> tuple[list[str], list[dict]]:
@@ -58,7 +59,7 @@ def parse_wallets(values: list[str]) -> tuple[list[str], list[dict]]:
 def find_run(conn: Connection, chain_id: int, *, block: int | None = None, at: int | None = None) -> RunRef:
     rr = m.RiskRunRecord.__table__
     q = select(rr.c.id, rr.c.block_number, rr.c.block_timestamp, rr.c.policy_version, rr.c.policy_hash,
-               rr.c.market_state).where(rr.c.chain_id == chain_id)
+               rr.c.market_state, rr.c.notes).where(rr.c.chain_id == chain_id)
     if block is not None:
         q = q.where(rr.c.block_number <= block)
     if at is not None:
@@ -75,10 +76,13 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
     """Everything about one (already parsed) wallet in one run, as plain JSON-ready data.
     `feeds` ({address: name}, from :func:`feed_names`) is read once per lookup of many wallets."""
     h, w, rr = m.RiskHolding.__table__, m.RiskWallet.__table__, m.RiskRunRecord.__table__
+    rp = m.RiskPosition.__table__
     holdings = conn.execute(select(h).where(h.c.run_id == run.id, h.c.wallet == wallet)
                             .order_by(h.c.collateral_value.desc(), h.c.symbol)).mappings().all()
     margin = conn.execute(select(w).where(w.c.run_id == run.id, w.c.wallet == wallet)).mappings().first()
     positions = position_rows(conn, wallet)
+    marks = {r["instrument"]: r for r in conn.execute(select(rp).where(rp.c.run_id == run.id, rp.c.wallet == wallet))
+             .mappings()}
     account = account_row(conn, wallet)
     feeds = feed_names(conn, chain_id) if feeds is None else feeds
     out: dict[str, Any] = {
@@ -89,16 +93,17 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
             "jurisdiction": account["jurisdiction"], "tier": account["tier"], "kyc_status": account["kyc_status"],
             "cash_usd": account["cash_usd"]},
         "holdings": [_holding(r, feeds) for r in holdings],
-        "positions": [{k: p[k] for k in ("instrument", "base_asset", "size", "entry_price", "leverage")}
-                      for p in positions],
+        "positions": [{**{k: p[k] for k in ("instrument", "base_asset", "size", "entry_price", "leverage")},
+                       "mark": _mark(marks.get(p["instrument"]))} for p in positions],
         "margin": None,
         "stress": None,
     }
     if margin is not None:
         out["margin"] = {k: margin[k] for k in ("market_value", "collateral", "cash", "upnl", "equity", "im", "mm",
-                                                "excess", "status")}
+                                                "excess", "status", "unpriced_positions")}
+        out["margin"]["stale_driven"] = bool(margin["stale_driven"])
         out["stress"] = {k: margin[k] for k in ("l_joint", "l_indep", "wrong_way", "worst_scenario",
-                                                "worst_scenario_loss", "stressed_excess", "binding")}
+                                                "worst_scenario_loss", "stressed_excess", "binding", "regime")}
     if not out["found"]:
         # not in the run: is the wallet known at all (a holder since then, a transfer party, an account)?
         t = m.Transfer.__table__
@@ -118,18 +123,26 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
     return out
 
 
+def _mark(r) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {"used": r["mark"], "price": r["mark_price"], "adverse": r["mark_adverse"], "quality": r["mark_quality"],
+            "round_id": None if r["round_id"] is None else str(r["round_id"]), "age_s": r["round_age_s"],
+            "notional": r["notional"], "im": r["im"], "mm": r["mm"], "upnl": r["upnl"]}
+
+
 def _holding(r, feeds: dict[str, str]) -> dict[str, Any]:
     return {
         "symbol": r["symbol"], "token": r["token"], "balance_raw": str(r["balance_raw"]), "balance": r["balance"],
         "shares": r["shares"],
         "price": {"value": r["price"], "feed": feeds.get(r["feed"]) if r["feed"] else None, "round_id":
                   None if r["round_id"] is None else str(r["round_id"]), "age_s": r["round_age_s"],
-                  "market_state": r["market_state"]},
+                  "market_state": r["market_state"], "action_factor": r["action_factor"]},
         "market_value": r["market_value"],
         "eligible": bool(r["eligible"]), "codes": int(r["codes"]),
         "reasons": [c for c in (r["code_names"] or "").split(",") if c],
         "haircut": {"base": r["h_base"], "volatility": r["h_vol"], "size": r["h_size"], "gap": r["h_gap"],
-                    "total": r["haircut"]},
+                    "stale": r["h_stale"], "total": r["haircut"]},
         "collateral_before_caps": r["collateral_before_caps"], "platform_cut": r["platform_cut"],
         "wallet_cut": r["wallet_cut"], "collateral_value": r["collateral_value"],
     }
@@ -146,7 +159,8 @@ def lookup(conn: Connection, chain_id: int, inputs: list[str], *, block: int | N
         "chain_id": chain_id,
         "run": {"id": run.id, "block_number": run.block_number, "block_timestamp": run.block_timestamp,
                 "policy_version": run.policy_version, "policy_hash": run.policy_hash,
-                "market_state": run.market_state, "asked": {"block": block, "at": at}},
+                "market_state": run.market_state, "asked": {"block": block, "at": at},
+                "notes": [n for n in (run.notes or "").split("\n") if n]},
         "wallets": [lookup_wallet(conn, chain_id, run, w, feeds) for w in wallets],
         "invalid": invalid,
     }

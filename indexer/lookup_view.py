@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-STATUS_STYLE = {"healthy": "green", "margin_call": "yellow", "liquidate": "bold red"}
+STATUS_STYLE = {"healthy": "green", "margin_call": "yellow", "liquidate": "bold red", "unpriced": "bold magenta"}
 
 
 def usd(v: float | None) -> str:
@@ -41,6 +41,8 @@ def render(doc: dict[str, Any], console: Console) -> None:
                   f"policy {run['policy_version']}{asked_text}", highlight=False)
     for bad in doc["invalid"]:
         console.print(f"[red]invalid address[/red] {bad['input']!r}: {bad['error']}", highlight=False)
+    for note in run.get("notes", []):
+        console.print(f"  [yellow]note:[/yellow] {note}", highlight=False)
     for w in doc["wallets"]:
         console.print(_wallet(w))
 
@@ -58,12 +60,18 @@ def _wallet(w: dict[str, Any]) -> Panel:
             ("   collateral ", "dim"), usd(margin["collateral"]), ("  of market value ", "dim"), usd(margin["market_value"]),
             ("   equity ", "dim"), usd(margin["equity"]), ("  IM ", "dim"), usd(margin["im"]),
             ("  MM ", "dim"), usd(margin["mm"]), ("  excess ", "dim"), usd(margin["excess"])))
+        if margin.get("stale_driven"):
+            parts.append(Text("a stale price drives this status: with fresh prices it would be better (an oracle "
+                              "stall alone never liquidates)", style="yellow"))
+        if margin.get("unpriced_positions"):
+            parts.append(Text(f"{margin['unpriced_positions']} position(s) have no usable mark: margin unknown",
+                              style="magenta"))
     acct = w["account"]
     parts.append(Text("account: " + (f"{acct['jurisdiction']}, {acct['tier']}, KYC {acct['kyc_status']}, "
                                      f"cash {usd(acct['cash_usd'])}" if acct else "none on file"), style="dim"))
     t = Table(title="holdings", title_justify="left", expand=False)
     for col, just in (("token", "left"), ("balance", "right"), ("price · age · market", "left"),
-                      ("value", "right"), ("haircut = base + vol + size + gap", "left"), ("collateral", "right"),
+                      ("value", "right"), ("haircut = base + vol + size + gap + stale", "left"), ("collateral", "right"),
                       ("eligibility", "left")):
         t.add_column(col, justify=just)
     for h in w["holdings"]:
@@ -73,16 +81,23 @@ def _wallet(w: dict[str, Any]) -> Panel:
         t.add_row(h["symbol"], f"{h['balance']:,.4f}", f"{usd(pr['value'])} · {age(pr['age_s'])} · {pr['market_state']}",
                   usd(h["market_value"]),
                   f"{pct(hc['total'])} = {pct(hc['base'])} + {pct(hc['volatility'])} + {pct(hc['size'])} + "
-                  f"{pct(hc['gap'])}" + (f"; caps -{usd(caps)}" if caps > 0.005 else ""),
+                  f"{pct(hc['gap'])} + {pct(hc.get('stale', 0.0))}" + (f"; caps -{usd(caps)}" if caps > 0.005 else "")
+                  + (f"; price x{pr['action_factor']:.6g} across a corporate action"
+                     if pr.get("action_factor", 1.0) != 1.0 else ""),
                   usd(h["collateral_value"]), Text(reasons, style="green" if not h["reasons"] else "red"))
     parts.append(t)
     if w["positions"]:
         p = Table(title="positions", title_justify="left")
-        for col in ("instrument", "base", "size", "entry", "leverage"):
-            p.add_column(col, justify="left" if col in ("instrument", "base") else "right")
+        for col in ("instrument", "base", "size", "entry", "leverage", "mark · quality · age", "uPnL"):
+            p.add_column(col, justify="left" if col in ("instrument", "base", "mark · quality · age") else "right")
         for pos in w["positions"]:
+            mk = pos.get("mark")
+            mark = "not in this run" if mk is None else (
+                f"{usd(mk['used'])} · {mk['quality']}" + (f" (-{pct(mk['adverse'])} against)" if mk["adverse"] else "")
+                + f" · {age(mk['age_s'])}")
             p.add_row(pos["instrument"], pos["base_asset"], f"{pos['size']:,.6f}", usd(pos["entry_price"]),
-                      f"{pos['leverage']:g}x")
+                      f"{pos['leverage']:g}x", Text(mark, style="" if mk is None or mk["quality"] == "ok" else "yellow"),
+                      "" if mk is None else usd(mk["upnl"]))
         parts.append(p)
     if margin is not None:
         parts.append(Text(f"unrealized PnL {usd(margin['upnl'])} · cash {usd(margin['cash'])}", style="dim"))
@@ -93,7 +108,7 @@ def _wallet(w: dict[str, Any]) -> Panel:
             ("  wrong-way add-on ", "dim"), usd(s["wrong_way"]), ("  worst scenario ", "dim"),
             f"{s['worst_scenario']} ({usd(s['worst_scenario_loss'])})", ("  stressed excess ", "dim"),
             (usd(s["stressed_excess"]), "red" if s["stressed_excess"] < 0 else "green"),
-            ("  binding ", "dim"), s["binding"]))
+            ("  binding ", "dim"), s["binding"], ("  regime ", "dim"), s.get("regime", "positive")))
     if w.get("note"):
         parts.append(Text(w["note"], style="yellow"))
     return Panel(Group(*parts), title=title, title_align="left")

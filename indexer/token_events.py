@@ -35,6 +35,7 @@ def status_rows(cid: int, status: dict[AccountKey, dict]) -> list[dict]:
 
 
 UI_SCHEDULE_EVENTS = ("UIMultiplierUpdated", "UIMultiplierUpdateCancelled", "MultiplierUpdated")
+REBASING_MULTIPLIER_EVENTS = ("MultiplierUpdated", "MultiplierScheduled", "MultiplierScheduleOverridden")
 
 
 def ui_schedule(announcements: Iterable[tuple[str, str, dict, int]]) -> dict[str, list[UiMultiplierUpdate]]:
@@ -47,8 +48,9 @@ def ui_schedule(announcements: Iterable[tuple[str, str, dict, int]]) -> dict[str
     out: dict[str, list[UiMultiplierUpdate]] = defaultdict(list)
     for token, event, a, block_time in announcements:
         if event == "UIMultiplierUpdated":
+            old = a.get("old_multiplier")
             out[token].append(UiMultiplierUpdate(int(a["new_multiplier"]), int(a["effective_at"]),
-                                                 int(a.get("set_at", block_time))))
+                                                 int(a.get("set_at", block_time)), None if old is None else int(old)))
         elif event == "MultiplierUpdated":
             out[token].append(UiMultiplierUpdate(int(a["value"]), block_time, block_time))
         elif event == "UIMultiplierUpdateCancelled":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,3 +82,51 @@ def test_a_transfer_of_a_whole_balance_never_moves_more_shares_than_held(shares,
 def test_ui_multiplier_in_force_follows_effective_times():
     ups = [UiMultiplierUpdate(2 * WAD, 100, 50), UiMultiplierUpdate(6 * WAD, 300, 200)]
     assert [ui_multiplier_at(ups, t) for t in (0, 99, 100, 299, 300)] == [WAD, WAD, 2 * WAD, 2 * WAD, 6 * WAD]
+
+
+# -- corporate actions ----------------------------------------------------------------------------------
+def test_rebasing_actions_from_reads_tell_a_split_from_a_fee():
+    from indexer.accounting import CorporateAction, StateRead, rebasing_actions
+
+    day = 86_400
+    p0 = RebasingParams(WAD, 0, 10**14, day, new_multiplier=3 * WAD, activation_time=day // 2, last_nonce=0,
+                        new_nonce=1)  # a 3-for-1 pending at the first read, activating at noon
+    later = rebasing_multiplier_at(p0, 5 * day)[0]
+    reads = [StateRead(3_600, WAD, p0), StateRead(5 * day, later, rebasing_fold(p0, 5 * day))]
+    assert rebasing_actions(reads, 6 * day) == [CorporateAction(day // 2, 3 * WAD, WAD)]
+    # an update in force at once shows as a read the rule does not predict
+    p1 = rebasing_fold(p0, 5 * day)
+    bumped = rebasing_multiplier_at(p1, 6 * day)[0] * 10_031 // 10_000
+    reads.append(StateRead(6 * day, bumped, replace(p1, last_multiplier=bumped, new_multiplier=bumped)))
+    acts = rebasing_actions(reads, 7 * day)
+    assert acts[-1].effective_at == 6 * day and acts[-1].new == bumped
+
+
+def test_rebasing_actions_from_events_before_any_read():
+    from indexer.accounting import CorporateAction, MultiplierEvent, rebasing_event_actions
+
+    folded = WAD * 9_999 // 10_000
+    events = [MultiplierEvent(100, "MultiplierUpdated", {"value": str(folded)}),  # a fee fold
+              MultiplierEvent(200, "MultiplierScheduled", {"new_multiplier": str(3 * folded), "activation_time": "300"}),
+              MultiplierEvent(400, "MultiplierUpdated", {"value": str(3 * folded - 5)}),  # the fold after it
+              MultiplierEvent(500, "MultiplierUpdated", {"value": str((3 * folded - 5) // 2)}),  # a 1-for-2, at once
+              MultiplierEvent(600, "MultiplierScheduled", {"new_multiplier": "7", "activation_time": "900"}),
+              MultiplierEvent(650, "MultiplierScheduleOverridden", {"overridden_multiplier": "7",
+                              "overridden_activation_time": "900", "new_multiplier": str(3 * folded - 5),
+                              "new_activation_time": "800"})]
+    assert rebasing_event_actions(events, 1_000) == [
+        CorporateAction(300, 3 * folded, folded),
+        CorporateAction(500, (3 * folded - 5) // 2, 3 * folded - 5),
+        CorporateAction(800, 3 * folded - 5, (3 * folded - 5) // 2)]
+    assert rebasing_event_actions(events, 700) == rebasing_event_actions(events, 1_000)[:2]  # still pending
+
+
+def test_ui_actions_before_the_first_read_come_from_the_events_old_and_new():
+    from indexer.accounting import CorporateAction, StateRead, UiMultiplierUpdate, ui_actions
+
+    updates = [UiMultiplierUpdate(2 * WAD, 1_000, 500, WAD), UiMultiplierUpdate(4 * WAD, 3_000, 2_500, 2 * WAD)]
+    reads = [StateRead(2_000, 2 * WAD)]
+    assert ui_actions(reads, updates, 4_000) == [CorporateAction(1_000, 2 * WAD, WAD),
+                                                  CorporateAction(3_000, 4 * WAD, 2 * WAD)]
+    assert ui_actions([], updates, 4_000) == [CorporateAction(1_000, 2 * WAD, WAD),
+                                               CorporateAction(3_000, 4 * WAD, 2 * WAD)]

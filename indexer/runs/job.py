@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine
 
 from indexer.risk import (
+    Eligibility,
     MarginStatus,
     MarketState,
     Policy,
@@ -75,7 +76,7 @@ def run_and_store(engine: Engine, chain_id: int, policy_path: str, *, block: int
         market_state=MarketState(run.market_state).name.lower(), wallets=len(keys.wallets),
         holdings=len(snapshot.holdings), positions=len(snapshot.positions),
         collateral_usd=float(run.wallets.collateral.sum()),
-        status_counts={s.name.lower(): int(status[s]) for s in MarginStatus}, notes=keys.notes,
+        status_counts={s.name.lower(): int(status[s]) for s in MarginStatus}, notes=run_notes(run, keys),
         load_s=t1 - t0, compute_s=t2 - t1, write_s=t3 - t2)
     log.info("risk run %d at block %d: %d wallets, %d holdings, collateral %.2f USD, %s (load %.2fs, run %.2fs, "
              "write %.2fs)", run_id, keys.block_number, summary.wallets, summary.holdings, summary.collateral_usd,
@@ -93,7 +94,8 @@ def store_run(conn: Connection, run: RiskRun, snapshot: Snapshot, keys: Snapshot
         policy_name=policy.meta.name, policy_version=run.policy_version, policy_hash=run.policy_hash,
         market_state=state, seconds_to_next_open=run.seconds_to_next_open, wallets=len(keys.wallets),
         holdings=len(run.holdings.wallet_idx), positions=len(run.positions.wallet_idx),
-        collateral_usd=float(w.collateral.sum()), started_at=started_at, seconds=seconds)
+        collateral_usd=float(w.collateral.sum()), started_at=started_at, seconds=seconds,
+        notes="\n".join(run_notes(run, keys)))
     ).inserted_primary_key[0]
 
     h = run.holdings
@@ -110,7 +112,8 @@ def store_run(conn: Connection, run: RiskRun, snapshot: Snapshot, keys: Snapshot
         h_gap=h.h_gap.tolist(), haircut=h.haircut.tolist(), collateral_before_caps=h.collateral_before_caps.tolist(),
         platform_cut=h.platform_cut.tolist(), wallet_cut=h.wallet_cut.tolist(),
         collateral_value=h.collateral_value.tolist(),
-        round_age_s=h.round_age_s.tolist(),
+        round_age_s=h.round_age_s.tolist(), h_stale=h.h_stale.tolist(),
+        action_factor=run.tokens.action_factor[h.token_idx].tolist(),
     )
     token_idx = h.token_idx.tolist()
     balances = snapshot.holdings.balance_ints()  # exact, as valued
@@ -128,10 +131,40 @@ def store_run(conn: Connection, run: RiskRun, snapshot: Snapshot, keys: Snapshot
     status = [MarginStatus(int(s)).name.lower() for s in w.status]
     worst = [scen[int(i)] if scen else "" for i in w.worst_scenario]
     binding = run.binding_names()
+    regime = ["negative" if int(r) else "positive" for r in w.regime]
+    stale, unpriced = w.stale_driven.tolist(), w.unpriced_positions.tolist()
     _insert(conn, m.RiskWallet.__table__, [
         dict(run_id=run_id, wallet=keys.wallets[i], status=status[i], worst_scenario=worst[i], binding=binding[i],
+             regime=regime[i], stale_driven=stale[i], unpriced_positions=unpriced[i],
              **{k: v[i] for k, v in wcols.items()}) for i in range(len(keys.wallets))])
+    _insert(conn, m.RiskPosition.__table__, position_rows_of(run, snapshot, keys, run_id))
     return int(run_id)
+
+
+def mark_quality(run: RiskRun) -> list[str]:
+    """Per position: ok, stale, incomplete (used against the position) or unusable (its wallet is unpriced)."""
+    p = run.positions
+    incomplete = (p.mark_codes & np.uint32(Eligibility.ORACLE_INCOMPLETE)) != 0
+    return ["unusable" if not u else "incomplete" if i else "stale" if s else "ok"
+            for u, i, s in zip(p.mark_usable.tolist(), incomplete.tolist(), p.mark_stale.tolist(), strict=True)]
+
+
+def position_rows_of(run: RiskRun, snapshot: Snapshot, keys: SnapshotKeys, run_id: int) -> list[dict]:
+    p, sp = run.positions, snapshot.positions
+    quality = mark_quality(run)
+    return [dict(run_id=run_id, wallet=keys.wallets[int(p.wallet_idx[i])], instrument=keys.instruments[i],
+                 feed=keys.feed_addresses[int(p.feed_idx[i])], size=float(sp.size[i]),
+                 entry_price=float(sp.entry_price[i]), mark=float(p.mark[i]), mark_price=float(p.mark_price[i]),
+                 mark_adverse=float(p.mark_adverse[i]), mark_quality=quality[i],
+                 round_id=None if p.mark_round_id[i] is None else int(p.mark_round_id[i]),
+                 round_age_s=int(p.mark_age_s[i]), notional=float(p.notional[i]), im=float(p.im[i]),
+                 mm=float(p.mm[i]), upnl=float(p.upnl[i]))
+            for i in range(len(p.wallet_idx))]
+
+
+def run_notes(run: RiskRun, keys: SnapshotKeys) -> list[str]:
+    """What the loader and the engine said about this run, loader first."""
+    return [*keys.notes, *run.notes]
 
 
 def _insert(conn: Connection, table, rows: list[dict], chunk: int = 5_000) -> None:

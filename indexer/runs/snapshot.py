@@ -12,7 +12,9 @@ Everything comes from stored facts, so a run at any synced block is reproducible
 - the latest round per feed: the highest round id published by B (``0 < updatedAt <= time(B)``,
   or, for a round with no update time, read at a block <= B); volatility history: every usable
   round of the last ``HISTORY_DAYS`` days up to B;
-- proof of reserve: the latest round of the token's reserve feed.
+- proof of reserve: the latest round of the token's reserve feed, with its update time;
+- corporate actions: from every stored state read of each token up to B (and, for ERC-8056 tokens, the
+  announced schedule), by the token's model (`indexer.accounting.rebasing_actions`, `ui_actions`).
 """
 
 from __future__ import annotations
@@ -24,15 +26,29 @@ from sqlalchemy import Connection
 
 from indexer.accounting import (
     WAD,
+    CorporateAction,
     MultiplierUndefined,
+    StateRead,
     UiMultiplierUpdate,
     balance_of_units,
+    rebasing_actions,
+    rebasing_event_actions,
     rebasing_multiplier_at,
+    ui_actions,
     ui_multiplier_at,
     units_model,
 )
 from indexer.errors import IndexerError
-from indexer.risk.inputs import Accounts, FeedHistory, Feeds, Holdings, Positions, Snapshot, Tokens
+from indexer.risk.inputs import (
+    Accounts,
+    CorporateActions,
+    FeedHistory,
+    Feeds,
+    Holdings,
+    Positions,
+    Snapshot,
+    Tokens,
+)
 from indexer.risk.uint256 import int_array, limbs_from_ints
 from indexer.store.balances import balances_now, units_at
 from indexer.store.progress import block_at_or_before, block_timestamp, stored_block_below, synced_head
@@ -41,10 +57,13 @@ from indexer.store.state import (
     PRICE_QUALITIES,
     account_status,
     first_token_state_block,
+    flagged_round_counts,
     latest_round_at,
     rebasing_params_of_row,
+    stored_multiplier_events,
     stored_ui_schedule,
     token_state_at,
+    token_state_history,
     usable_rounds,
 )
 from indexer.types import Accounting, FeedKind, PriceQuote
@@ -70,6 +89,7 @@ class SnapshotKeys:
     feed_addresses: list[str]
     feed_names: list[str]
     notes: list[str] = field(default_factory=list)
+    instruments: list[str] = field(default_factory=list)  # per position row: its instrument
 
 
 def resolve_block(conn: Connection, chain_id: int, block: int | None = None, at: int | None = None) -> tuple[int, int, int]:
@@ -112,6 +132,7 @@ def load_snapshot(conn: Connection, chain_id: int, block: int | None = None, *, 
     multipliers, states = tokens_in_force(conn, chain_id, toks, number, ts)
     feed_index = {f["name"]: i for i, f in enumerate(priced)}
     tokens = _tokens(toks, feed_index, by_name, multipliers, states, latest, keys)
+    actions = _actions(conn, chain_id, toks, number, ts)
 
     balances = _balances(conn, chain_id, toks, multipliers, number, head)
     frozen, sanctioned = _account_flags(conn, chain_id, number)
@@ -132,7 +153,8 @@ def load_snapshot(conn: Connection, chain_id: int, block: int | None = None, *, 
     )
     accounts = _accounts(wallets, acct_rows, sanctioned)
     positions = _positions(pos_rows, w_index, feed_index)
-    snap = Snapshot(number, ts, tokens, feeds, history, holdings, accounts, positions)
+    keys.instruments = [p["instrument"] for p in pos_rows]
+    snap = Snapshot(number, ts, tokens, feeds, history, holdings, accounts, positions, actions)
     snap.validate()
     return snap, keys
 
@@ -178,14 +200,50 @@ def _feeds(priced: list[dict], latest: dict[str, dict]) -> Feeds:
 
 def _history(conn: Connection, cid: int, feeds: list[str], ts: int) -> FeedHistory:
     offsets, times, answers = [0], [], []
+    since = ts - HISTORY_DAYS * 86_400
     for feed in feeds:
-        rows = [r for r in usable_rounds(conn, cid, feed, ts - HISTORY_DAYS * 86_400, ts) if r[1] > 0]
+        rows = [r for r in usable_rounds(conn, cid, feed, since, ts) if r[1] > 0]
         times += [r[0] for r in rows]
         answers += [r[1] for r in rows]
         offsets.append(len(times))
     fits = all(-(2**62) < a < 2**62 for a in answers)
+    flagged = flagged_round_counts(conn, cid, since, ts)
     return FeedHistory(np.array(offsets, dtype=np.int64), np.array(times, dtype=np.int64),
-                       np.array(answers, dtype=np.int64) if fits else int_array(answers))
+                       np.array(answers, dtype=np.int64) if fits else int_array(answers),
+                       np.array([flagged.get(f, 0) for f in feeds], dtype=np.int64))
+
+
+def _actions(conn: Connection, cid: int, toks: list[dict], number: int, ts: int) -> CorporateActions | None:
+    """Every token's corporate actions up to B, from its stored state reads and its events: a Backed
+    xStock's events before its first stored read (blocks synced from a node without their state), an
+    ERC-8056 token's announced schedule."""
+    history = token_state_history(conn, cid, number)
+    ui = [t["address"] for t in toks if t["accounting"] == Accounting.UI_MULTIPLIER]
+    schedule = stored_ui_schedule(conn, cid, up_to=number, tokens=ui) if ui else {}
+    rebasing = [t["address"] for t in toks if t["accounting"] == Accounting.REBASING_SHARES]
+    events = stored_multiplier_events(conn, cid, number, rebasing) if rebasing else {}
+    per_token: list[list[CorporateAction]] = []
+    for t in toks:
+        rows = history.get(t["address"], [])
+        acc = Accounting(t["accounting"])
+        if acc == Accounting.REBASING_SHARES:
+            reads = [StateRead(int(r["block_timestamp"]), int(r["multiplier_raw"]), rebasing_params_of_row(r))
+                     for r in rows]
+            first = reads[0].timestamp if reads else ts
+            early = [e for e in events.get(t["address"], []) if e.timestamp < first]
+            per_token.append(rebasing_event_actions(early, min(first, ts)) + rebasing_actions(reads, ts))
+        elif acc == Accounting.UI_MULTIPLIER:
+            reads = [StateRead(int(r["block_timestamp"]), int(r["multiplier_raw"])) for r in rows]
+            per_token.append(ui_actions(reads, schedule.get(t["address"], []), ts))
+        else:
+            per_token.append([])
+    if not any(per_token):
+        return None
+    flat = [a for acts in per_token for a in acts]
+    return CorporateActions(
+        offsets=np.concatenate(([0], np.cumsum([len(a) for a in per_token]))).astype(np.int64),
+        effective_at=np.array([a.effective_at for a in flat], dtype=np.int64),
+        new=int_array([a.new for a in flat]), old=int_array([a.old for a in flat]))
 
 
 def tokens_in_force(conn: Connection, cid: int, toks: list[dict], number: int, ts: int
@@ -236,7 +294,7 @@ def multiplier_at(acc: Accounting, row: dict, number: int, ts: int, schedule: li
 
 def _tokens(toks: list[dict], feed_index: dict[str, int], by_name: dict[str, dict], multipliers: dict[str, int],
             states: dict[str, dict], latest: dict[str, dict], keys: SnapshotKeys) -> Tokens:
-    reserve_raw, reserve_dec, has_reserve, feed_idx, quote = [], [], [], [], []
+    reserve_raw, reserve_dec, has_reserve, feed_idx, quote, reserve_at = [], [], [], [], [], []
     for t in toks:
         feed = by_name.get(t["feed"]) if t["feed"] else None
         feed_idx.append(feed_index.get(feed["name"], -1) if feed is not None else -1)
@@ -247,6 +305,7 @@ def _tokens(toks: list[dict], feed_index: dict[str, int], by_name: dict[str, dic
         has_reserve.append(r is not None and r["answer_raw"] >= 0)
         reserve_raw.append(r["answer_raw"] if r is not None and r["answer_raw"] >= 0 else 0)
         reserve_dec.append(rf["decimals"] if rf is not None else 0)
+        reserve_at.append(int(r["updated_at"] or keys.block_timestamp) if r is not None else keys.block_timestamp)
         if rf is not None and r is None:
             keys.notes.append(f"{t['symbol']}: reserve feed {rf['name']} has no round at block {keys.block_number}")
     return Tokens(
@@ -261,6 +320,7 @@ def _tokens(toks: list[dict], feed_index: dict[str, int], by_name: dict[str, dic
         has_reserve=np.array(has_reserve, dtype=bool),
         reserve_raw=int_array(reserve_raw),
         reserve_decimals=np.array(reserve_dec, dtype=np.int64),
+        reserve_updated_at=np.array(reserve_at, dtype=np.int64),
     )
 
 

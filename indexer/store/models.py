@@ -9,7 +9,7 @@ Column names listed in docs/sql.md are a contract with analysts: change them wit
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, PrimaryKeyConstraint
+from sqlalchemy import BigInteger, Column, Index, PrimaryKeyConstraint, Text
 from sqlmodel import Field, SQLModel
 
 from indexer.store.types import Int256, Uint256
@@ -271,6 +271,7 @@ class RiskRunRecord(SQLModel, table=True):
     collateral_usd: float
     started_at: float
     seconds: float
+    notes: str = Field(default="", sa_type=Text)  # the run's explanation, one note per line (0006)
 
 
 class RiskHolding(SQLModel, table=True):
@@ -303,6 +304,8 @@ class RiskHolding(SQLModel, table=True):
     round_id: int | None = Field(default=None, sa_column=U256(nullable=True))
     round_age_s: int = Field(sa_type=BigInteger)
     market_state: str
+    h_stale: float = 0.0  # graded stale add-on of its feed (0006)
+    action_factor: float = 1.0  # carries its round's price across corporate actions to the block's shares
 
 
 class RiskWallet(SQLModel, table=True):
@@ -321,7 +324,7 @@ class RiskWallet(SQLModel, table=True):
     cash: float
     equity: float
     excess: float
-    status: str  # healthy | margin_call | liquidate
+    status: str  # healthy | margin_call | liquidate | unpriced
     l_joint: float
     l_indep: float
     wrong_way: float
@@ -329,6 +332,32 @@ class RiskWallet(SQLModel, table=True):
     worst_scenario_loss: float
     stressed_excess: float
     binding: str  # parametric or the binding scenario's name
+    regime: str = "positive"  # correlation regime of l_joint: positive or negative (0006)
+    stale_driven: bool = False  # the status is worse than fresh prices alone would make it
+    unpriced_positions: int = 0  # positions with no usable mark (status unpriced)
+
+
+class RiskPosition(SQLModel, table=True):
+    """Per run and position: the mark used and its quality, notional, margin and uPnL (0006)."""
+
+    __tablename__ = "risk_positions"
+    __table_args__ = (Index("ix_risk_positions_wallet", "wallet", "run_id"),)
+    run_id: int = Field(primary_key=True)
+    wallet: str = Field(primary_key=True, max_length=42)
+    instrument: str = Field(primary_key=True, max_length=64)
+    feed: str | None = Field(default=None, max_length=42)
+    size: float
+    entry_price: float
+    mark: float  # used: the feed's price moved against the position by mark_adverse; entry where unusable
+    mark_price: float  # the feed's price (0 where none)
+    mark_adverse: float
+    mark_quality: str  # ok | stale | incomplete | unusable
+    round_id: int | None = Field(default=None, sa_column=U256(nullable=True))
+    round_age_s: int = Field(sa_type=BigInteger)
+    notional: float
+    im: float
+    mm: float
+    upnl: float
 
 
 metadata = SQLModel.metadata

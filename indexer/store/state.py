@@ -8,11 +8,12 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, or_, select
 
-from indexer.accounting import RebasingParams, UiMultiplierUpdate
+from indexer.accounting import MultiplierEvent, RebasingParams, UiMultiplierUpdate
 from indexer.store import models as m
 from indexer.store.writes import insert_ignore, upsert
 from indexer.token_events import (
     ACCOUNT_EVENTS,
+    REBASING_MULTIPLIER_EVENTS,
     UI_SCHEDULE_EVENTS,
     AccountKey,
     fold_account_events,
@@ -45,6 +46,16 @@ def rebasing_params_of_row(row: Mapping[str, Any]) -> RebasingParams | None:
                           None if row["new_multiplier_raw"] is None else int(row["new_multiplier_raw"]),
                           int(row["activation_time"] or 0), int(row["last_multiplier_nonce"] or 0),
                           None if row["new_multiplier_nonce"] is None else int(row["new_multiplier_nonce"]))
+
+
+def token_state_history(conn: Connection, cid: int, up_to: int) -> dict[str, list[dict]]:
+    """{token: every stored `token_state` row at or before block `up_to`, in block order}."""
+    rows = conn.execute(select(_ts).where(_ts.c.chain_id == cid, _ts.c.block_number <= up_to)
+                        .order_by(_ts.c.token, _ts.c.block_number)).mappings()
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r["token"], []).append(dict(r))
+    return out
 
 
 def multipliers_at(conn: Connection, cid: int, block: int | None = None) -> dict[str, int]:
@@ -94,6 +105,21 @@ def stored_ui_schedule(conn: Connection, cid: int, up_to: int | None = None,
     return ui_schedule((contract, event, json.loads(args), int(ts)) for contract, event, args, ts in rows)
 
 
+def stored_multiplier_events(conn: Connection, cid: int, up_to: int, tokens: Iterable[str]
+                             ) -> dict[str, list[MultiplierEvent]]:
+    """Every Backed multiplier event of `tokens` up to block `up_to`, per token, in log order, with its
+    block's time."""
+    b = m.Block.__table__
+    rows = conn.execute(select(_te.c.contract, _te.c.event, _te.c.args, b.c.timestamp).join(
+        b, (b.c.chain_id == _te.c.chain_id) & (b.c.number == _te.c.block_number)).where(
+        _te.c.chain_id == cid, _te.c.event.in_(REBASING_MULTIPLIER_EVENTS), _te.c.block_number <= up_to,
+        _te.c.contract.in_(sorted(tokens))).order_by(_te.c.block_number, _te.c.log_index))
+    out: dict[str, list[MultiplierEvent]] = {}
+    for contract, event, args, ts in rows:
+        out.setdefault(contract, []).append(MultiplierEvent(int(ts), event, json.loads(args)))
+    return out
+
+
 # -------------------------------------------------------------------------------- price rounds
 def write_token_state(conn: Connection, rows: list[dict]) -> None:
     upsert(conn, _ts, rows, ["chain_id", "token", "block_number"])
@@ -136,6 +162,14 @@ def usable_rounds(conn: Connection, cid: int, feed: str, since: int, until: int)
         _pr.c.chain_id == cid, _pr.c.feed == feed, _pr.c.quality == "ok", _pr.c.updated_at > since,
         _pr.c.updated_at <= until).order_by(_pr.c.updated_at, _pr.c.round_id))
     return ((int(t), int(a)) for t, a in rows)
+
+
+def flagged_round_counts(conn: Connection, cid: int, since: int, until: int) -> dict[str, int]:
+    """{feed: its rounds with `since < updatedAt <= until` whose quality is not `ok` (left out of the
+    volatility history)}."""
+    return {f: int(n) for f, n in conn.execute(select(_pr.c.feed, func.count()).where(
+        _pr.c.chain_id == cid, _pr.c.quality != "ok", _pr.c.updated_at > since, _pr.c.updated_at <= until)
+        .group_by(_pr.c.feed)).all()}
 
 
 def last_updates(conn: Connection, cid: int, until: int) -> dict[str, int]:
