@@ -12,7 +12,7 @@ def delete_runs_above(conn: Connection, chain_id: int, block: int) -> int:
     rr = m.RiskRunRecord.__table__
     ids = conn.execute(select(rr.c.id).where(rr.c.chain_id == chain_id, rr.c.block_number > block)).scalars().all()
     if ids:
-        for t in (m.RiskHolding.__table__, m.RiskWallet.__table__):
+        for t in (m.RiskHolding.__table__, m.RiskWallet.__table__, m.RiskPosition.__table__):
             conn.execute(delete(t).where(t.c.run_id.in_(ids)))
         conn.execute(delete(rr).where(rr.c.id.in_(ids)))
     return len(ids)
