@@ -503,13 +503,15 @@ def report_cmd(
     """A self-contained HTML risk report (charts, no network) of a stored risk run."""
     from indexer.report import write_report
     from indexer.risk import load_policy
+    from indexer.runs.compare import venue_policies
     from indexer.store.engine import make_engine
 
     try:
         settings = _settings(config, database_url)
         engine = make_engine(settings.database_url)
         path = write_report(engine, settings.chain.chain_id, out, run_id=run,
-                            policy=load_policy(policy or settings.policy_path))
+                            policy=load_policy(policy or settings.policy_path),
+                            venues=venue_policies(policy or settings.policy_path))
         engine.dispose()
     except IndexerError as exc:
         fail(str(exc))
@@ -584,6 +586,106 @@ def risk_run(
                   highlight=False)
     for note in summary.notes:
         console.print(f"  [yellow]note:[/yellow] {note}", highlight=False)
+
+
+_STATUS_STYLE = {"healthy": "green", "margin_call": "yellow", "liquidate": "red", "unpriced": "magenta"}
+
+
+@risk_app.command("compare")
+def risk_compare(
+    policies: Annotated[list[str] | None, typer.Option(
+        "--policy", help="A policy (bundled name or .toml file), given twice or more: the first is ours (the "
+                         "reference), the others venues' disclosed rules (default: the configuration's policy "
+                         "and kraken_2026).")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOpt = None,
+    block: BlockOpt = None,
+    at: AtOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON: totals, every wallet, every "
+                                                         "under-reserved wallet.")] = False,
+    top: Annotated[int, typer.Option("--top", min=0, help="Under-reserved wallets shown on the terminal.")] = 20,
+) -> None:
+    """Two or more policies on the same snapshot: totals, and the wallets a venue's rule counts more cushion
+    for than ours (largest shortfall first). Nothing is stored."""
+    from rich.table import Table
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from indexer.runs.compare import compare_policies, comparison_document, venue_policies
+    from indexer.store.engine import make_engine
+
+    block, at_time = _block_or_time(block, at)
+    try:
+        settings = _settings(config, database_url)
+        specs = list(policies) if policies else venue_policies(settings.policy_path)
+        engine = make_engine(settings.database_url)
+        try:
+            result = compare_policies(engine, settings.chain.chain_id, specs, block=block, at=at_time)
+        finally:
+            engine.dispose()
+    except IndexerError as exc:
+        fail(str(exc))
+    except SQLAlchemyError as exc:  # a database that is not there, not migrated, or busy
+        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {str(exc).splitlines()[0]} (run "
+             "`collateral-indexer init-db` and a sync first)")
+    if as_json:
+        print(json.dumps(comparison_document(result), indent=2))
+        return
+    c = result.comparison
+    when = datetime.fromtimestamp(result.block_timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    console.print(f"policies compared at block {result.block_number} ({when}, XNYS {result.market_state}); "
+                  "nothing stored", highlight=False)
+    for k, version in enumerate(c.versions):
+        console.print(f"  {'ours' if k == 0 else 'venue'}: {version}", highlight=False)
+    t0 = c.totals[0]
+    console.print(f"  {t0.wallets:,} wallets, {t0.active_wallets:,} with holdings or positions; "
+                  f"load {result.load_s:.2f}s, run {result.compute_s:.2f}s", highlight=False)
+
+    totals = Table(title="Totals per policy (USD, every wallet)", title_justify="left")
+    totals.add_column("")
+    for k, name in enumerate(c.names):
+        totals.add_column(f"{name} (ours)" if k == 0 else name, justify="right")
+    money = [("market value", "market_value"), ("collateral", "collateral"), ("equity", "equity"), ("IM", "im"),
+             ("excess", "excess"), ("stressed excess", "stressed_excess")]
+    for label, key in money:
+        totals.add_row(label, *(f"{getattr(t, key):,.2f}" for t in c.totals))
+    for status in c.totals[0].status_counts:
+        totals.add_row(status.replace("_", " "), *(f"{t.status_counts[status]:,}" for t in c.totals))
+    totals.add_row("stressed excess < 0", *(f"{t.stressed_negative:,}" for t in c.totals))
+    totals.add_row("under-reserved", "-", *(f"{t.under_reserved:,}" for t in c.totals[1:]))
+    totals.add_row("shortfall (sum)", "-", *(f"{t.shortfall:,.2f}" for t in c.totals[1:]))
+    console.print(totals)
+
+    u = c.under
+    if not len(u):
+        console.print(f"no wallet is under-reserved: no venue counts more cushion than {c.names[0]} (tolerance "
+                      f"{c.tolerance_usd} USD)", highlight=False)
+        return
+    shown = min(top, len(u))
+    venues = len(c.names) > 2  # with one venue its name is in the title
+    table = Table(title=f"Under-reserved against {', '.join(c.names[1:])}: a venue counts more cushion than "
+                        f"{c.names[0]} ({len(u):,} wallet-venue pairs, top {shown} by shortfall = excess venue - "
+                        "excess ours; USD)", title_justify="left")
+    for col in ("#", "wallet", *(("venue",) if venues else ()), "status\nours", "status\nvenue", "excess\nours",
+                "excess\nvenue", "shortfall", "stressed\nours", "stressed\nvenue"):
+        table.add_column(col, justify="right" if col == "#" or col.split()[0] in ("excess", "shortfall", "stressed")
+                         else "left", no_wrap=col == "wallet", overflow="fold")
+    status = [c.status_names(k) for k in range(len(c.names))]
+    for i in range(shown):
+        row, k = int(u.row[i]), int(u.policy[i])
+        a, b = status[0][row], status[k][row]
+        stressed_b = f"{c.stressed_excess[k, row]:,.0f}"
+        table.add_row(str(i + 1), str(c.wallets[row]), *((c.names[k],) if venues else ()),
+                      f"[{_STATUS_STYLE[a]}]{a}[/]", f"[{_STATUS_STYLE[b]}]{b}[/]",
+                      f"{c.excess[0, row]:,.0f}", f"{c.excess[k, row]:,.0f}", f"{u.shortfall[i]:,.0f}",
+                      f"{c.stressed_excess[0, row]:,.0f}",
+                      f"[bold]{stressed_b}[/]" if u.stress_flip[i] else stressed_b)
+    if shown:
+        console.print(table)
+    flips = int(u.status_flip.sum())
+    stress_flips = int(u.stress_flip.sum())
+    console.print(f"  {flips:,} healthy under a venue but margin_call or liquidate under {c.names[0]}; "
+                  f"{stress_flips:,} with stressed excess >= 0 under a venue but < 0 under {c.names[0]}"
+                  + ("" if shown == len(u) else f"; all {len(u):,} with --json"), highlight=False)
 
 
 @app.callback()

@@ -131,3 +131,15 @@ def _history(conn: Connection, chain_id: int) -> list[dict[str, Any]]:
         history.append(dict(r, market_value=float(mv or 0.0), collateral=float(coll or 0.0),
                             margin_call=c.get("margin_call", 0), liquidate=c.get("liquidate", 0)))
     return history
+
+
+def load_venues(conn: Connection, chain_id: int, block: int, venues: Sequence[str]):
+    """The policies `venues` (ours first, then venues' disclosed rules) compared on the snapshot at `block`
+    (the run's), recomputed from the synced tables and not stored (`indexer.runs.compare`); when that
+    snapshot or a policy cannot be loaded, the reason in one line (a str) instead."""
+    from indexer.runs.compare import compare_at
+
+    try:
+        return compare_at(conn, chain_id, venues, block=block)
+    except IndexerError as exc:
+        return str(exc).splitlines()[0]

@@ -18,7 +18,7 @@ from indexer.report.analysis import (
     stress_sample,
     token_lines,
 )
-from indexer.report.data import ReportData, load_report_data
+from indexer.report.data import ReportData, load_report_data, load_venues
 from indexer.report.format import esc, num, pct, usd, usd_short, utc
 from indexer.report.svg import MUTED, bars, columns, empty_chart, line_chart, scatter, stacked_bars
 from indexer.risk import Policy
@@ -34,9 +34,10 @@ SECTIONS = (
     "Wrong-way add-on",
     "Collateral over time",
     "Eligibility codes",
+    "Venues side by side",
 )
 
-STATUS_COLOURS = {"healthy": "#2e9d5b", "margin_call": "#e39b12", "liquidate": "#d43d3d"}
+STATUS_COLOURS = {"healthy": "#2e9d5b", "margin_call": "#e39b12", "liquidate": "#d43d3d", "unpriced": "#8e44ad"}
 SERIES = (  # the parts a holding's market value splits into, in stacking order
     ("collateral", "collateral", "#2e9d5b"),
     ("base", "base haircut", "#4a78c2"),
@@ -305,7 +306,60 @@ def _codes_section(d: ReportData) -> str:
         chart, table)
 
 
-def render_report(d: ReportData, policy: Policy | None = None) -> str:
+VENUE_TOP = 20  # under-reserved wallets in the venues section
+
+
+def _venues_section(v) -> str:
+    """Ours against venues' disclosed rules on the run's snapshot (`ComparedRuns`, a reason, or None)."""
+    title = "Venues side by side"
+    if v is None or isinstance(v, str):
+        why = v or "no venue policies were given (`collateral-indexer report` sets the configuration's policy " \
+                    "beside the bundled kraken_2026)"
+        return _section(title, "Our policy and venues' disclosed rules on the same snapshot.",
+                        f'<div class="note">Not compared: {esc(why)}</div>')
+    c, u = v.comparison, v.comparison.under
+    names = c.names
+    head = ["", *(f"{n} (ours)" if k == 0 else n for k, n in enumerate(names))]
+    rows = [(label, *(usd(getattr(t, key)) for t in c.totals))
+            for label, key in (("market value", "market_value"), ("collateral", "collateral"), ("equity", "equity"),
+                               ("IM", "im"), ("excess", "excess"), ("stressed excess", "stressed_excess"))]
+    rows += [(s.replace("_", " "), *(num(t.status_counts[s]) for t in c.totals)) for s in c.totals[0].status_counts]
+    rows += [("stressed excess < 0", *(num(t.stressed_negative) for t in c.totals)),
+             ("under-reserved against ours", "–", *(num(t.under_reserved) for t in c.totals[1:])),
+             ("their shortfall (sum)", "–", *(usd(t.shortfall) for t in c.totals[1:]))]
+    totals = _table(head, rows)
+    n = min(VENUE_TOP, len(u))
+    status = [c.status_names(k) for k in range(len(names))]
+    bar_rows, trows = [], []
+    for i in range(n):
+        row, k = int(u.row[i]), int(u.policy[i])
+        a, b = status[0][row], status[k][row]
+        wallet = str(c.wallets[row])
+        bar_rows.append((wallet, float(u.shortfall[i]), STATUS_COLOURS.get(a, MUTED),
+                         f"{names[k]} · {a.replace('_', ' ')} → {b.replace('_', ' ')}"))
+        trows.append((esc(wallet), esc(names[k]), _pill(a), _pill(b), esc(usd(float(c.collateral[0, row]))),
+                      esc(usd(float(c.collateral[k, row]))), esc(usd(float(c.excess[0, row]))),
+                      esc(usd(float(c.excess[k, row]))), esc(usd(float(u.shortfall[i]))),
+                      esc(usd(float(c.stressed_excess[0, row]))), esc(usd(float(c.stressed_excess[k, row])))))
+    chart = (bars("Shortfall of our excess against the venue's", bar_rows, usd_short, label_w=320, note_w=300)
+             if bar_rows else empty_chart(title, "no wallet is under-reserved against ours"))
+    table = _table(["wallet", "venue", "status ours", "status venue", "collateral ours", "collateral venue",
+                    "excess ours", "excess venue", "shortfall", "stressed ours", "stressed venue"], trows,
+                   left=(0, 1, 2, 3), raw=range(11), mono=(0,))
+    flips, stress_flips = int(u.status_flip.sum()), int(u.stress_flip.sum())
+    lead = (f"The snapshot at block {v.block_number} ({utc(v.block_timestamp)}), recomputed from the synced tables "
+            f"with the book as loaded now, under our policy ({c.versions[0]}) and under "
+            + ", ".join(c.versions[1:]) + " (not stored). Totals are over every wallet. Under-reserved: a wallet "
+            f"the venue counts more excess for than ours (by more than {usd(c.tolerance_usd)}), or healthy under "
+            f"it but under margin under ours, or with a stressed excess >= 0 under it but < 0 under ours; "
+            f"{num(len(u))} such wallet-venue pairs, {num(flips)} healthy only under the venue, "
+            f"{num(stress_flips)} stressed-positive only under it. The {num(n)} largest shortfalls "
+            "(excess venue - excess ours), coloured by our status:")
+    return _section(title, lead, "<h3>Totals per policy</h3>", totals,
+                    f"<h3>Top {num(n)} under-reserved wallets</h3>", chart, table)
+
+
+def render_report(d: ReportData, policy: Policy | None = None, venues=None) -> str:
     """The page as one HTML string."""
     caps_ok = policy is not None and policy.content_hash == d.run["policy_hash"]
     note = ""
@@ -317,6 +371,7 @@ def render_report(d: ReportData, policy: Policy | None = None) -> str:
     parts = [
         _header(d, note), by_token, by_class, rates, _nearest_section(d), _concentration_section(lines, policy, caps_ok),
         _stress_section(d), _wrong_way_section(d), _history_section(d), _codes_section(d),
+        _venues_section(venues),
     ]
     title = f"Collateral risk report · run {d.run['id']} · block {d.run['block_number']}"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -328,15 +383,18 @@ def render_report(d: ReportData, policy: Policy | None = None) -> str:
 
 
 def write_report(engine: Engine, chain_id: int, out_dir: Path, *, run_id: int | None = None,
-                 policy: Policy | None = None) -> Path:
+                 policy: Policy | None = None, venues: Sequence[str] | None = None) -> Path:
     """Write `out_dir/index.html` for run `run_id` (default: the latest stored for `chain_id`); return its path.
 
     `policy`: the policy file the run used (e.g. `load_policy(settings.policy_path)`); when its content hash
-    matches the run's, the concentration chart draws its caps. Raises ReportError when there is no such run.
+    matches the run's, the concentration chart draws its caps. `venues`: policies (bundled names or paths, ours
+    first, e.g. `venue_policies(settings.policy_path)`) compared on the run's snapshot in "Venues side by side".
+    Raises ReportError when there is no such run.
     """
     with engine.connect() as conn:
         data = load_report_data(conn, chain_id, run_id)
-    page = render_report(data, policy)
+        compared = load_venues(conn, chain_id, int(data.run["block_number"]), venues) if venues else None
+    page = render_report(data, policy, compared)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "index.html"
