@@ -78,8 +78,14 @@ def test_short_btc_against_stock_collateral_is_stressed_where_crypto_rallies(run
         # one-sided (the old method): the same short is a hedge, L_joint below L_indep
         one = run_risk(snap, policy_with(**{"stress.equity_crypto_corr_floor": rho, "stress.two_sided": False}))
         assert one.wallets.wrong_way[1] == 0.0 and one.wallets.l_joint[1] < one.wallets.l_indep[1]
-        assert w.stressed_excess[1] < one.wallets.stressed_excess[1]
+        assert w.l_joint[1] > one.wallets.l_joint[1]
+        assert w.stressed_excess[1] <= one.wallets.stressed_excess[1]
     assert runs[0.8].wallets.wrong_way[1] > 0
+    # the scenarios stress it where it loses too: its worst is a crypto rally with equities down
+    run = runs[0.8]
+    assert run.scenario_names[int(run.wallets.worst_scenario[1])] == "crypto_rally_equities_down"
+    x_s, x_b = float(run.holdings.collateral_value[1]), float(run.positions.notional[1])
+    assert run.wallets.worst_scenario_loss[1] == pytest.approx(0.07 * x_s + 0.17 * x_b, rel=1e-12)
     # the closed form in the negative regime: correlation -0.8 between SPY and BTC
     run = runs[0.8]
     sigma = run.stress.sigma
