@@ -31,11 +31,14 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 import tomllib  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the reference lives in tests/
 
 from indexer.risk.calendar import xnys  # noqa: E402
 from indexer.risk.engine import run_risk  # noqa: E402

@@ -429,8 +429,9 @@ def assess_tokens(
     per_token = np.asarray(tokens.quote, dtype=np.int8) == PriceQuote.PER_TOKEN.code
     adjusted = adjusted_tokens(tokens, snapshot.actions)
     action_factor, factor_round = np.ones(n_t), np.ones(n_t)
+    ratios = snapshot.actions.ratios() if adjusted.any() else None
     for t in np.flatnonzero(adjusted):
-        a_round, a_now = factor_at(snapshot.actions, int(t), np.array([round_time[t], now]))
+        a_round, a_now = factor_at(snapshot.actions, int(t), np.array([round_time[t], now]), ratios)
         factor_round[t] = a_round
         action_factor[t] = a_round / a_now
     predates = adjusted & (action_factor != 1.0)

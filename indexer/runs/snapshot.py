@@ -129,10 +129,11 @@ def load_snapshot(conn: Connection, chain_id: int, block: int | None = None, *, 
     latest = _latest_rounds(conn, chain_id, all_feeds, number, ts, keys)
     feeds = _feeds(priced, latest)
     history = _history(conn, chain_id, [f["address"] for f in priced], ts)
-    multipliers, states = tokens_in_force(conn, chain_id, toks, number, ts)
+    state_rows = token_state_history(conn, chain_id, number)  # every read up to B, once: state and actions
+    multipliers, states = tokens_in_force(conn, chain_id, toks, number, ts, history=state_rows)
     feed_index = {f["name"]: i for i, f in enumerate(priced)}
     tokens = _tokens(toks, feed_index, by_name, multipliers, states, latest, keys)
-    actions = _actions(conn, chain_id, toks, number, ts)
+    actions = _actions(conn, chain_id, toks, number, ts, state_rows)
 
     balances = _balances(conn, chain_id, toks, multipliers, number, head)
     frozen, sanctioned = _account_flags(conn, chain_id, number)
@@ -213,11 +214,11 @@ def _history(conn: Connection, cid: int, feeds: list[str], ts: int) -> FeedHisto
                        np.array([flagged.get(f, 0) for f in feeds], dtype=np.int64))
 
 
-def _actions(conn: Connection, cid: int, toks: list[dict], number: int, ts: int) -> CorporateActions | None:
+def _actions(conn: Connection, cid: int, toks: list[dict], number: int, ts: int,
+             history: dict[str, list[dict]]) -> CorporateActions | None:
     """Every token's corporate actions up to B, from its stored state reads and its events: a Backed
     xStock's events before its first stored read (blocks synced from a node without their state), an
-    ERC-8056 token's announced schedule."""
-    history = token_state_history(conn, cid, number)
+    ERC-8056 token's announced schedule. `history`: `token_state_history` at B."""
     ui = [t["address"] for t in toks if t["accounting"] == Accounting.UI_MULTIPLIER]
     schedule = stored_ui_schedule(conn, cid, up_to=number, tokens=ui) if ui else {}
     rebasing = [t["address"] for t in toks if t["accounting"] == Accounting.REBASING_SHARES]
@@ -246,10 +247,11 @@ def _actions(conn: Connection, cid: int, toks: list[dict], number: int, ts: int)
         new=int_array([a.new for a in flat]), old=int_array([a.old for a in flat]))
 
 
-def tokens_in_force(conn: Connection, cid: int, toks: list[dict], number: int, ts: int
-                 ) -> tuple[dict[str, int], dict[str, dict]]:
-    """Multiplier in force at B per token, and the last stored state row at or before B."""
-    states = token_state_at(conn, cid, number)
+def tokens_in_force(conn: Connection, cid: int, toks: list[dict], number: int, ts: int, *,
+                    history: dict[str, list[dict]] | None = None) -> tuple[dict[str, int], dict[str, dict]]:
+    """Multiplier in force at B per token, and the last stored state row at or before B (the last row of
+    `history`, `token_state_history` at B, when the caller has read it)."""
+    states = token_state_at(conn, cid, number) if history is None else {t: rows[-1] for t, rows in history.items()}
     schedule = stored_ui_schedule(conn, cid, up_to=number,
                                   tokens=[t["address"] for t in toks if t["accounting"] == Accounting.UI_MULTIPLIER])
     multipliers = {}
