@@ -2,17 +2,23 @@
 
 Loaded once at start-up from a TOML file (the dev chain's manifest is such a file) with
 environment overrides (`INDEXER_DATABASE_URL`, `INDEXER_CHAIN__RPC_URLS='["http://..."]'`, ...).
-Errors name the field and say what to put there.
+Precedence, highest first: the command line's overrides (`load_settings(path, **overrides)`), the
+environment, the file, the defaults. Errors name the field and say what to put there; an unknown key, in
+the file or as an `INDEXER_*` variable, is an error that suggests the nearest valid name.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import tomllib
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from indexer.addresses import AddressError, parse_address
 from indexer.chain.retry import RetryPolicy
@@ -20,6 +26,11 @@ from indexer.errors import ConfigError
 from indexer.types import Accounting, BalanceSource, FeedKind, PriceQuote
 
 MULTICALL3_ADDRESS = "0xca11bde05977b3631167028862be2a173976ca11"
+ENV_PREFIX = "INDEXER_"
+ENV_DELIMITER = "__"
+
+# what `load_settings` read from the file: a source below the environment (see Settings.settings_customise_sources)
+_FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("indexer_settings_file", default=None)
 
 
 def normalize_address(value: str, field: str = "address") -> str:
@@ -128,7 +139,7 @@ class Settings(BaseSettings):
     """Everything the indexer needs to run against one chain."""
 
     model_config = SettingsConfigDict(
-        env_prefix="INDEXER_", env_nested_delimiter="__", extra="ignore", frozen=True
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid", frozen=True
     )
 
     chain: ChainConfig
@@ -149,8 +160,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # environment variables override what the file says
-        return env_settings, init_settings
+        # highest first: keyword arguments (the command line's overrides), the environment, the file
+        check_environment(os.environ)
+        return init_settings, env_settings, InitSettingsSource(settings_cls, dict(_FILE_DATA.get() or {}))
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
@@ -191,7 +203,10 @@ class Settings(BaseSettings):
 
 
 def load_settings(path: str | Path, **overrides: Any) -> Settings:
-    """Read a TOML configuration (or a dev chain manifest); raise ConfigError with the field path."""
+    """Read a TOML configuration (or a dev chain manifest); raise ConfigError with the field path.
+
+    `overrides` (the command line's flags) beat the environment (`INDEXER_*`), which beats the file,
+    which beats the defaults."""
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text())
@@ -204,13 +219,74 @@ def load_settings(path: str | Path, **overrides: Any) -> Settings:
     policy = data.get("policy_path")
     if isinstance(policy, str) and (policy.endswith(".toml") or len(Path(policy).parts) > 1):
         data["policy_path"] = str((p.parent / policy).resolve())  # relative to the configuration file
-    data.update(overrides)
+    check_environment(os.environ)
+    token = _FILE_DATA.set(data)
     try:
-        return Settings(**data)
+        return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(f"{p}: {_describe(exc)}") from None
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
+    finally:
+        _FILE_DATA.reset(token)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The settings table an annotation holds (`ChainConfig`, `list[TokenConfig]`, ...), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if (model := _model_in(arg)) is not None:
+            return model
+    return None
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    """The keys a table accepts: its fields, and `rpc_url` in [chain] (the manifest's single URL)."""
+    return [*model.model_fields, *(["rpc_url"] if model is ChainConfig else [])]
+
+
+def _unknown(name: str, known: list[str], show: Callable[[str], str] = str,
+             show_close: Callable[[str], str] | None = None) -> str:
+    """`unknown setting; did you mean X?`, X the nearest of `known` (or the known keys when none is close),
+    each written by `show` (the nearest by `show_close` when given)."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown setting; did you mean {(show_close or show)(close[0])}?"
+    return "unknown setting; known are " + ", ".join(show(k) for k in known)
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Every `INDEXER_*` variable must name a setting (`INDEXER_SERVICE__HTTP_PORT`: service.http_port);
+    raise ConfigError naming the first that does not, with the nearest valid name. Names are read without
+    regard to case, as the settings model reads them. Free-form tables (world) take any key below them;
+    lists (tokens, feeds) are set whole, as JSON."""
+    for var in sorted(environ):
+        if not var.upper().startswith(ENV_PREFIX):
+            continue
+        parts = var[len(ENV_PREFIX):].lower().split(ENV_DELIMITER)
+        table: type[BaseModel] = Settings
+        for depth, part in enumerate(parts):
+            if part not in table.model_fields:
+                above, rest = parts[:depth], parts[depth + 1:]
+                hint = _unknown(part, list(table.model_fields), lambda k, _a=above: _env_name(*_a, k),
+                                lambda k, _a=above, _r=rest: _env_name(*_a, k, *_r))
+                raise ConfigError(f"environment variable {var}: {hint}")
+            annotation = table.model_fields[part].annotation
+            if depth == len(parts) - 1 or get_origin(annotation) is dict:
+                break  # a setting, or a free-form table (world) that takes any key below it
+            below = _model_in(annotation)
+            if below is None or get_origin(annotation) is list:
+                name = _env_name(*parts[:depth + 1])
+                whole = f"(a list as JSON: {name}='[...]')" if get_origin(annotation) is list else f"({name}=...)"
+                raise ConfigError(f"environment variable {var}: {name} is not a table of settings; set it whole "
+                                  + whole)
+            table = below
+
+
+def _env_name(*keys: str) -> str:
+    """The variable of a setting's path: ("service", "http_port") -> INDEXER_SERVICE__HTTP_PORT."""
+    return ENV_PREFIX + ENV_DELIMITER.join(keys).upper()
 
 
 def _describe(exc: ValidationError) -> str:
@@ -218,6 +294,17 @@ def _describe(exc: ValidationError) -> str:
     for err in exc.errors()[:5]:
         loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden" and err["loc"]:
+            *above, key = err["loc"]
+            table = Settings
+            for part in above:  # walk down to the table that holds the key; list indices stay as they are
+                if isinstance(part, str) and table is not None:
+                    field = table.model_fields.get(part)
+                    table = None if field is None else _model_in(field.annotation)
+            if table is not None and isinstance(key, str):
+                prefix = "".join(f"{x}." for x in above)
+                parts.append(f"{prefix}{key}: " + _unknown(key, _keys(table), lambda k, _p=prefix: f"{_p}{k}"))
+                continue
         parts.append(f"{loc}: {msg}")
     more = len(exc.errors()) - 5
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

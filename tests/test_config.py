@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import tomli_w
 
@@ -53,3 +55,94 @@ def test_bad_fields_are_named(tmp_path, mutate, message):
     with pytest.raises(ConfigError, match=None) as exc:
         load_settings(write(tmp_path, data))
     assert message in str(exc.value)
+
+
+def copy_good() -> dict:
+    data = {k: (v if not isinstance(v, list) else [dict(x) for x in v]) for k, v in GOOD.items()}
+    data["chain"] = dict(GOOD["chain"])
+    return data
+
+
+@pytest.fixture
+def no_indexer_env(monkeypatch):
+    for var in [v for v in os.environ if v.upper().startswith("INDEXER_")]:
+        monkeypatch.delenv(var)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda d: d.update(databse_url="postgresql+psycopg://u@h/prod"),
+     "databse_url: unknown setting; did you mean database_url?"),
+    (lambda d: d["chain"].update(deploymnet_block=5), "chain.deploymnet_block: unknown setting; did you mean "
+                                                      "chain.deployment_block?"),
+    (lambda d: d["chain"].update(retry={"timout": 3}), "chain.retry.timout: unknown setting; did you mean "
+                                                       "chain.retry.timeout?"),
+    (lambda d: d.update(service={"http_prot": 9000}), "service.http_prot: unknown setting; did you mean "
+                                                      "service.http_port?"),
+    (lambda d: d["tokens"][0].update(symbl="AAPLx"), "tokens.0.symbl: unknown setting; did you mean tokens.0.symbol?"),
+    (lambda d: d["feeds"][0].update(heartbeet=60), "feeds.0.heartbeet: unknown setting; did you mean feeds.0.heartbeat?"),
+    (lambda d: d.update(zzz=1), "zzz: unknown setting; known are chain, tokens, feeds, database_url, policy_path, "
+                                "service, world, events"),
+])
+def test_an_unknown_key_is_an_error_that_suggests_the_nearest_name(tmp_path, no_indexer_env, mutate, message):
+    data = copy_good()
+    mutate(data)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, data))
+    assert str(exc.value) == f"{tmp_path / 'c.toml'}: {message}"
+
+
+def test_the_world_table_stays_free_form(tmp_path, no_indexer_env):
+    s = load_settings(write(tmp_path, {**copy_good(), "world": {"seed": 7, "anything": {"x": 1}}}))
+    assert s.world == {"seed": 7, "anything": {"x": 1}}
+
+
+@pytest.mark.parametrize(("var", "message"), [
+    ("INDEXER_DATABSE_URL", "environment variable INDEXER_DATABSE_URL: unknown setting; did you mean "
+                            "INDEXER_DATABASE_URL?"),
+    ("INDEXER_SERVICE__HTTP_PROT", "environment variable INDEXER_SERVICE__HTTP_PROT: unknown setting; did you mean "
+                                   "INDEXER_SERVICE__HTTP_PORT?"),
+    ("INDEXER_CHAIN__RETRY__MAX_RETIRES", "environment variable INDEXER_CHAIN__RETRY__MAX_RETIRES: unknown setting; "
+                                          "did you mean INDEXER_CHAIN__RETRY__MAX_RETRIES?"),
+    ("INDEXER_CHAIN__RPC_URL", "environment variable INDEXER_CHAIN__RPC_URL: unknown setting; did you mean "
+                               "INDEXER_CHAIN__RPC_URLS?"),
+    ("INDEXER_SERVCE__HTTP_PORT", "environment variable INDEXER_SERVCE__HTTP_PORT: unknown setting; did you mean "
+                                  "INDEXER_SERVICE__HTTP_PORT?"),
+    ("INDEXER_NOTHING_LIKE_IT", "environment variable INDEXER_NOTHING_LIKE_IT: unknown setting; known are "
+                                "INDEXER_CHAIN, INDEXER_TOKENS, INDEXER_FEEDS, INDEXER_DATABASE_URL, INDEXER_POLICY_PATH, "
+                                "INDEXER_SERVICE, INDEXER_WORLD, INDEXER_EVENTS"),
+    ("indexer_policy_pth", "environment variable indexer_policy_pth: unknown setting; did you mean "
+                           "INDEXER_POLICY_PATH?"),
+    ("INDEXER_TOKENS__0__SYMBOL", "environment variable INDEXER_TOKENS__0__SYMBOL: INDEXER_TOKENS is not a table of "
+                                  "settings; set it whole (a list as JSON: INDEXER_TOKENS='[...]')"),
+    ("INDEXER_DATABASE_URL__HOST", "environment variable INDEXER_DATABASE_URL__HOST: INDEXER_DATABASE_URL is not a "
+                                   "table of settings; set it whole (INDEXER_DATABASE_URL=...)"),
+])
+def test_an_unknown_indexer_variable_is_an_error(tmp_path, no_indexer_env, var, message):
+    no_indexer_env.setenv(var, "1")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, GOOD))
+    assert str(exc.value) == message
+
+
+def test_nested_variables_merge_with_the_file_and_ignore_case(tmp_path, no_indexer_env):
+    no_indexer_env.setenv("INDEXER_SERVICE__HTTP_PORT", "9200")
+    no_indexer_env.setenv("indexer_chain__retry__max_retries", "2")
+    no_indexer_env.setenv("INDEXER_WORLD__NOTE", "free-form")
+    s = load_settings(write(tmp_path, {**copy_good(), "service": {"http_port": 1, "sync_interval_s": 7.5},
+                                       "chain": {**GOOD["chain"], "retry": {"timeout": 3}}}))
+    assert (s.service.http_port, s.service.sync_interval_s) == (9200, 7.5)
+    assert (s.chain.retry.max_retries, s.chain.retry.timeout) == (2, 3.0)
+    assert s.chain.rpc_urls == ["http://127.0.0.1:8545"]
+    assert s.world == {"note": "free-form"}
+
+
+def test_precedence_is_override_then_environment_then_file_then_default(tmp_path, no_indexer_env):
+    bare = write(tmp_path, GOOD)
+    assert load_settings(bare).database_url == "sqlite:///collateral.sqlite"
+    filed = tmp_path / "filed.toml"
+    filed.write_text(tomli_w.dumps({**GOOD, "database_url": "sqlite:///file.sqlite"}))
+    assert load_settings(filed).database_url == "sqlite:///file.sqlite"
+    no_indexer_env.setenv("INDEXER_DATABASE_URL", "sqlite:///env.sqlite")
+    assert load_settings(filed).database_url == "sqlite:///env.sqlite"
+    assert load_settings(filed, database_url="sqlite:///flag.sqlite").database_url == "sqlite:///flag.sqlite"

@@ -54,19 +54,27 @@ def start_devchain(
     timeline: Timeline = TIMELINE,
     progress: Callable[[int, int], None] | None = None,
     archive: bool = False,
+    phase: Callable[[str], None] | None = None,
 ) -> DevChain:
     """Start anvil, build the world and write the manifest; on any failure leave nothing running.
-    `archive` keeps every past state (in the state folder), so state can be read at any block."""
+    `archive` keeps every past state (in the state folder), so state can be read at any block.
+    `phase` is told each step by name as it begins (`indexer.devchain.progress`), `progress` the world
+    blocks played so far and their number."""
     if scale not in SCALES:
         raise DevchainError(f"scale {scale!r} is unknown: use one of {', '.join(SCALES)}")
     if (state_dir / "anvil.pid").exists() and _pid_alive(int((state_dir / "anvil.pid").read_text() or 0)):
         raise DevchainError(f"a dev chain already runs from {state_dir}: run `collateral-indexer devchain down` first")
     timeline = replace(timeline, block_seconds=SCALES[scale].block_seconds)
+    if phase is not None:
+        phase(f"starting anvil on port {port}")
     node = AnvilNode.start(port, state_dir, genesis_timestamp=timeline.start - 3 * 3600,
                            prune_history=None if archive else SCALES[scale].prune_history)
     try:
         rpc = RpcClient(node.url, timeout=120)
-        sim, report = build_world(rpc, seed=seed, scale=SCALES[scale], timeline=timeline, progress=progress)
+        sim, report = build_world(rpc, seed=seed, scale=SCALES[scale], timeline=timeline, progress=progress,
+                                  phase=phase)
+        if phase is not None:
+            phase("writing the manifest and the off-chain book")
         data = manifest_data(rpc_url=node.url, seed=seed, scale=SCALES[scale], timeline=timeline,
                              dep=sim.dep, report=report)
         data["world"]["holders"] = {sym: len(h) for sym, h in sim.holders.items()}

@@ -213,13 +213,19 @@ def play_world(
     deployment_block: int,
     progress: Callable[[int, int], None] | None = None,
     check_every: int = 1,
+    phase: Callable[[str], None] | None = None,
 ) -> BuildReport:
-    """Mine the initial distribution and every planned block; verify each block's receipts."""
+    """Mine the initial distribution and every planned block; verify each block's receipts. `phase` is
+    told each step by name, `progress` the blocks played so far and their number."""
     started = time.monotonic()
     writer = ChainWriter(rpc)
     rpc.call("evm_setAutomine", [False])
+    if phase is not None:
+        phase("minting the initial distribution")
     mine_initial_distribution(writer, sim)
     times = sim.block_times()
+    if phase is not None:
+        phase(f"playing {len(times):,} world blocks")
     events: list[dict[str, Any]] = []
     head = deployment_block
     for i in range(0, len(times), 50):
@@ -281,11 +287,16 @@ def build_world(
     scale: Scale,
     timeline: Timeline,
     progress: Callable[[int, int], None] | None = None,
+    phase: Callable[[str], None] | None = None,
 ) -> tuple[WorldSim, BuildReport]:
     deployed_at = timeline.start - 7_200
+    if phase is not None:
+        phase("deploying the world's contracts")
     dep = deploy_world(rpc, deployed_at)
     deployment_block = int(rpc.call("eth_blockNumber"), 16) - 2  # the block of the sanctions oracle
+    if phase is not None:
+        phase(f"planning the world (seed {seed}, scale {scale.name}, {scale.wallets:,} wallets)")
     sim = WorldSim(seed, scale, timeline, dep)
-    report = play_world(rpc, sim, deployment_block=deployment_block, progress=progress)
+    report = play_world(rpc, sim, deployment_block=deployment_block, progress=progress, phase=phase)
     rpc.call("evm_setAutomine", [True])
     return sim, report
