@@ -1,6 +1,7 @@
 """Wallet lookup for risk and support staff: one wallet's holdings, prices, haircuts, eligibility,
 collateral, positions, margin and stress, from the stored risk run (JSON schema in
-docs/wallet-lookup.schema.json, version SCHEMA_VERSION).
+docs/wallet-lookup.schema.json, version SCHEMA_VERSION), led by a sanction or freeze in force at the
+run's block (the wallet's events replayed as the run's snapshot replays them).
 
 Which run: the latest stored run, or with ``block`` / ``at`` the latest run that valued a block at or
 before it. Every query binds its inputs as parameters; addresses are parsed (with their EIP-55
@@ -9,6 +10,7 @@ checksum) before any query.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +21,9 @@ from indexer.errors import IndexerError
 from indexer.store import models as m
 from indexer.store.balances import held_tokens
 from indexer.store.registry import account_row, feed_names, position_rows
+from indexer.token_events import ACCOUNT_EVENTS, fold_account_events
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 class LookupError_(IndexerError):  # noqa: N801 - LookupError is a builtin
@@ -36,6 +39,12 @@ class RunRef:
     policy_hash: str
     market_state: str
     notes: str = ""
+
+
+def addresses_in(text: str) -> list[str]:
+    """The address strings of a wallet list (`--file`, stdin): one address per line (several separated
+    by spaces also do); blank lines, lines starting with ``#`` and the ``# ...`` after an address are skipped."""
+    return [word for line in text.splitlines() for word in line.split("#", 1)[0].split()]
 
 
 def parse_wallets(values: list[str]) -> tuple[list[str], list[dict]]:
@@ -85,10 +94,14 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
              .mappings()}
     account = account_row(conn, wallet)
     feeds = feed_names(conn, chain_id) if feeds is None else feeds
+    sanctioned, frozen_on = restrictions(conn, chain_id, wallet, run.block_number)
     out: dict[str, Any] = {
         "wallet": wallet,
         "checksummed": checksum(wallet[2:]),
         "found": margin is not None or bool(holdings),
+        "headline": headline(sanctioned, frozen_on, None if margin is None else margin["status"]),
+        "sanctioned": sanctioned,
+        "frozen_on": frozen_on,
         "account": None if account is None else {
             "jurisdiction": account["jurisdiction"], "tier": account["tier"], "kyc_status": account["kyc_status"],
             "cash_usd": account["cash_usd"]},
@@ -121,6 +134,29 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
         else:
             out["note"] = "nothing indexed for this wallet: no balance, transfer, account or position"
     return out
+
+
+def restrictions(conn: Connection, chain_id: int, wallet: str, block: int) -> tuple[bool, list[str]]:
+    """(on a sanctions list, the symbols of the tokens that froze it) at `block`: the wallet's freeze and
+    sanction events up to it, replayed as the risk run's snapshot replays them."""
+    te = m.TokenEvent.__table__
+    rows = conn.execute(select(te.c.contract, te.c.event, te.c.args, te.c.block_number).where(
+        te.c.chain_id == chain_id, te.c.event.in_(ACCOUNT_EVENTS), te.c.block_number <= block,
+        te.c.args.contains(wallet, autoescape=True)).order_by(te.c.block_number, te.c.log_index))
+    status = fold_account_events((c, e, json.loads(a), b) for c, e, a, b in rows)
+    mine = {contract: v for (contract, w), v in status.items() if w == wallet}
+    frozen = sorted(c for c, v in mine.items() if v["frozen"])
+    if frozen:
+        t = m.Token.__table__
+        symbols = dict(conn.execute(select(t.c.address, t.c.symbol).where(t.c.chain_id == chain_id,
+                                                                            t.c.address.in_(frozen))).all())
+        frozen = sorted(symbols.get(c, c) for c in frozen)
+    return any(v["sanctioned"] for v in mine.values()), frozen
+
+
+def headline(sanctioned: bool, frozen_on: list[str], status: str | None) -> str | None:
+    """What a lookup leads with: a sanction, then a freeze, before the margin status (None: no run row)."""
+    return "sanctioned" if sanctioned else "frozen" if frozen_on else status
 
 
 def _mark(r) -> dict[str, Any] | None:

@@ -5,6 +5,8 @@ row and return the rows or every problem with its line number. :func:`store` wri
 it has no bad row, in one transaction: a file is never half loaded.
 
 accounts.csv:   wallet, jurisdiction, tier, kyc_status[, cash_usd]
+                (jurisdiction: an assigned ISO 3166-1 alpha-2 code, from pycountry; tier: one the
+                configured policy's [accounts] allowed_tiers names, unless it allows "*")
 positions.csv:  wallet, instrument, base_asset, size, entry_price, leverage
 
 By default a file replaces the whole table (it is the venue's current book); ``merge`` upserts its
@@ -14,6 +16,7 @@ rows by key and keeps the others.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 import time
@@ -22,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import pycountry
 from sqlalchemy import Connection, delete
 
 from indexer.addresses import AddressError, parse_address
 from indexer.errors import IndexerError
+from indexer.risk.policy import load_policy
 from indexer.store import models as m
 from indexer.store.writes import upsert
 
@@ -90,11 +95,42 @@ def _wallet(text: str) -> str:
         raise _Bad(str(exc)) from None
 
 
+# ISO 3166 reserves UK "exceptionally" (at the United Kingdom's request) without assigning it: GB is the code
+_RESERVED_FOR = {"UK": "GB"}
+
+
 def _jurisdiction(text: str) -> str:
     code = text.strip().upper()
-    if len(code) != 2 or not code.isalpha() or not code.isascii():
-        raise _Bad(f"jurisdiction: {text!r} is not an ISO 3166-1 alpha-2 code such as DE or SG")
-    return code
+    if len(code) == 2 and code.isascii() and code.isalpha() and pycountry.countries.get(alpha_2=code) is not None:
+        return code
+    hint = _RESERVED_FOR.get(code)
+    if hint is None:
+        try:  # a name or an alpha-3 code: say which alpha-2 code it is
+            hint = pycountry.countries.lookup(text.strip()).alpha_2
+        except LookupError:
+            hint = None
+    what = ("is not an ISO 3166-1 alpha-2 country code" if len(code) != 2 or not code.isascii() or not code.isalpha()
+            else "is not an assigned ISO 3166-1 alpha-2 country code")
+    raise _Bad(f"jurisdiction: {text!r} {what}" + (f"; did you mean {hint!r}?" if hint else " (such as DE or SG)"))
+
+
+def _tier(tiers: Iterable[str], policy: str):
+    """Tiers the policy allows (matched without regard to case, stored as the policy spells them);
+    a policy that allows "*" takes any tier."""
+    allowed = list(dict.fromkeys(tiers))
+    by_lower = {t.lower(): t for t in allowed}
+    word = _word("tier", 32)
+
+    def parse(text: str) -> str:
+        value = word(text)
+        if "*" in allowed:
+            return value
+        if value.lower() in by_lower:
+            return by_lower[value.lower()]
+        near = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.6)
+        raise _Bad(f"tier: {text!r} is not one of the tiers {policy} allows ({', '.join(allowed)})"
+                   + (f"; did you mean {by_lower[near[0]]!r}?" if near else ""))
+    return parse
 
 
 def _word(what: str, max_len: int, choices: Iterable[str] | None = None):
@@ -114,13 +150,14 @@ def _word(what: str, max_len: int, choices: Iterable[str] | None = None):
     return parse
 
 
-ACCOUNT_COLUMNS = (
-    Column("wallet", _wallet),
-    Column("jurisdiction", _jurisdiction),
-    Column("tier", _word("tier", 32)),
-    Column("kyc_status", _word("kyc_status", 16, KYC_STATUSES)),
-    Column("cash_usd", _number("cash_usd", non_negative=True), required=False, default=0.0),
-)
+def _account_columns(tiers: Iterable[str], policy: str) -> tuple[Column, ...]:
+    return (
+        Column("wallet", _wallet),
+        Column("jurisdiction", _jurisdiction),
+        Column("tier", _tier(tiers, policy)),
+        Column("kyc_status", _word("kyc_status", 16, KYC_STATUSES)),
+        Column("cash_usd", _number("cash_usd", non_negative=True), required=False, default=0.0),
+    )
 
 
 def _position_columns(base_assets: Iterable[str]) -> tuple[Column, ...]:
@@ -190,8 +227,9 @@ def _parse(kind: Kind, text: str, columns: tuple[Column, ...], key: tuple[str, .
     return out
 
 
-def parse_accounts(text: str) -> Parsed:
-    return _parse("accounts", text, ACCOUNT_COLUMNS, ("wallet",))
+def parse_accounts(text: str, tiers: Iterable[str], *, policy: str = "the policy") -> Parsed:
+    """`tiers`: the policy's [accounts] allowed_tiers (["*"]: any); `policy` names it in the messages."""
+    return _parse("accounts", text, _account_columns(tiers, policy), ("wallet",))
 
 
 def parse_positions(text: str, base_assets: Iterable[str]) -> Parsed:
@@ -231,9 +269,20 @@ def position_assets(settings) -> list[str]:
     return base_assets_of(f.name for f in settings.feeds if f.kind in ("crypto", "stablecoin"))
 
 
+def account_tiers(settings) -> tuple[list[str], str]:
+    """(the tiers accounts may have under these settings: their policy's [accounts] allowed_tiers, the
+    policy's name and version for messages)."""
+    policy = load_policy(settings.policy_path)
+    return list(policy.accounts.allowed_tiers), f"policy {policy.meta.name} {policy.meta.version}"
+
+
 def parse_file(kind: Kind, path: str | Path, settings) -> Parsed:
     text = read_file(path)
-    parsed = parse_accounts(text) if kind == "accounts" else parse_positions(text, position_assets(settings))
+    if kind == "accounts":
+        tiers, policy = account_tiers(settings)
+        parsed = parse_accounts(text, tiers, policy=policy)
+    else:
+        parsed = parse_positions(text, position_assets(settings))
     if parsed.problems:
         raise LoadError(str(path), parsed.problems, parsed.rows_seen)
     return parsed
