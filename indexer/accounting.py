@@ -235,6 +235,16 @@ def rebasing_actions(reads: list[StateRead], until: int) -> list[CorporateAction
     return out
 
 
+def rebasing_stored_actions(events: list[MultiplierEvent], reads: list[StateRead], until: int) -> list[CorporateAction]:
+    """A Backed xStock's corporate actions up to `until` from everything stored: its events up to its first
+    state read (`rebasing_event_actions`), then its reads (`rebasing_actions`). An event logged in the block
+    of the first read is before that read (the read answers with the event's effect in place), so it belongs
+    to the events' part: a multiplier raised in that very block is an action there, not lost between the two."""
+    first = reads[0].timestamp if reads else until
+    early = [e for e in events if e.timestamp <= first]
+    return rebasing_event_actions(early, min(first, until)) + rebasing_actions(reads, until)
+
+
 def ui_actions(reads: list[StateRead], updates: list[UiMultiplierUpdate], until: int) -> list[CorporateAction]:
     """The corporate actions of an ERC-8056 token up to time `until`: every change of its multiplier (the
     standard has no fee). Before the first read, each update that took effect is an action of the new

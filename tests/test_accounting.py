@@ -121,6 +121,22 @@ def test_rebasing_actions_from_events_before_any_read():
     assert rebasing_event_actions(events, 700) == rebasing_event_actions(events, 1_000)[:2]  # still pending
 
 
+def test_a_split_logged_in_the_block_of_the_first_read_is_not_lost_between_events_and_reads():
+    """The demo world's TSLAx synced from a node without old state: its 3-for-1 shows as the fold that raised
+    the multiplier, and the first state read is in that very block; neither part alone sees the change."""
+    from indexer.accounting import CorporateAction, MultiplierEvent, StateRead, rebasing_stored_actions
+
+    before, after = WAD * 9_997 // 10_000, 3 * WAD * 9_997 // 10_000 - 11
+    events = [MultiplierEvent(100, "MultiplierUpdated", {"value": str(WAD * 9_998 // 10_000)}),
+              MultiplierEvent(200, "MultiplierUpdated", {"value": str(before)}),
+              MultiplierEvent(500, "MultiplierUpdated", {"value": str(after)})]  # the fold after the split
+    reads = [StateRead(500, after), StateRead(600, after)]
+    assert rebasing_stored_actions(events, reads, 1_000) == [CorporateAction(500, after, before)]
+    # a read before the event leaves the event to the reads' part, where the change is seen between reads
+    reads = [StateRead(400, before), StateRead(500, after)]
+    assert rebasing_stored_actions(events, reads, 1_000) == [CorporateAction(500, after, before)]
+
+
 def test_ui_actions_before_the_first_read_come_from_the_events_old_and_new():
     from indexer.accounting import CorporateAction, StateRead, UiMultiplierUpdate, ui_actions
 

@@ -14,7 +14,7 @@ Everything comes from stored facts, so a run at any synced block is reproducible
   round of the last ``HISTORY_DAYS`` days up to B;
 - proof of reserve: the latest round of the token's reserve feed, with its update time;
 - corporate actions: from every stored state read of each token up to B (and, for ERC-8056 tokens, the
-  announced schedule), by the token's model (`indexer.accounting.rebasing_actions`, `ui_actions`).
+  announced schedule), by the token's model (`indexer.accounting.rebasing_stored_actions`, `ui_actions`).
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ from indexer.accounting import (
     StateRead,
     UiMultiplierUpdate,
     balance_of_units,
-    rebasing_actions,
-    rebasing_event_actions,
     rebasing_multiplier_at,
+    rebasing_stored_actions,
     ui_actions,
     ui_multiplier_at,
     units_model,
@@ -116,8 +115,24 @@ def resolve_block(conn: Connection, chain_id: int, block: int | None = None, at:
     return number, ts, head
 
 
-def load_snapshot(conn: Connection, chain_id: int, block: int | None = None, *, at: int | None = None
-                  ) -> tuple[Snapshot, SnapshotKeys]:
+@dataclass
+class Market:
+    """Everything at block B but the holders: tokens, feeds, their round history and corporate actions."""
+
+    keys: SnapshotKeys
+    token_rows: list[dict]
+    tokens: Tokens
+    feeds: Feeds
+    history: FeedHistory
+    actions: CorporateActions | None
+    multipliers: dict[str, int]
+    feed_index: dict[str, int]
+
+
+def load_market(conn: Connection, chain_id: int, block: int | None = None, *, at: int | None = None,
+                history_days: int | None = HISTORY_DAYS) -> Market:
+    """The tokens and feeds at B with every usable round of the last ``history_days`` days (all stored
+    rounds for None) and every corporate action up to B."""
     number, ts, head = resolve_block(conn, chain_id, block, at)
     toks = token_rows(conn, chain_id)
     all_feeds = feed_rows(conn, chain_id)
@@ -128,12 +143,21 @@ def load_snapshot(conn: Connection, chain_id: int, block: int | None = None, *, 
 
     latest = _latest_rounds(conn, chain_id, all_feeds, number, ts, keys)
     feeds = _feeds(priced, latest)
-    history = _history(conn, chain_id, [f["address"] for f in priced], ts)
+    history = _history(conn, chain_id, [f["address"] for f in priced], ts, history_days)
     state_rows = token_state_history(conn, chain_id, number)  # every read up to B, once: state and actions
     multipliers, states = tokens_in_force(conn, chain_id, toks, number, ts, history=state_rows)
     feed_index = {f["name"]: i for i, f in enumerate(priced)}
     tokens = _tokens(toks, feed_index, by_name, multipliers, states, latest, keys)
     actions = _actions(conn, chain_id, toks, number, ts, state_rows)
+    return Market(keys, toks, tokens, feeds, history, actions, multipliers, feed_index)
+
+
+def load_snapshot(conn: Connection, chain_id: int, block: int | None = None, *, at: int | None = None
+                  ) -> tuple[Snapshot, SnapshotKeys]:
+    m = load_market(conn, chain_id, block, at=at)
+    keys, toks, multipliers, feed_index = m.keys, m.token_rows, m.multipliers, m.feed_index
+    number, ts, head = keys.block_number, keys.block_timestamp, keys.head_block
+    tokens, feeds, history, actions = m.tokens, m.feeds, m.history, m.actions
 
     balances = _balances(conn, chain_id, toks, multipliers, number, head)
     frozen, sanctioned = _account_flags(conn, chain_id, number)
@@ -199,9 +223,9 @@ def _feeds(priced: list[dict], latest: dict[str, dict]) -> Feeds:
     )
 
 
-def _history(conn: Connection, cid: int, feeds: list[str], ts: int) -> FeedHistory:
+def _history(conn: Connection, cid: int, feeds: list[str], ts: int, days: int | None = HISTORY_DAYS) -> FeedHistory:
     offsets, times, answers = [0], [], []
-    since = ts - HISTORY_DAYS * 86_400
+    since = 0 if days is None else ts - days * 86_400
     for feed in feeds:
         rows = [r for r in usable_rounds(conn, cid, feed, since, ts) if r[1] > 0]
         times += [r[0] for r in rows]
@@ -230,9 +254,7 @@ def _actions(conn: Connection, cid: int, toks: list[dict], number: int, ts: int,
         if acc == Accounting.REBASING_SHARES:
             reads = [StateRead(int(r["block_timestamp"]), int(r["multiplier_raw"]), rebasing_params_of_row(r))
                      for r in rows]
-            first = reads[0].timestamp if reads else ts
-            early = [e for e in events.get(t["address"], []) if e.timestamp < first]
-            per_token.append(rebasing_event_actions(early, min(first, ts)) + rebasing_actions(reads, ts))
+            per_token.append(rebasing_stored_actions(events.get(t["address"], []), reads, ts))
         elif acc == Accounting.UI_MULTIPLIER:
             reads = [StateRead(int(r["block_timestamp"]), int(r["multiplier_raw"])) for r in rows]
             per_token.append(ui_actions(reads, schedule.get(t["address"], []), ts))
