@@ -299,3 +299,32 @@ def test_report_in_headless_chromium(short_world, tmp_path):
     assert rendered.tags.get("svg", 0) >= CHARTS and rendered.tags.get("rect", 0) > 100
     text = " ".join(rendered.text)
     assert all(title in text for title in SECTIONS)
+
+
+def test_backtest_section_draws_failure_rates_per_class_and_policy():
+    """'Haircuts against history' from two policies' backtests of one history with a crash: a bar per class,
+    window kind and policy at its failure rate, the expected rate as a tick, the table with Kupiec's verdicts."""
+    from indexer.report.page import _backtest_section
+    from indexer.risk.backtest import backtest
+    from indexer.risk.calendar import xnys
+    from indexer.runs.backtest import BacktestRun
+    from tests.risk.test_backtest import NOW, calm, world
+
+    prices = calm(150, sigma=0.005)
+    prices[120:] *= 0.75  # -25% in one session
+    snap = world(prices)
+    policies = [load_policy("default"), load_policy("kraken_2026")]
+    results = tuple(backtest(snap.tokens, snap.feeds, snap.history, snap.actions, NOW, p, xnys()) for p in policies)
+    run = BacktestRun(31337, 99, NOW, ("default", "kraken_2026"), ("default", "kraken_2026"), ("a", "b"), results,
+                      len(snap.history.updated_at), 0.0, 0.0)
+    html = _backtest_section(run)
+    assert SECTIONS[10] in html and html.count("<svg") == 1
+    ours = next(c for c in results[0].classes if (c.group, c.kind) == ("single_stock", "horizon"))
+    theirs = next(c for c in results[1].classes if (c.group, c.kind) == ("single_stock", "horizon"))
+    assert (ours.failures, ours.statistical_failures, theirs.failures) == (0, 1, 1)  # 25%: more than Kraken's flat 20%, less than ours
+    assert f"kraken_2026: 1/{theirs.windows} failed; no vol part" in html
+    assert f"default: 0/{ours.windows} failed; vol part 1/{ours.windows}" in html
+    assert "single_stock · horizon · kraken_2026: expected at the policy&#x27;s confidence 1.0%" in html
+    # header + (single_stock, all) x 2 policies, horizons only: the feed prints at closes, so no gap has a print
+    assert html.count("<tr>") == 1 + 2 * 2
+    assert "Not backtested" in _backtest_section("nothing is synced yet")

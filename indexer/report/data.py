@@ -143,3 +143,14 @@ def load_venues(conn: Connection, chain_id: int, block: int, venues: Sequence[st
         return compare_at(conn, chain_id, venues, block=block)
     except IndexerError as exc:
         return str(exc).splitlines()[0]
+
+
+def load_backtest(conn: Connection, chain_id: int, block: int, policies: Sequence[str]):
+    """The haircut backtest of `policies` (ours first) over every stored round up to `block` (the run's),
+    recomputed and not stored (`indexer.runs.backtest`); the reason in one line (a str) when it cannot run."""
+    from indexer.runs.backtest import backtest_at
+
+    try:
+        return backtest_at(conn, chain_id, policies, block=block)
+    except IndexerError as exc:
+        return str(exc).splitlines()[0]

@@ -18,7 +18,7 @@ from indexer.report.analysis import (
     stress_sample,
     token_lines,
 )
-from indexer.report.data import ReportData, load_report_data, load_venues
+from indexer.report.data import ReportData, load_backtest, load_report_data, load_venues
 from indexer.report.format import esc, num, pct, usd, usd_short, utc
 from indexer.report.svg import MUTED, bars, columns, empty_chart, line_chart, scatter, stacked_bars
 from indexer.risk import Policy
@@ -35,6 +35,7 @@ SECTIONS = (
     "Collateral over time",
     "Eligibility codes",
     "Venues side by side",
+    "Haircuts against history",
 )
 
 STATUS_COLOURS = {"healthy": "#2e9d5b", "margin_call": "#e39b12", "liquidate": "#d43d3d", "unpriced": "#8e44ad"}
@@ -359,7 +360,59 @@ def _venues_section(v) -> str:
                     f"<h3>Top {num(n)} under-reserved wallets</h3>", chart, table)
 
 
-def render_report(d: ReportData, policy: Policy | None = None, venues=None) -> str:
+def _backtest_section(b) -> str:
+    """The haircut backtest of ours and the venues' rules (`BacktestRun`, a reason, or None)."""
+    title = SECTIONS[10]
+    if b is None or isinstance(b, str):
+        why = b or "no policies were given"
+        return _section(title, "Would the haircuts have covered the moves that followed?",
+                        f'<div class="note">Not backtested: {esc(why)}</div>')
+    from indexer.risk.backtest import ALL
+
+    colours = ["#2563eb", "#f59e0b", "#10b981", "#ef4444"]
+    ref = b.results[0]
+    bar_rows, markers, trows = [], [], []
+    for cell in ref.classes:
+        if not cell.windows:
+            continue
+        for k, (name, bt) in enumerate(zip(b.names, b.results, strict=True)):
+            c = next((x for x in bt.classes if (x.group, x.kind) == (cell.group, cell.kind)), None)
+            if c is None or not c.windows:
+                continue
+            stat = (f"vol part {c.statistical_failures}/{c.statistical_windows} ({pct(c.statistical_rate)}), "
+                    f"Kupiec p {c.statistical_p_value:.3f} {c.statistical_verdict}" if c.statistical_windows
+                    else "no vol part")
+            bar_rows.append((f"{cell.group} · {cell.kind} · {name}", c.rate, colours[k % len(colours)],
+                             f"{name}: {c.failures}/{c.windows} failed; {stat}"))
+            markers.append(bt.expected)
+            trows.append((cell.group, cell.kind, name, num(c.windows), f"{num(c.failures)} ({pct(c.rate)})",
+                          f"{c.p_value:.3f} {c.verdict}",
+                          f"{num(c.statistical_failures)} ({pct(c.statistical_rate)})" if c.statistical_windows else "–",
+                          f"{c.statistical_p_value:.3f} {c.statistical_verdict}" if c.statistical_windows else "–",
+                          pct(c.mean_haircut), pct(c.worst_loss), utc(c.worst_start) if c.worst_start else "–"))
+    if not bar_rows:
+        return _section(title, "Would the haircuts have covered the moves that followed?",
+                        '<div class="note">No window counted: the stored history is shorter than the warm-up '
+                        f"({ref.skipped.warm_up} windows in warm-up).</div>")
+    chart = bars("Share of windows whose adverse move exceeded the whole haircut", bar_rows, pct,
+                 markers=markers, marker_name="expected at the policy's confidence", label_w=330, note_w=430)
+    table = _table(["asset class", "window", "policy", "windows", "failed", "Kupiec p", "vol part failed",
+                    "Kupiec p (vol part)", "mean haircut", "worst move", "worst window from"], trows,
+                   left=(0, 1, 2, 5, 7))
+    every = next(c for c in ref.classes if c.group == ALL and c.kind == "horizon")
+    lead = (f"Every stored round up to block {b.block_number} ({num(b.rounds)} rounds), recomputed and not stored: "
+            f"for each listed token, windows of {ref.horizon_sessions} sessions (non-overlapping) and every weekend "
+            "and holiday gap, each against the haircut the policy sets at its start from the history before it "
+            "(base + volatility + gap + the smallest holding's size add-on). A window fails when the adverse move, "
+            "on prices carried across corporate actions, exceeds that haircut; the vol part counts moves beyond "
+            f"h_vol (h_gap for a gap) alone, the part that claims {pct(ref.confidence)} coverage. Kupiec's "
+            "proportion-of-failures test at 5%: consistent, under-covers (too many failures) or over-covers "
+            f"(fewer than expected). Our policy: {num(every.failures)} of {num(every.windows)} horizon windows failed "
+            f"against an expected {pct(ref.expected)}. The tick on each bar is the expected rate.")
+    return _section(title, lead, chart, table)
+
+
+def render_report(d: ReportData, policy: Policy | None = None, venues=None, backtest=None) -> str:
     """The page as one HTML string."""
     caps_ok = policy is not None and policy.content_hash == d.run["policy_hash"]
     note = ""
@@ -371,7 +424,7 @@ def render_report(d: ReportData, policy: Policy | None = None, venues=None) -> s
     parts = [
         _header(d, note), by_token, by_class, rates, _nearest_section(d), _concentration_section(lines, policy, caps_ok),
         _stress_section(d), _wrong_way_section(d), _history_section(d), _codes_section(d),
-        _venues_section(venues),
+        _venues_section(venues), _backtest_section(backtest),
     ]
     title = f"Collateral risk report · run {d.run['id']} · block {d.run['block_number']}"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -388,13 +441,16 @@ def write_report(engine: Engine, chain_id: int, out_dir: Path, *, run_id: int | 
 
     `policy`: the policy file the run used (e.g. `load_policy(settings.policy_path)`); when its content hash
     matches the run's, the concentration chart draws its caps. `venues`: policies (bundled names or paths, ours
-    first, e.g. `venue_policies(settings.policy_path)`) compared on the run's snapshot in "Venues side by side".
+    first, e.g. `venue_policies(settings.policy_path)`) compared on the run's snapshot in "Venues side by side" and
+    backtested over the stored history up to the run's block in "Haircuts against history".
     Raises ReportError when there is no such run.
     """
     with engine.connect() as conn:
         data = load_report_data(conn, chain_id, run_id)
-        compared = load_venues(conn, chain_id, int(data.run["block_number"]), venues) if venues else None
-    page = render_report(data, policy, compared)
+        block = int(data.run["block_number"])
+        compared = load_venues(conn, chain_id, block, venues) if venues else None
+        tested = load_backtest(conn, chain_id, block, venues) if venues else None
+    page = render_report(data, policy, compared, tested)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "index.html"

@@ -16,20 +16,13 @@ import numpy as np
 from indexer.risk.actions import adjusted_tokens, factor_at, feed_adjuster, history_factors
 from indexer.risk.calendar import MarketState, TradingCalendar, xnys
 from indexer.risk.eligibility import Eligibility, codes_to_names
-from indexer.risk.haircuts import size_haircut, wallet_concentration
+from indexer.risk.haircuts import sigma_haircut, size_haircut, wallet_concentration
 from indexer.risk.inputs import Snapshot
 from indexer.risk.policy import Policy
 from indexer.risk.staleness import SESSION_S, assess_staleness
 from indexer.risk.stress import StressedCovariance, instrument_losses, stressed_covariance
 from indexer.risk.uint256 import to_float_units
-from indexer.risk.volatility import (
-    VolatilityEstimate,
-    continuous_grid,
-    ewma_volatility,
-    log_returns,
-    prices_at_closes,
-    session_grid,
-)
+from indexer.risk.volatility import VolatilityEstimate, feed_sigma
 from indexer.types import Accounting, FeedKind, PriceQuote
 
 _STOCK = FeedKind.STOCK.code
@@ -274,7 +267,6 @@ def assess_feeds(
     Returns the feed table, the session-grid estimate (its correlation is the run's) and that grid."""
     feeds, now = snapshot.feeds, int(snapshot.block_timestamp)
     kinds = np.asarray(feeds.kind, dtype=np.int8)
-    stock = kinds == _STOCK
     has = np.asarray(feeds.has_round, dtype=bool)
     answer = to_float_units(np.where(has, feeds.answer_raw, 0), feeds.decimals)
     updated = np.asarray(feeds.updated_at, dtype=np.int64)
@@ -294,24 +286,12 @@ def assess_feeds(
     vol = policy.volatility
     adjuster = feed_adjuster(snapshot.tokens, len(feeds), adjusted_tokens(snapshot.tokens, snapshot.actions))
     factors = history_factors(snapshot.history, adjuster, snapshot.actions)
-    closes = calendar.closes_up_to(now, vol.lookback_days + 1)
-    grid = session_grid(closes, now, bool(calendar.is_open(now)))
-    est = ewma_volatility(
-        log_returns(prices_at_closes(snapshot.history, feeds.decimals, grid, factors)), vol.ewma_lambda
-    )
-    if (~stock).any():
-        cont = ewma_volatility(log_returns(prices_at_closes(
-            snapshot.history, feeds.decimals, continuous_grid(now, vol.continuous_lookback_days), factors)),
-            vol.ewma_lambda)
-        sigma_raw = np.where(stock, est.sigma_raw, cont.sigma_raw)
-        sigma_last = np.where(stock, est.sigma_last, cont.sigma_last)
-        n_returns = np.where(stock, est.n_returns, cont.n_returns)
-    else:
-        sigma_raw, sigma_last, n_returns = est.sigma_raw, est.sigma_last, est.n_returns
-    floor = np.array([vol.floor[FeedKind.from_code(k).policy_key] for k in kinds.tolist()], dtype=np.float64)
-    sigma = np.maximum(floor, np.where(np.isnan(sigma_raw), vol.sigma_without_history, sigma_raw))
+    fs = feed_sigma(snapshot.history, feeds.decimals, kinds, factors, now,
+                    calendar.closes_up_to(now, vol.lookback_days + 1), bool(calendar.is_open(now)), vol)
+    est, grid, sigma = fs.session, fs.grid, fs.sigma
+    sigma_raw, sigma_last, n_returns = fs.sigma_raw, fs.sigma_last, fs.n_returns
     stale = has & st.stale & ~st.cut_off
-    h_stale = np.where(stale, np.minimum(1.0, vol.z * sigma * np.sqrt(st.age_days)), 0.0)
+    h_stale = np.where(stale, sigma_haircut(vol.z, sigma, st.age_days), 0.0)
 
     window_start = int(grid[0]) if len(grid) else now
     in_window = np.zeros(len(feeds), dtype=np.int64)
@@ -487,7 +467,7 @@ def assess_tokens(
     ).astype(np.uint32)
 
     # Haircut components that depend on the token only (section 4).
-    h_vol = np.minimum(1.0, z * sigma * np.sqrt(vol.horizon_days)) if vol.enabled else np.zeros(n_t)
+    h_vol = sigma_haircut(z, sigma, vol.horizon_days) if vol.enabled else np.zeros(n_t)
     # h_gap: while the market is shut, the business days to the next open; once it has opened, the days of
     # the closure that just ended, for as long as the price is still from before the open (section 4).
     if state == MarketState.OPEN and n_f:
@@ -496,7 +476,7 @@ def assess_tokens(
     else:
         token_gap = np.where(stock, gap_days, 0)
     if policy.gap.enabled:
-        h_gap = np.where(token_gap > 0, np.minimum(policy.gap.cap, z * sigma * np.sqrt(token_gap)), 0.0)
+        h_gap = np.where(token_gap > 0, np.minimum(policy.gap.cap, sigma_haircut(z, sigma, token_gap)), 0.0)
     else:
         h_gap = np.zeros(n_t)
     h_stale = np.where(has_feed, feeds.h_stale[f], 0.0) if n_f and feeds.h_stale is not None else np.zeros(n_t)

@@ -7,6 +7,12 @@ import numpy as np
 from indexer.risk.policy import SizePolicy
 
 
+def sigma_haircut(z: float, sigma, days):
+    """``min(1, z * sigma * sqrt(days))``: the volatility-scaled haircut of ``h_vol`` (days = the horizon),
+    ``h_gap`` (the closure's business days) and ``h_stale`` (the round's age in trading days), section 4."""
+    return np.minimum(1.0, z * np.asarray(sigma, dtype=np.float64) * np.sqrt(days))
+
+
 def band_haircut(value: np.ndarray, bands_from: np.ndarray, bands_addon: np.ndarray) -> np.ndarray:
     """Tiered value bands, applied marginally: the part of ``value`` inside band k takes ``addon[k]``.
 

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from indexer.risk.inputs import FeedHistory
+from indexer.risk.policy import VolatilityPolicy
 from indexer.risk.uint256 import to_float_units
+from indexer.types import FeedKind
 
 DAY_S = 86_400
 
@@ -116,3 +118,37 @@ def ewma_volatility(returns: np.ndarray, lam: float) -> VolatilityEstimate:
     corr = np.clip(corr, -1.0, 1.0)
     np.fill_diagonal(corr, 1.0)
     return VolatilityEstimate(sigma_raw=sigma_raw, sigma_last=sigma_last, corr=corr, n_returns=n_valid)
+
+
+@dataclass(frozen=True)
+class FeedSigma:
+    """Per feed at one instant: the daily sigma a haircut uses and what it came from."""
+
+    sigma: np.ndarray  # max(floor[kind], sigma_raw, or sigma_without_history where there is no return)
+    sigma_raw: np.ndarray  # each feed on its own grid (stock: sessions; 24/7: days); NaN = no history
+    sigma_last: np.ndarray
+    n_returns: np.ndarray
+    session: VolatilityEstimate  # the session-grid estimate: its correlation is the run's
+    grid: np.ndarray  # the session grid it was sampled on
+
+
+def feed_sigma(history: FeedHistory, decimals: np.ndarray, kinds: np.ndarray, factors: np.ndarray | None,
+               now: int, closes: np.ndarray, is_open: bool, vol: VolatilityPolicy) -> FeedSigma:
+    """The volatility the policy sets at ``now`` for every feed (docs/risk.md section 4): stock feeds on the
+    last ``lookback_days`` session ``closes`` (and ``now`` while open), 24/7 feeds on their own daily grid,
+    both on corporate-action adjusted prices (``factors``: per history row), floored per feed kind. Only
+    rounds up to ``now`` enter: the same history gives the sigma of any earlier instant."""
+    kinds = np.asarray(kinds, dtype=np.int8)
+    stock = kinds == FeedKind.STOCK.code
+    grid = session_grid(closes, now, is_open)
+    est = ewma_volatility(log_returns(prices_at_closes(history, decimals, grid, factors)), vol.ewma_lambda)
+    sigma_raw, sigma_last, n_returns = est.sigma_raw, est.sigma_last, est.n_returns
+    if (~stock).any():
+        cont = ewma_volatility(log_returns(prices_at_closes(
+            history, decimals, continuous_grid(now, vol.continuous_lookback_days), factors)), vol.ewma_lambda)
+        sigma_raw = np.where(stock, sigma_raw, cont.sigma_raw)
+        sigma_last = np.where(stock, sigma_last, cont.sigma_last)
+        n_returns = np.where(stock, n_returns, cont.n_returns)
+    floor = np.array([vol.floor[FeedKind.from_code(int(k)).policy_key] for k in kinds.tolist()], dtype=np.float64)
+    sigma = np.maximum(floor, np.where(np.isnan(sigma_raw), vol.sigma_without_history, sigma_raw))
+    return FeedSigma(sigma, sigma_raw, sigma_last, n_returns, est, grid)

@@ -4,11 +4,15 @@ liquidate as the numbers say. Real anvil, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from indexer.chain.rpc import RpcClient
+from indexer.cli import app
 from indexer.devchain.specs import FROZEN_AMZN, FROZEN_MSFT, SANCTIONED, utc
 from indexer.offchain import load_files
 from indexer.risk import Eligibility
@@ -207,3 +211,47 @@ def test_amzn_split_in_the_demo_world_is_no_crash(crash_world):
     tsla = token_rows_of(engine, runs["after"].run_id, "TSLAx")
     assert tsla and all(r.h_vol < 0.25 for r in tsla)
     assert any("TSLAx/USD: volatility history adjusted" in n for n in runs["after"].notes)
+
+
+def test_backtest_on_the_demo_world(crash_world):
+    """`collateral-indexer backtest` over the followed stretch: the same on both databases; the world's splits
+    are no loss; the joint crash is the window that breaks the volatility part, and Kraken's flat haircuts
+    fail where ours hold."""
+    chain, stores = crash_world
+    docs = []
+    for settings, _, _ in stores:
+        res = CliRunner().invoke(app, ["backtest", "--config", str(chain.manifest_path), "--database-url",
+                                       settings.database_url, "--at", "2026-03-13T00:00Z", "--json", "--windows"],
+                                 env={"COLUMNS": "200"})
+        assert res.exit_code == 0, res.output
+        doc = json.loads(res.stdout)
+        doc.pop("seconds")
+        docs.append(doc)
+    assert docs[0] == docs[1]
+    ours, kraken = docs[0]["policies"]
+    assert (ours["name"], kraken["name"]) == ("default", "kraken_2026")
+    windows = [w for w in ours["windows"] if w["kind"] == "horizon"]
+    assert len({w["token"] for w in windows}) == 13 and len(windows) >= 13 * 10
+
+    def spanning(doc, token: str, when: str):
+        return [w for w in doc["windows"] if w["token"] == token and w["start"] < when < w["end"]]
+
+    # AMZN's 2-for-1 (ERC-8056, 2026-03-05 12:00) and TSLAx's 3-for-1 (a Backed xStock, 2026-02-14, found from
+    # its events): the windows across them move by a session's market, not by 50% or 67%
+    for token, when in (("AMZN", "2026-03-05T12:00:00Z"), ("TSLAx", "2026-02-14T12:00:00Z")):
+        across = spanning(ours, token, when)
+        assert across and all(abs(w["loss"]) < 0.15 and not w["failed"] for w in across), (token, across)
+    # the joint crash (2026-03-10..12): the stock windows that span it lose more than the volatility part set
+    # the evening before, and only the crash does that; our whole haircuts hold
+    crash = [w for w in windows if w["start"] < "2026-03-11T00:00:00Z" < w["end"]]
+    assert crash and sum(w["failed_statistical"] for w in crash) >= 8
+    assert all(not w["failed"] for w in ours["windows"])
+    calm = [w for w in windows if w["end"] < "2026-03-10T00:00:00Z"]
+    assert sum(w["failed_statistical"] for w in calm) <= 1
+    every = next(c for c in ours["asset_classes"] if (c["group"], c["kind"]) == ("all", "horizon"))
+    assert every["failures"] == 0 and every["statistical"]["verdict"] == "under-covers"
+    assert every["statistical"]["failures"] == sum(w["failed_statistical"] for w in windows)
+    # Kraken's 10% on broad ETFs is less than SPYx and QQQx lost in the crash
+    spy = spanning(kraken, "SPYx", "2026-03-11T00:00:00Z")
+    assert spy and all(w["failed"] and w["haircut"] == pytest.approx(0.10) for w in spy)
+    assert next(c for c in kraken["asset_classes"] if c["group"] == "all" and c["kind"] == "horizon")["failures"] >= 3
