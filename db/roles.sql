@@ -11,6 +11,10 @@
 --
 --   CREATE ROLE alice LOGIN PASSWORD '...' IN ROLE analyst;
 --
+-- The service's leadership is a row of `leader_leases` (README, "The service"): `analyst` reads it (who
+-- leads, the last tick) but cannot write or lock it (row locks need UPDATE), so a reader can neither take
+-- the lead nor keep the service from leading. Only the schema owner, which the service connects as, can.
+--
 -- The script has no psql meta-commands, so any client can send it as one batch.
 
 DO $$
@@ -33,7 +37,8 @@ $$;
 
 GRANT USAGE ON SCHEMA public TO analyst;
 
--- Read, and nothing else, on every table and view that exists now ...
+-- Read, and nothing else, on every table and view that exists now (the analyst views of 0003 and the
+-- desk's client views of 0008, `client_margin` and `client_collateral`, included) ...
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM analyst;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO analyst;
 

@@ -17,7 +17,8 @@ from indexer.store.engine import alembic_config, make_engine, upgrade
 from tests import ROOT as PROJECT_ROOT
 from tests.conftest import PG_ADMIN, fresh_database
 
-VIEWS = ["holders", "latest_run", "price_latest", "token_exposure", "wallet_collateral", "wallet_margin"]
+VIEWS = ["client_collateral", "client_margin", "holders", "latest_run", "price_latest", "token_exposure",
+         "wallet_collateral", "wallet_margin"]
 DOC = PROJECT_ROOT / "docs" / "sql.md"
 ROLES = PROJECT_ROOT / "db" / "roles.sql"
 WALLET = "0x00000000000000000000000000000000000000aa"
@@ -152,6 +153,14 @@ def test_analyst_role_reads_everything_and_writes_nothing(tmp_path):
                     "CREATE VIEW public.analyst_view AS SELECT 1 AS x",
                     "DROP VIEW holders",
                     "ALTER TABLE blocks ADD COLUMN x integer",
+                    # leadership: the lease can be read, never taken, renewed, locked or held up
+                    "INSERT INTO leader_leases (chain_id, holder, token, acquired_at, renewed_at, expires_at) "
+                    "VALUES (31337, 'analyst', 1, 0, 0, 1e12)",
+                    "UPDATE leader_leases SET holder = 'analyst', token = token + 1",
+                    "DELETE FROM leader_leases",
+                    "SELECT * FROM leader_leases FOR UPDATE",
+                    "SELECT * FROM leader_leases FOR KEY SHARE",
+                    "LOCK TABLE leader_leases IN ROW EXCLUSIVE MODE",
                 ]
                 for sql in writes:
                     with reader.connect() as conn, pytest.raises(Exception, match="permission denied|must be owner"):

@@ -9,9 +9,10 @@
 WITH weekend_runs AS (
     SELECT r.id, r.block_number, r.block_timestamp
     FROM risk_runs r
-    WHERE r.market_state = 'weekend'
+    WHERE r.market_state = 'weekend' AND r.orphaned_at IS NULL
       AND r.block_timestamp > (SELECT MAX(w.block_timestamp) FROM risk_runs w
-                               WHERE w.chain_id = r.chain_id AND w.market_state = 'weekend') - 3 * 86400
+                               WHERE w.chain_id = r.chain_id AND w.market_state = 'weekend'
+                                 AND w.orphaned_at IS NULL) - 3 * 86400
 )
 SELECT wr.id AS run_id, wr.block_number, wr.block_timestamp,
        COUNT(*) AS holdings,

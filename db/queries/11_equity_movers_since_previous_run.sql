@@ -1,11 +1,13 @@
 -- Question: Which wallets' equity moved most between the two latest risk runs, and did their status change?
 -- Parameters: top_n (number of rows)
 -- Columns: wallet, previous_block, block_number, previous_status, status, previous_equity, equity, equity_change
--- "Latest" and "previous" order runs by (block_number, id), as the latest_run view does.
+-- "Latest" and "previous" order runs by (block_number, id), as the latest_run view does, and leave out
+-- runs whose block a reorg removed (orphaned_at set), as it does.
 WITH ordered AS (
     SELECT id, chain_id, block_number,
            ROW_NUMBER() OVER (PARTITION BY chain_id ORDER BY block_number DESC, id DESC) AS k
     FROM risk_runs
+    WHERE orphaned_at IS NULL
 )
 SELECT a.wallet, p.block_number AS previous_block, c.block_number,
        b.status AS previous_status, a.status,

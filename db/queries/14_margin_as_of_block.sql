@@ -1,12 +1,12 @@
 -- Question (as of a block): How did wallets stand, by margin status, in the latest risk run at or before block block?
 -- Parameters: chain_id, block (block number)
 -- Columns: run_id, block_number, block_timestamp, market_state, policy_version, status, wallets, collateral, equity, excess, stressed_excess
--- The run is the one with the highest (block_number, id) at or before block; run `risk run --block N` first
--- when no run valued that block.
+-- The run is the one with the highest (block_number, id) at or before block, among runs whose block is still
+-- on the chain (orphaned_at NULL); run `risk run --block N` first when no run valued that block.
 WITH run AS (
     SELECT id, block_number, block_timestamp, market_state, policy_version
     FROM risk_runs
-    WHERE chain_id = :chain_id AND block_number <= :block
+    WHERE chain_id = :chain_id AND block_number <= :block AND orphaned_at IS NULL
     ORDER BY block_number DESC, id DESC
     LIMIT 1
 )

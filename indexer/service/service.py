@@ -1,9 +1,12 @@
 """`collateral-indexer run`: the sync tick, the reconcile job, the risk run and the feed-staleness watch
-on one APScheduler, behind a leader lock, with /metrics and /healthz.
+on one APScheduler, behind the chain's leader lease (service/leader.py), with /metrics and /healthz.
 
 Jobs never overlap themselves and coalesce missed runs. A job that fails is logged and counted and
 runs again at its next time; the service itself does not die on a bad answer. Stopping (SIGTERM,
-SIGINT) lets the running job finish its transaction, then releases the lock.
+SIGINT) lets the running job finish its transaction, then gives the lease up.
+
+Health is the chain's: each successful sync tick of the leader is stored in the lease row (time, synced
+block, the node's head), so every instance, leader or standby, answers /healthz from the same record.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from indexer.errors import IndexerError
 from indexer.risk import load_policy, stale_feeds, xnys
 from indexer.runs.job import run_and_store
 from indexer.service.http import HealthServer
-from indexer.service.leader import Leadership
+from indexer.service.leader import Deposed, Leadership
 from indexer.service.metrics import Registry
 from indexer.store.engine import open_store
 from indexer.store.progress import synced_head
@@ -39,7 +42,7 @@ log = logging.getLogger(__name__)
 
 def declare(metrics: Registry) -> None:
     g, c = metrics.gauge, metrics.counter
-    g("leader", "1 while this instance holds the leader lock and writes, 0 while it stands by")
+    g("leader", "1 while this instance holds the chain's leader lease and writes, 0 while it stands by")
     g("chain_head_block", "Latest block number the RPC node reports")
     g("synced_block", "Last block written by the sync (checkpoint)")
     g("head_lag_blocks", "Blocks between the node's head and the synced block")
@@ -82,16 +85,15 @@ class Service:
         self.metrics.set("leader", 0)
         self.engine = open_store(settings)
         self.rpc = rpc or RpcClient(settings.chain.rpc_urls)
-        self.leader = Leadership(self.engine, self.chain_id)
+        self.leader = Leadership(self.engine, self.chain_id, poll_s=self.cfg.leader_poll_s)
+        self.leader.install_fence()  # every commit of this engine checks the lease first
         self.ctx: SyncContext | None = None
         self.stop_requested = threading.Event()
         self._risk_dirty = False
         self._last_risk = 0.0
         self._last_tick_wall: float | None = None
-        self._lag_blocks: int | None = None
         self._stale: list[str] = []
         self.last_risk = None
-        self._started = time.time()
         self._writer = threading.Lock()
         # a job still running at its next turn is skipped by design (max_instances=1): not worth a warning
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
@@ -115,7 +117,7 @@ class Service:
         log.info("service started: metrics at http://%s:%d/metrics", self.cfg.http_host, self.http.port)
 
     def stop(self) -> None:
-        """Let the running job finish (one transaction), then release the lock and close."""
+        """Let the running job finish (one transaction), then give the lease up and close."""
         self.stop_requested.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
@@ -143,39 +145,56 @@ class Service:
                     log.warning("%s job failed: %s", name, exc)
                 else:
                     log.exception("%s job failed", name)
+                if isinstance(exc, Deposed) or not self.leader.held:
+                    self._step_down()
         return run
 
     # -- jobs --------------------------------------------------------------------------------
     def elect(self) -> None:
+        """The leader job: renew the lease while leading, else take it over when it is free."""
         was = self.ctx is not None
         if self.leader.try_acquire():
             if not was:
-                self.ctx = prepare(self.settings, self.rpc)
+                try:
+                    self.ctx = prepare(self.settings, self.rpc)
+                except Exception:
+                    self.leader.release()  # this instance cannot lead (the chain unreachable, say): let another
+                    raise
                 self.metrics.set("leader", 1)
                 self._risk_dirty = True
-                log.warning("this instance is now the leader for chain %d", self.chain_id)
+                log.info("this instance (%s) is now the leader for chain %d (fencing token %d)",
+                         self.leader.holder, self.chain_id, self.leader.token)
         elif was:
+            self._step_down()
+
+    def _step_down(self) -> None:
+        if self.ctx is not None:
             self.ctx = None
             self.metrics.set("leader", 0)
+            log.info("this instance (%s) stands by for chain %d", self.leader.holder, self.chain_id)
 
     def is_leader(self) -> bool:
         if self.ctx is None:
             return False
         if not self.leader.still_held():
-            self.ctx = None
-            self.metrics.set("leader", 0)
+            self._step_down()
             return False
         return True
 
     def sync_job(self) -> None:
-        """Tick until caught up (a backfill runs tick after tick), stopping between ticks on request."""
+        """Tick until caught up (a backfill runs tick after tick), stopping between ticks on request. Each
+        tick that ends without an error (it wrote a range, or found nothing new to write) is stored in the
+        lease row with the synced block and the node's head: the record /healthz reads on every instance."""
         while not self.stop_requested.is_set() and self.is_leader():
             result = sync_tick(self.engine, self.ctx)
-            self._observe_head()
-            if result is None:
-                return
+            synced, head, lag_s = self._observe_head()
             self._last_tick_wall = time.time()
             self.metrics.set("last_tick_success_timestamp_seconds", self._last_tick_wall)
+            if not self.leader.record_tick(synced_block=synced, head_block=head, head_lag_seconds=lag_s):
+                self._step_down()
+                return
+            if result is None:
+                return
             self.metrics.inc("ticks_total")
             for kind, n in (("logs", result.logs), ("transfers", result.transfers), ("rounds", result.rounds)):
                 self.metrics.inc("rows_written_total", n, kind=kind)
@@ -184,19 +203,21 @@ class Service:
             self._risk_dirty = True  # a new block moves time: balances of rebasing tokens, round ages
         self._maybe_risk()
 
-    def _observe_head(self) -> None:
+    def _observe_head(self) -> tuple[int | None, int, int | None]:
+        """(synced block, the node's head, chain seconds between them), also set as metrics."""
         head = self.rpc.call("eth_getBlockByNumber", ["latest", False])
         head_n, head_ts = int(head["number"], 16), int(head["timestamp"], 16)
         with self.engine.connect() as conn:
             synced = synced_head(conn, self.chain_id)
         self.metrics.set("chain_head_block", head_n)
-        if synced is not None:
-            cp, ts = synced
-            self._lag_blocks = head_n - cp
-            self.metrics.set("synced_block", cp)
-            self.metrics.set("head_lag_blocks", head_n - cp)
-            self.metrics.set("head_lag_seconds", max(0, head_ts - ts))
         self._collect_rpc()
+        if synced is None:
+            return None, head_n, None
+        cp, ts = synced
+        self.metrics.set("synced_block", cp)
+        self.metrics.set("head_lag_blocks", head_n - cp)
+        self.metrics.set("head_lag_seconds", max(0, head_ts - ts))
+        return cp, head_n, max(0, head_ts - ts)
 
     def _collect_rpc(self) -> None:
         s = self.rpc.stats
@@ -256,15 +277,68 @@ class Service:
 
     # -- health ------------------------------------------------------------------------------
     def health(self) -> Health:
+        """The chain's health from the lease row, the same on the leader and on a standby: unhealthy when
+        no leader ticked successfully within `service.max_lag_seconds` (or never), when the head lag at
+        the last tick passes `service.max_lag_blocks`, or (`service.unhealthy_on_stale_feed`) when a feed
+        is stale."""
         role = "leader" if self.ctx is not None else "standby"
+        cfg = self.cfg
+        detail: dict = {"instance": self.leader.holder, "leader": None, "fencing_token": None,
+                        "lease_expires_in_s": None, "last_tick": None, "last_tick_age_s": None, "last_tick_by": None,
+                        "synced_block": None, "head_block": None, "lag_blocks": None, "lag_seconds": None,
+                        "max_lag_blocks": cfg.max_lag_blocks, "max_lag_seconds": cfg.max_lag_seconds,
+                        "stale_feeds": list(self._stale)}
+        try:
+            lease = self.leader.read()
+        except Exception as exc:  # noqa: BLE001 - an unreadable database is an unhealthy answer, not a 500
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return Health(False, role, [f"the database cannot be read: {first}"], detail)
         reasons: list[str] = []
-        if role == "leader":
-            if self._lag_blocks is not None and self._lag_blocks > self.cfg.max_lag_blocks:
-                reasons.append(f"head lag {self._lag_blocks} blocks > {self.cfg.max_lag_blocks}")
-            since = time.time() - (self._last_tick_wall or self._started)
-            if since > self.cfg.max_lag_seconds:
-                reasons.append(f"no successful sync tick for {since:.0f} s > {self.cfg.max_lag_seconds:.0f} s")
-            if self.cfg.unhealthy_on_stale_feed and self._stale:
-                reasons.append("stale feeds: " + ", ".join(self._stale))
-        return Health(not reasons, role, reasons, {
-            "lag_blocks": self._lag_blocks, "last_tick": self._last_tick_wall, "stale_feeds": self._stale})
+        if lease is not None and lease.live:
+            detail.update(leader=lease.holder, fencing_token=lease.token, lease_expires_in_s=None
+                          if lease.expires_at is None else round(lease.expires_at - lease.now, 3))
+        age = None
+        if lease is not None and lease.last_tick_at is not None:
+            age = max(0.0, lease.now - lease.last_tick_at)
+            lag = None if lease.synced_block is None else max(0, lease.head_block - lease.synced_block)
+            detail.update(last_tick=lease.last_tick_at, last_tick_age_s=round(age, 3),
+                          last_tick_by=lease.last_tick_holder, synced_block=lease.synced_block,
+                          head_block=lease.head_block, lag_blocks=lag, lag_seconds=lease.head_lag_seconds)
+        if age is None:
+            reasons.append(f"no successful sync tick recorded for chain {self.chain_id}"
+                           + ("" if detail["leader"] else " and no instance leads it"))
+        elif age > cfg.max_lag_seconds:
+            reasons.append(f"no successful sync tick for {age:.0f} s > {cfg.max_lag_seconds:.0f} s "
+                           f"(the last by {lease.last_tick_holder}; leader now: {detail['leader'] or 'none'})")
+        if detail["lag_blocks"] is not None and detail["lag_blocks"] > cfg.max_lag_blocks:
+            reasons.append(f"head lag {detail['lag_blocks']} blocks > {cfg.max_lag_blocks} at the last tick")
+        if cfg.unhealthy_on_stale_feed and self._stale:
+            reasons.append("stale feeds: " + ", ".join(self._stale))
+        return Health(not reasons, role, reasons, detail)
+
+    def summary_line(self) -> str:
+        """The one-line status `run --summary-every` prints: the leader's sync and risk; a standby says so and
+        shows the leader's last tick (from the lease row), never a synced block of its own."""
+        h = self.health()
+        d = h.detail
+        if h.role == "leader":
+            v = self.metrics.value
+            parts = ["leader", f"synced {int(v('synced_block') or 0):,}", f"lag {int(v('head_lag_blocks') or 0)} blocks"]
+            run = self.last_risk
+            if run is not None:
+                parts.append(f"risk run {run.run_id} at block {run.block_number} ({run.market_state}): "
+                             f"collateral {run.collateral_usd:,.0f} USD, "
+                             + ", ".join(f"{k} {n:,}" for k, n in run.status_counts.items()))
+        else:
+            parts = [f"standby (leader: {d['leader'] or 'none'})"]
+            if d["last_tick"] is None:
+                parts.append("no leader's tick recorded")
+            else:
+                synced = "nothing synced" if d["synced_block"] is None else f"synced {d['synced_block']:,}"
+                lag = "" if d["lag_blocks"] is None else f", lag {d['lag_blocks']} blocks"
+                parts.append(f"leader's last tick {d['last_tick_age_s']:.0f} s ago by {d['last_tick_by']}: {synced}{lag}")
+        if d["stale_feeds"]:
+            parts.append("stale: " + ", ".join(d["stale_feeds"]))
+        if not h.healthy:
+            parts.append("unhealthy: " + "; ".join(h.reasons))
+        return " · ".join(parts)

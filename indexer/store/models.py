@@ -223,6 +223,29 @@ class SyncCheckpoint(SQLModel, table=True):
     updated_at: int = Field(sa_type=BigInteger)
 
 
+class LeaderLease(SQLModel, table=True):
+    """Who writes for a chain (0007): the service instance holding the lease, and the last successful sync
+    tick of the chain's leader. Only the schema owner writes it (db/roles.sql gives `analyst` SELECT).
+
+    `token` (the fencing token) grows by one at every takeover; every write transaction of the service
+    checks it before its commit, so an instance that lost the lease writes nothing. Times are unix seconds
+    of the database's clock (PostgreSQL) or the host's (SQLite). `expires_at` is NULL on SQLite, where
+    the lease is held as long as the holder's process holds the database's file lock."""
+
+    __tablename__ = "leader_leases"
+    chain_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    holder: str  # the instance: host:pid:random
+    token: int = Field(sa_type=BigInteger)
+    acquired_at: float
+    renewed_at: float
+    expires_at: float | None = None
+    last_tick_at: float | None = None  # the newest successful sync tick of whichever instance led
+    last_tick_holder: str | None = None
+    synced_block: int | None = Field(default=None, sa_type=BigInteger)  # after that tick
+    head_block: int | None = Field(default=None, sa_type=BigInteger)  # the node's head seen then
+    head_lag_seconds: int | None = Field(default=None, sa_type=BigInteger)  # chain time between the two
+
+
 # ---------------------------------------------------------------- off-chain inputs (CSV loaders)
 class Account(SQLModel, table=True):
     """The venue's record of a wallet's owner: what eligibility rules on accounts read (RISK.md s3)."""
@@ -254,8 +277,10 @@ class RiskRunRecord(SQLModel, table=True):
     """One risk run: the block it valued, the policy it used (version and content hash), its totals."""
 
     __tablename__ = "risk_runs"
-    # the latest run per chain and "the run at or before block B" are index probes (0003)
-    __table_args__ = (Index("ix_risk_runs_chain_block", "chain_id", "block_number", "id"),)
+    # the latest run per chain and "the run at or before block B" are index probes (0003); an id is never
+    # given twice, on SQLite either (AUTOINCREMENT, 0007): a report or a ticket citing one names one run
+    __table_args__ = (Index("ix_risk_runs_chain_block", "chain_id", "block_number", "id"),
+                      {"sqlite_autoincrement": True})
     id: int | None = Field(default=None, primary_key=True)
     chain_id: int
     block_number: int = Field(sa_type=BigInteger)
@@ -272,6 +297,9 @@ class RiskRunRecord(SQLModel, table=True):
     started_at: float
     seconds: float
     notes: str = Field(default="", sa_type=Text)  # the run's explanation, one note per line (0006)
+    # unix time of the reorg that removed the block it valued (0007); NULL while that block is on the chain.
+    # Kept for whoever cited the run; the views, the lookup and the report leave such runs out.
+    orphaned_at: float | None = None
 
 
 class RiskHolding(SQLModel, table=True):

@@ -1,8 +1,9 @@
 """Reorgs: find the fork point (a pure rule over stored and current hashes) and roll back above it.
 
 A rollback deletes every fact and block-keyed derived row above the fork, rebuilds the current rows
-(balances, account status) as of the fork, drops the risk runs that valued removed blocks, and moves
-the checkpoint back, in one transaction.
+(balances, account status) as of the fork, marks the risk runs that valued removed blocks orphaned
+(kept, with the reorg's time: an analyst may have cited them), and moves the checkpoint back, in one
+transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from indexer.chain.headers import chain_hashes, read_head
 from indexer.errors import ChainDataError, RpcError
 from indexer.store.balances import holder_rows, holders_changed_above, reset_units_to_history, write_balances
 from indexer.store.progress import delete_facts_above, move_checkpoint_back, recent_blocks
-from indexer.store.runs import delete_runs_above
+from indexer.store.runs import orphan_runs_above
 from indexer.store.state import account_status, multipliers_at, replace_account_status
 from indexer.sync.backfill import complete_indexes
 from indexer.sync.context import SyncContext
@@ -84,5 +85,7 @@ def rollback(conn: Connection, ctx: SyncContext, fork: int) -> None:
         mult = multipliers.get(token, WAD) if model != Accounting.PLAIN else WAD
         write_balances(conn, rescaled_rows(cid, token, model, mult, fork, holder_rows(conn, cid, token)))
     replace_account_status(conn, cid, account_status(conn, cid))  # the events above the fork are gone
-    delete_runs_above(conn, cid, fork)
+    orphaned = orphan_runs_above(conn, cid, fork)
+    if orphaned:
+        log.info("reorg: %d risk run(s) above block %d marked orphaned (kept)", orphaned, fork)
     move_checkpoint_back(conn, cid, fork)
