@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -29,6 +29,7 @@ from rich.progress import (
 
 from indexer.catalog.command import config_app
 from indexer.errors import IndexerError
+from indexer.log_format import LogFormat, configure_logging, error_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Collateral indexer for tokenized stocks.")
 devchain_app = typer.Typer(no_args_is_help=True, help="A local anvil chain with the demo world.")
@@ -56,8 +57,18 @@ MergeOpt = Annotated[bool, typer.Option("--merge", help="Upsert these rows and k
 StateDirOpt = Annotated[Path, typer.Option(help="Folder for the node's state, logs and the manifest.")]
 
 
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+LogFormatOpt = Annotated[LogFormat, typer.Option(
+    "--log-format", case_sensitive=False, help="Log lines on stderr: text, or json (one JSON object per line: time, "
+                                               "level, logger, event and the record's fields).")]
+_log_format = LogFormat.TEXT  # the run's --log-format (set by `main`)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    if _log_format is LogFormat.JSON:  # stderr stays one JSON object per line
+        sys.stderr.write(error_line(message, exit_code=code) + "\n")
+        sys.stderr.flush()
+    else:
+        err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -76,23 +87,38 @@ def _terminate_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+TIME_FORMS = ("unix seconds (e.g. 1773154800) or an ISO 8601 date or time (e.g. 2026-03-10, 2026-03-10T15:00:00Z, "
+              "2026-03-10T10:00:00-05:00; UTC when no offset is given)")
+MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z, the last time ISO 8601 (and datetime) can write
+
+
 def parse_time(value: str) -> int:
-    """Unix seconds from an integer or an ISO 8601 time (UTC when no offset is given)."""
+    """Unix seconds (a whole number >= 0) from an integer or an ISO 8601 date or time (UTC when no offset
+    is given); ValueError saying the accepted forms otherwise."""
     text = value.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is neither unix seconds nor an ISO 8601 time such as "
-                                 "2026-03-10T15:00:00Z") from None
-    return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp())
+    if text.isdigit():
+        seconds = int(text)
+    else:
+        try:
+            t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a time: give {TIME_FORMS}") from None
+        seconds = int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp())
+    if not 0 <= seconds <= MAX_SECONDS:
+        raise ValueError(f"{value!r} is out of range: give a time from 1970-01-01 to 9999-12-31, as {TIME_FORMS}")
+    return seconds
 
 
 def _block_or_time(block: int | None, at: str | None) -> tuple[int | None, int | None]:
+    """`--block N` or `--at TIME` (see parse_time); a bad --at is one line and exit code 2."""
     if block is not None and at is not None:
         fail("give --block or --at, not both")
-    return block, None if at is None else parse_time(at)
+    if at is None:
+        return block, None
+    try:
+        return block, parse_time(at)
+    except ValueError as exc:
+        fail(f"--at {exc}", code=2)
 
 
 # ------------------------------------------------------------------------------------------ dev chain
@@ -126,18 +152,27 @@ def devchain_up(
 
 
 def _start(*, port: int, state_dir: Path, seed: str, scale: str, timeline):
-    """Start the dev chain with a progress bar; one clear line and exit 1 on failure, nothing left running."""
+    """Start the dev chain with a progress bar on a terminal, else one plain line per step on stdout (flushed);
+    one clear line and exit 1 on failure, nothing left running."""
     from indexer.devchain.chain import parse_seed, start_devchain
+    from indexer.devchain.progress import PlainProgress
 
-    columns = [TextColumn("[bold]building world"), BarColumn(), MofNCompleteColumn(), TextColumn("blocks"),
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("blocks"),
                TimeElapsedColumn()]
     try:
         seed_value = parse_seed(seed)
         _terminate_on_sigterm()
-        with Progress(*columns, console=err, transient=True) as progress:
-            task = progress.add_task("world", total=None)
+        if not (console.is_terminal and err.is_terminal):  # a log file, a pipe, CI: a bar would show nothing
+            plain = PlainProgress(sys.stdout)
             chain = start_devchain(port=port, state_dir=state_dir, seed=seed_value, scale=scale, timeline=timeline,
-                                   progress=lambda i, n: progress.update(task, completed=i, total=n))
+                                   progress=plain.blocks, phase=plain.phase)
+        else:
+            with Progress(*columns, console=err, transient=True) as progress:
+                task = progress.add_task("starting", total=None)
+                chain = start_devchain(port=port, state_dir=state_dir, seed=seed_value, scale=scale,
+                                       timeline=timeline,
+                                       progress=lambda i, n: progress.update(task, completed=i, total=n),
+                                       phase=lambda text: progress.update(task, description=text))
     except KeyboardInterrupt:
         fail("interrupted: the dev chain was stopped", 130)
     except IndexerError as exc:
@@ -304,7 +339,10 @@ def sync_cmd(
                 time.sleep(interval)
                 continue
             log.info("tick %d..%d logs=%d transfers=%d rounds=%d reorg_to=%s %.2fs", result.from_block,
-                     result.to_block, result.logs, result.transfers, result.rounds, result.reorg_to, result.seconds)
+                     result.to_block, result.logs, result.transfers, result.rounds, result.reorg_to, result.seconds,
+                     extra={"chain": ctx.chain_id, "from_block": result.from_block, "block": result.to_block,
+                            "logs": result.logs, "transfers": result.transfers, "rounds": result.rounds,
+                            "reorg_to": result.reorg_to, "seconds": round(result.seconds, 3)})
             console.print(f"synced to block {result.to_block} ({result.logs} logs, {result.rounds} rounds)"
                           + (f"; reorg rolled back to {result.reorg_to}" if result.reorg_to is not None else ""),
                           highlight=False)
@@ -327,7 +365,8 @@ def _backfill(engine, ctx, goal: int) -> None:
     columns = [TextColumn("[bold]backfill"), BarColumn(), TaskProgressColumn(), MofNCompleteColumn(),
                TextColumn("blocks · {task.fields[bps]:,.0f} blocks/s · {task.fields[lps]:,.0f} logs/s"),
                TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=False) as progress:
+    # with --log-format json stderr carries JSON lines only: no bar there
+    with Progress(*columns, console=err, transient=False, disable=_log_format is LogFormat.JSON) as progress:
         task = progress.add_task("backfill", total=max(0, goal - first + 1), bps=0.0, lps=0.0)
 
         def show(block: int, logs: int) -> None:  # within a tick: written, committed with the tick
@@ -346,6 +385,10 @@ def _tick_through_faults(tick):
     from indexer.sync.tick import through_passing_faults
 
     def say(exc, pause: float) -> None:
+        if _log_format is LogFormat.JSON:
+            logging.getLogger("indexer.sync").warning("provider trouble (%s): %s; trying again in %.0fs", exc.kind,
+                                                      exc, pause, extra={"kind": exc.kind, "retry_in_s": pause})
+            return
         err.print(f"[yellow]provider trouble ({exc.kind}): {exc}; trying again in {pause:.0f}s[/yellow]",
                   highlight=False, soft_wrap=True)
 
@@ -421,18 +464,7 @@ def _serve(settings, *, seconds: float = 0.0, summary_every: float = 0.0) -> Non
 
 
 def _summary_line(service) -> str:
-    v = service.metrics.value
-    role = "leader" if v("leader") else "standby"
-    parts = [role, f"synced {int(v('synced_block') or 0):,}", f"lag {int(v('head_lag_blocks') or 0)} blocks"]
-    run = service.last_risk
-    if run is not None:
-        parts.append(f"risk run {run.run_id} at block {run.block_number} ({run.market_state}): "
-                     f"collateral {run.collateral_usd:,.0f} USD, "
-                     + ", ".join(f"{k} {n:,}" for k, n in run.status_counts.items()))
-    stale = service.health().detail["stale_feeds"]
-    if stale:
-        parts.append("stale: " + ", ".join(stale))
-    return " · ".join(parts)
+    return service.summary_line()  # a standby shows the leader's last tick, not a sync of its own
 
 
 # ------------------------------------------------------------------------------------------ lookups
@@ -447,34 +479,49 @@ def wallet_cmd(
                                                               "block.")] = None,
     at: AtOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: docs/wallet-lookup.schema.json).")] = False,
+    clients_only: Annotated[bool, typer.Option("--clients-only", help="Answer only the venue's clients (an account "
+                                                                      "on file); refuse other wallets.")] = False,
+    clients: Annotated[bool, typer.Option("--clients", help="No addresses: list the venue's clients nearest a margin "
+                                                            "call.")] = False,
+    top: Annotated[int, typer.Option("--top", min=0, help="With --clients: how many.")] = 20,
 ) -> None:
-    """Look wallets up: holdings, prices, every haircut component, eligibility, collateral, margin, stress."""
+    """Look wallets up: holdings, prices, every haircut component, eligibility, collateral, margin, stress.
+
+    Inputs that are not addresses (and, with --clients-only, wallets with no account on file) are named on
+    stderr and the exit status is 2; the others are still answered."""
+    if clients:
+        if addresses or from_file is not None:
+            fail("--clients lists the clients nearest a margin call: give it without addresses", code=2)
+        client_listing(config=config, database_url=database_url, block=block, at=at, as_json=as_json, top=top)
+        return
     wallet_lookup(addresses or [], from_file=from_file, config=config, database_url=database_url, block=block,
-                  at=at, as_json=as_json)
+                  at=at, as_json=as_json, clients_only=clients_only)
 
 
 def wallet_lookup(addresses: list[str], *, from_file: Path | None, config: Path, database_url: str | None,
-                  block: int | None, at: str | None, as_json: bool) -> None:
-    from indexer.lookup import lookup
-    from indexer.lookup_view import render
+                  block: int | None, at: str | None, as_json: bool, clients_only: bool = False) -> None:
+    from indexer.lookup import NOT_A_CLIENT, addresses_in, lookup
+    from indexer.lookup_view import invalid_lines, render
     from indexer.store.engine import make_engine
 
     block, at_time = _block_or_time(block, at)
     inputs = [a for a in addresses if a != "-"]
     if "-" in addresses:
-        inputs += sys.stdin.read().split()
+        inputs += addresses_in(sys.stdin.read())
     if from_file is not None:
         try:
-            inputs += from_file.read_text().split()
+            inputs += addresses_in(from_file.read_text(encoding="utf-8-sig"))
         except OSError as exc:
             fail(f"cannot read {from_file}: {exc.strerror}")
+        except UnicodeDecodeError as exc:
+            fail(f"cannot read {from_file}: not UTF-8 text ({exc.reason} at byte {exc.start})")
     if not inputs:
         fail("give at least one wallet address (arguments, --file FILE, or '-' for stdin)", code=2)
     try:
         settings = _settings(config, database_url)
         engine = make_engine(settings.database_url)
         with engine.connect() as conn:
-            doc = lookup(conn, settings.chain.chain_id, inputs, block=block, at=at_time)
+            doc = lookup(conn, settings.chain.chain_id, inputs, block=block, at=at_time, clients_only=clients_only)
         engine.dispose()
     except IndexerError as exc:
         fail(str(exc))
@@ -488,8 +535,54 @@ def wallet_lookup(addresses: list[str], *, from_file: Path | None, config: Path,
         print(json.dumps(doc, indent=2))
     else:
         render(doc, console)
-    if doc["invalid"] and not doc["wallets"]:
+    refused = [b for b in doc["invalid"] if b["error"] == NOT_A_CLIENT]  # --clients-only
+    for line in invalid_lines({"invalid": [b for b in doc["invalid"] if b not in refused]}) + [
+            f"[red]not a client[/red] {b['input']}: {b['error']}" for b in refused]:
+        err.print(line, highlight=False, soft_wrap=True)  # the others are answered above; the exit code says so
+    if doc["invalid"]:
         raise typer.Exit(2)
+
+
+def client_listing(*, config: Path, database_url: str | None, block: int | None, at: str | None, as_json: bool,
+                   top: int) -> None:
+    """`wallet --clients`: the venue's clients nearest a margin call in the run (JSON: docs/sql.md, "Client views")."""
+    from rich.text import Text
+
+    from indexer.lookup import clients_nearest_margin_call
+    from indexer.lookup_view import PANEL_EDGE, STATUS_STYLE, Col, table_or_list, usd
+    from indexer.store.engine import make_engine
+
+    block, at_time = _block_or_time(block, at)
+    try:
+        settings = _settings(config, database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            with engine.connect() as conn:
+                doc = clients_nearest_margin_call(conn, settings.chain.chain_id, top=top, block=block, at=at_time)
+        finally:
+            engine.dispose()
+    except IndexerError as exc:
+        fail(str(exc))
+    except Exception as exc:  # a database that is not there, not migrated, or busy
+        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {str(exc).splitlines()[0]} (run "
+             "`collateral-indexer init-db` and a sync first)")
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return
+    run = doc["run"]
+    when = datetime.fromtimestamp(run["block_timestamp"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+    console.print(f"risk run {run['id']} · block {run['block_number']} · {when} · XNYS {run['market_state']} · "
+                  f"policy {run['policy_version']}", highlight=False)
+    console.print(f"{doc['clients']:,} clients: " + ", ".join(f"{k} {v:,}" for k, v in doc["status_counts"].items()),
+                  highlight=False)
+    cols = (Col("client"), Col("status"), Col("equity", number=True), Col("IM", number=True), Col("MM", number=True),
+            Col("excess", number=True), Col("equity/IM", number=True), Col("account"))
+    rows = [[c["checksummed"], Text(c["status"] or "not in run", style=STATUS_STYLE.get(c["status"] or "", "dim")),
+             usd(c["equity"]), usd(c["im"]), usd(c["mm"]), usd(c["excess"]),
+             "-" if c["equity_to_im"] is None else f"{c['equity_to_im']:.3f}",
+             f"{c['jurisdiction']}, {c['tier']}, KYC {c['kyc_status']}"] for c in doc["nearest_margin_call"]]
+    console.print(table_or_list(f"nearest a margin call (first {len(rows)})", cols, rows,
+                                max(console.width - PANEL_EDGE, 20)))
 
 
 @app.command("report")
@@ -516,6 +609,60 @@ def report_cmd(
     except IndexerError as exc:
         fail(str(exc))
     console.print(f"report written to {path}", highlight=False)
+
+
+@app.command("export")
+def export_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the files (created if missing).")] = Path("export"),
+    config: ConfigOpt = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOpt = None,
+    run: Annotated[int | None, typer.Option("--run", help="Export this risk run (default: the latest that is not "
+                                                          "orphaned, at or before --block / --at when given).")] = None,
+    block: Annotated[int | None, typer.Option("--block", help="Balances at this synced block (default: the run's "
+                                                              "block with --run, else the synced head).")] = None,
+    at: AtOpt = None,
+    tables: Annotated[list[str] | None, typer.Option(
+        "--table", "-t", help="run, wallets, holdings, positions or balances; once or more (default: the run's "
+                              "four tables, or balances with --block / --at).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or parquet.")] = "csv",
+    batch_rows: Annotated[int, typer.Option("--batch-rows", min=1, help="Rows read and written at a time.")] = 50_000,
+) -> None:
+    """Write a stored risk run's rows, or every holder's balance of every token at a block, as CSV or Parquet
+    files for BI tools. Exact integers are decimal strings; every table comes from one read transaction."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from indexer.runs.export import export
+    from indexer.store.engine import make_engine
+
+    block, at_time = _block_or_time(block, at)
+    fmt = fmt.lower()
+    if fmt not in ("csv", "parquet"):
+        fail(f"--format {fmt!r}: give csv or parquet", code=2)
+    try:
+        settings = _settings(config, database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            result = export(engine, settings.chain.chain_id, out, tables=tables, run_id=run, block=block, at=at_time,
+                            fmt=fmt, batch_rows=batch_rows)
+        finally:
+            engine.dispose()
+    except IndexerError as exc:
+        fail(str(exc))
+    except SQLAlchemyError as exc:  # a database that is not there, not migrated, or busy
+        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {str(exc).splitlines()[0]} (run "
+             "`collateral-indexer init-db` and a sync first)")
+    if result.run is not None:
+        r = result.run
+        when = datetime.fromtimestamp(r["block_timestamp"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+        orphaned = (f"; orphaned (a reorg removed its block at "
+                    f"{datetime.fromtimestamp(r['orphaned_at'], UTC).strftime('%Y-%m-%d %H:%M UTC')})"
+                    if r.get("orphaned_at") is not None else "")
+        console.print(f"run {r['id']}: block {r['block_number']} ({when}), policy {r['policy_version']}{orphaned}",
+                      highlight=False)
+    if result.block_number is not None:
+        console.print(f"balances at block {result.block_number}", highlight=False)
+    for f in result.files:
+        console.print(f"  {f.path}: {f.rows:,} row{'' if f.rows == 1 else 's'}", highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------ off-chain book
@@ -688,13 +835,127 @@ def risk_compare(
                   + ("" if shown == len(u) else f"; all {len(u):,} with --json"), highlight=False)
 
 
+_VERDICT_STYLE = {"consistent": "green", "over-covers": "cyan", "under-covers": "red", "no windows": "dim"}
+
+
+@app.command("backtest")
+def backtest_cmd(
+    policies: Annotated[list[str] | None, typer.Option(
+        "--policy", help="A policy (bundled name or .toml file), once or more: the first is ours (default: the "
+                         "configuration's policy and kraken_2026).")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOpt = None,
+    block: BlockOpt = None,
+    at: AtOpt = None,
+    min_returns: Annotated[int, typer.Option(
+        "--min-returns", min=2, help="A window counts once its feed's sigma rests on this many returns.")] = 20,
+    tokens: Annotated[bool, typer.Option("--tokens/--no-tokens", help="Also a table per token.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
+    windows: Annotated[bool, typer.Option("--windows", help="With --json: every window too.")] = False,
+) -> None:
+    """Would the policy's haircuts have covered the moves that followed? Over every stored round up to B: per
+    asset class and token, the share of H-session windows and of weekend and holiday gaps whose adverse move
+    exceeded the haircut set at the window's start, against 1 - confidence (Kupiec's test). Nothing is stored."""
+    from rich import box
+    from rich.table import Table
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from indexer.runs.backtest import backtest_document, backtest_policies
+    from indexer.runs.compare import venue_policies
+    from indexer.store.engine import make_engine
+
+    block, at_time = _block_or_time(block, at)
+    try:
+        settings = _settings(config, database_url)
+        specs = list(policies) if policies else venue_policies(settings.policy_path)
+        engine = make_engine(settings.database_url)
+        try:
+            result = backtest_policies(engine, settings.chain.chain_id, specs, block=block, at=at_time,
+                                       min_returns=min_returns)
+        finally:
+            engine.dispose()
+    except IndexerError as exc:
+        fail(str(exc))
+    except SQLAlchemyError as exc:  # a database that is not there, not migrated, or busy
+        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {str(exc).splitlines()[0]} (run "
+             "`collateral-indexer init-db` and a sync first)")
+    if as_json:
+        print(json.dumps(backtest_document(result, windows=windows), indent=2))
+        return
+    first = min((b.first for b in result.results if b.first), default=0)
+    last = max((b.last for b in result.results), default=0)
+    day = lambda ts: datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d") if ts else "-"  # noqa: E731
+    console.print(f"haircut backtest at block {result.block_number}: {result.rounds:,} stored rounds, windows "
+                  f"from {day(first)} to {day(last)}; nothing stored", highlight=False)
+    for k, (name, bt) in enumerate(zip(result.names, result.results, strict=True)):
+        console.print(f"  {'ours' if k == 0 else 'venue'}: {name} {bt.version}: confidence {bt.confidence:.2%}, "
+                      f"expected failure rate {bt.expected:.2%}, horizon {bt.horizon_sessions} sessions",
+                      highlight=False)
+    skipped = vars(result.results[0].skipped)
+    console.print("  not counted: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in skipped.items())
+                  + f" (a window counts once sigma rests on {min_returns} returns)", highlight=False)
+    for note in result.results[0].excluded:
+        console.print(f"  [yellow]not backtested:[/yellow] {note}", highlight=False)
+
+    def pct(x: float) -> str:
+        return "-" if x != x else f"{x:.1%}"
+
+    short = {"consistent": "ok", "under-covers": "under", "over-covers": "over", "no windows": "-"}
+
+    def kupiec(p_value: float, v: str) -> str:
+        return f"{p_value:.3f} [{_VERDICT_STYLE[v]}]{short[v]}[/]"
+
+    def table(title: str, groups: list) -> Table:
+        t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+        t.add_column("", no_wrap=True, min_width=max((len(c.group) for g in groups for c in g), default=1))
+        for col in ("n", "failed", "Kupiec p", "vol part\nfailed", "Kupiec p\n(vol part)"):
+            t.add_column(col, justify="right", no_wrap=True)
+        for g in groups:
+            for c in g:
+                has = c.statistical_windows > 0
+                t.add_row(c.group, f"{c.windows:,}", f"{c.failures:,} {pct(c.rate)}", kupiec(c.p_value, c.verdict),
+                          f"{c.statistical_failures:,} {pct(c.statistical_rate)}" if has else "-",
+                          kupiec(c.statistical_p_value, c.statistical_verdict) if has else "no vol part")
+            t.add_section()
+        return t
+
+    for k, (name, bt) in enumerate(zip(result.names, result.results, strict=True)):
+        who = "ours" if k == 0 else "venue"
+        for kind, what in (("horizon", f"windows of {bt.horizon_sessions} sessions"),
+                           ("gap", "weekend and holiday gaps")):
+            groups = [[c for c in bt.classes if c.kind == kind and c.windows]]
+            if tokens:
+                groups.append([c for c in bt.tokens if c.kind == kind and c.windows])
+            if any(groups):
+                console.print(table(f"{name} ({who}): {what}, per asset class"
+                                    + (" and per token" if tokens else ""), groups))
+    console.print("  failed: the adverse move exceeded the whole haircut set at the window's start; vol part: it "
+                  "exceeded h_vol (a horizon window) or h_gap (a gap) alone; Kupiec's test at 5% against "
+                  "1 - confidence: ok (consistent), under (too many failures), over (fewer than expected)",
+                  highlight=False)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"collateral-indexer {version('collateral-indexer')}")
+        except PackageNotFoundError:
+            typer.echo("collateral-indexer (version unknown: the package is not installed)")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    log_format: LogFormatOpt = LogFormat.TEXT,
+    show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                               help="Print the version and exit.")] = False,
+) -> None:
+    global _log_format
+    _log_format = log_format
+    configure_logging(log_format, logging.DEBUG if verbose else logging.WARNING)
 
 
 if __name__ == "__main__":

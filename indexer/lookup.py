@@ -14,13 +14,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select
 
 from indexer.addresses import AddressError, checksum, parse_address
 from indexer.errors import IndexerError
 from indexer.store import models as m
 from indexer.store.balances import held_tokens
 from indexer.store.registry import account_row, feed_names, position_rows
+from indexer.store.runs import latest_run
 from indexer.token_events import ACCOUNT_EVENTS, fold_account_events
 
 SCHEMA_VERSION = "1.2"
@@ -68,7 +69,7 @@ def parse_wallets(values: list[str]) -> tuple[list[str], list[dict]]:
 def find_run(conn: Connection, chain_id: int, *, block: int | None = None, at: int | None = None) -> RunRef:
     rr = m.RiskRunRecord.__table__
     q = select(rr.c.id, rr.c.block_number, rr.c.block_timestamp, rr.c.policy_version, rr.c.policy_hash,
-               rr.c.market_state, rr.c.notes).where(rr.c.chain_id == chain_id)
+               rr.c.market_state, rr.c.notes).where(rr.c.chain_id == chain_id, rr.c.orphaned_at.is_(None))
     if block is not None:
         q = q.where(rr.c.block_number <= block)
     if at is not None:
@@ -124,7 +125,8 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
         seen = conn.execute(select(t.c.block_number).where(t.c.chain_id == chain_id, t.c.to_address == wallet)
                             .limit(1)).first() or conn.execute(select(t.c.block_number).where(
                                 t.c.chain_id == chain_id, t.c.from_address == wallet).limit(1)).first()
-        later = conn.execute(select(func.max(rr.c.block_number)).where(rr.c.chain_id == chain_id)).scalar()
+        later = conn.execute(select(func.max(rr.c.block_number)).where(rr.c.chain_id == chain_id,
+                                                                       rr.c.orphaned_at.is_(None))).scalar()
         if now_held:
             out["note"] = (f"holds {now_held} token(s) now but was not in run {run.id} (block {run.block_number}); "
                            + ("a later run covers it" if later and later > run.block_number else
@@ -185,9 +187,14 @@ def _holding(r, feeds: dict[str, str]) -> dict[str, Any]:
 
 
 def lookup(conn: Connection, chain_id: int, inputs: list[str], *, block: int | None = None,
-           at: int | None = None) -> dict[str, Any]:
-    """The JSON document for a list of address strings (bad ones are reported, not raised)."""
+           at: int | None = None, clients_only: bool = False) -> dict[str, Any]:
+    """The JSON document for a list of address strings (bad ones are reported, not raised). `clients_only`:
+    a wallet with no account on file is refused like a malformed input (in `invalid`, error NOT_A_CLIENT)."""
     wallets, invalid = parse_wallets(inputs)
+    if clients_only:
+        clients = client_wallets(conn, wallets)
+        invalid += [{"input": checksum(w[2:]), "error": NOT_A_CLIENT} for w in wallets if w not in clients]
+        wallets = [w for w in wallets if w in clients]
     run = find_run(conn, chain_id, block=block, at=at)
     feeds = feed_names(conn, chain_id)
     return {
@@ -199,4 +206,60 @@ def lookup(conn: Connection, chain_id: int, inputs: list[str], *, block: int | N
                 "notes": [n for n in (run.notes or "").split("\n") if n]},
         "wallets": [lookup_wallet(conn, chain_id, run, w, feeds) for w in wallets],
         "invalid": invalid,
+    }
+
+
+# -------------------------------------------------------------------------------- the venue's clients
+# A client is a wallet with an account on file (`accounts`, the book as loaded now), as in the
+# `client_margin` and `client_collateral` views (migration 0008).
+NOT_A_CLIENT = "no account on file: not one of the venue's clients (--clients-only)"
+
+
+def client_wallets(conn: Connection, wallets: list[str]) -> set[str]:
+    """The wallets among these (parsed, lowercase) with an account on file."""
+    a = m.Account.__table__
+    out: set[str] = set()
+    for i in range(0, len(wallets), 500):
+        out.update(conn.execute(select(a.c.wallet).where(a.c.wallet.in_(wallets[i:i + 500]))).scalars())
+    return out
+
+
+def clients_nearest_margin_call(conn: Connection, chain_id: int, *, top: int = 20, block: int | None = None,
+                                at: int | None = None) -> dict[str, Any]:
+    """The venue's clients in the run (the latest that is not orphaned, as `client_margin` shows it, or the
+    latest at or before `block` / `at`) nearest a margin call, first `top` of them: those with margin to
+    meet by equity / IM, lowest first (a margin call is below 1, liquidation below MM / IM), then those with
+    no margin requirement by excess, then clients the run did not value (accounts loaded since). With the
+    count of clients per status."""
+    found = latest_run(conn, chain_id, block=block, at=at)
+    if found is None:
+        where = f" at or before block {block}" if block is not None else f" at or before time {at}" if at is not None else ""
+        raise LookupError_(f"no risk run is stored{where}: run `collateral-indexer risk run` (or the service) first")
+    run = RunRef(found.id, found.block_number, found.block_timestamp, found.policy_version, found.policy_hash,
+                 found.market_state, found.notes)
+    a, w = m.Account.__table__, m.RiskWallet.__table__
+    ratio = w.c.equity / func.nullif(w.c.im, 0)
+    joined = a.outerjoin(w, (w.c.run_id == run.id) & (w.c.wallet == a.c.wallet))
+    group = case((w.c.wallet.is_(None), 2), (w.c.im > 0, 0), else_=1)
+    rows = conn.execute(
+        select(a.c.wallet, a.c.jurisdiction, a.c.tier, a.c.kyc_status, w.c.wallet.is_not(None).label("in_run"),
+               w.c.status, w.c.collateral, w.c.equity, w.c.im, w.c.mm, w.c.excess, ratio.label("equity_to_im"),
+               (w.c.equity / func.nullif(w.c.mm, 0)).label("equity_to_mm"), w.c.stressed_excess, w.c.stale_driven,
+               w.c.unpriced_positions)
+        .select_from(joined).order_by(group, ratio, w.c.excess, a.c.wallet).limit(max(0, top))).mappings().all()
+    counts = {status or "not_in_run": n for status, n in conn.execute(
+        select(w.c.status, func.count()).select_from(joined).group_by(w.c.status)).all()}
+    return {
+        "chain_id": chain_id,
+        "run": {"id": run.id, "block_number": run.block_number, "block_timestamp": run.block_timestamp,
+                "policy_version": run.policy_version, "policy_hash": run.policy_hash,
+                "market_state": run.market_state, "asked": {"block": block, "at": at}},
+        "clients": sum(counts.values()),
+        "status_counts": {k: int(v) for k, v in sorted(counts.items())},
+        "nearest_margin_call": [{
+            **{k: r[k] for k in ("wallet", "jurisdiction", "tier", "kyc_status", "status", "collateral", "equity",
+                                 "im", "mm", "excess", "equity_to_im", "equity_to_mm", "stressed_excess",
+                                 "unpriced_positions")},
+            "checksummed": checksum(r["wallet"][2:]), "in_run": bool(r["in_run"]),
+            "stale_driven": None if r["stale_driven"] is None else bool(r["stale_driven"])} for r in rows],
     }

@@ -102,6 +102,10 @@ def test_latest_run_and_the_views_leave_orphaned_runs_out(db_url):
             assert latest_run(conn, 31337, block=150).id == ids[100]  # the run at 150 valued an orphaned block
             assert latest_run(conn, 1).id == other_chain
             assert latest_run(conn, 31337, block=80) is None
+            # the wallet lookup chooses its run the same way
+            from indexer.lookup import find_run
+            assert find_run(conn, 31337).id == ids[100]
+            assert find_run(conn, 31337, block=150).id == ids[100]
             assert dict(conn.execute(text("SELECT chain_id, run_id FROM latest_run")).all()) == {
                 31337: ids[100], 1: other_chain}
             assert conn.execute(text("SELECT DISTINCT run_id FROM wallet_margin WHERE chain_id = 31337")).scalars() \
