@@ -196,4 +196,6 @@ def scheduled_events(tl: Timeline) -> list[ScheduledEvent]:
         *(ScheduledEvent(d(day, 4), "aggregator_change", "*", {"phase": phase})
           for phase, day in enumerate(PHASE_DAYS, start=2)),
     ]
-    return sorted([e for e in events if e.at < tl.end], key=lambda e: e.at)
+    # every event, also those after the timeline's end: a world built short and then followed block by block
+    # (`devchain live`, the tests' followed chains) meets the rest of its calendar as the full world does
+    return sorted(events, key=lambda e: e.at)

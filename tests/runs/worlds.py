@@ -43,9 +43,9 @@ def load_book(store: Store) -> None:
 
 
 @contextmanager
-def synced_world(folder: Path, days: int, *, seed: int = 7, book: bool = True
+def synced_world(folder: Path, days: int, *, seed: int = 7, book: bool = True, kinds: list[str] = DATABASES
                  ) -> Iterator[tuple[DevChain, RpcClient, list[Store]]]:
-    """The first `days` days of the demo world, synced into a fresh database of each kind (with the
+    """The first `days` days of the demo world, synced into a fresh database of each of `kinds` (with the
     world's accounts and positions unless `book` is false); everything is removed on exit."""
     chain = start_devchain(port=free_port(), state_dir=folder / "chain", seed=seed, scale="small",
                            timeline=short_timeline(days))
@@ -53,7 +53,7 @@ def synced_world(folder: Path, days: int, *, seed: int = 7, book: bool = True
     try:
         with ExitStack() as stack:
             stores = []
-            for kind in DATABASES:
+            for kind in kinds:
                 settings = load_settings(chain.manifest_path, database_url=stack.enter_context(
                     fresh_database(kind, folder)))
                 engine = open_store(settings)
