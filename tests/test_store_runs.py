@@ -106,6 +106,10 @@ def test_latest_run_and_the_views_leave_orphaned_runs_out(db_url):
             from indexer.lookup import find_run
             assert find_run(conn, 31337).id == ids[100]
             assert find_run(conn, 31337, block=150).id == ids[100]
+            # and so does the report, which still reports an orphaned run asked for by id
+            from indexer.report.data import _run
+            assert _run(conn, 31337, None)["id"] == ids[100]
+            assert _run(conn, 31337, ids[150])["orphaned_at"] == 1_767_225_600.5
             assert dict(conn.execute(text("SELECT chain_id, run_id FROM latest_run")).all()) == {
                 31337: ids[100], 1: other_chain}
             assert conn.execute(text("SELECT DISTINCT run_id FROM wallet_margin WHERE chain_id = 31337")).scalars() \

@@ -11,8 +11,8 @@ from indexer.report.data import ReportData
 from indexer.report.format import usd_short
 from indexer.risk import Eligibility
 
-NEAREST_BELOW = 8  # wallets under initial margin shown, worst first
-NEAREST_HEALTHY = 12  # healthy wallets nearest a margin call shown
+SHORT_SHOWN = 12  # wallets under initial margin shown, largest dollar shortfall first
+NEAREST_SHOWN = 12  # healthy wallets nearest the margin-call line shown, in dollars
 MAX_SCATTER_POINTS = 3_000
 
 
@@ -27,14 +27,17 @@ def group(keys: np.ndarray, *values: np.ndarray) -> tuple[list[str], list[np.nda
 def decompose(h: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Split each holding's market value into collateral, the USD each haircut component took (scaled
     down pro rata where the components add up to more than the 100% cap), the concentration cuts, and
-    the value of ineligible holdings."""
+    the value of ineligible holdings; the holdings of non-clients (no account on file: `h["client"]` false) go
+    whole to "outside" instead, and count nothing."""
     mv, elig = h["market_value"], h["eligible"]
+    client = h.get("client", np.ones(len(mv), dtype=bool))
     parts = np.vstack([h["h_base"], h["h_vol"], h["h_size"], h["h_gap"]])
     total = parts.sum(axis=0)
     scale = np.divide(h["haircut"], total, out=np.zeros_like(total), where=total > 0)
-    usd_parts = parts * (mv * scale * elig)
-    return dict(collateral=h["collateral_value"], base=usd_parts[0], vol=usd_parts[1], size=usd_parts[2],
-                gap=usd_parts[3], conc=(h["platform_cut"] + h["wallet_cut"]) * elig, excluded=mv * ~elig)
+    usd_parts = parts * (mv * scale * elig * client)
+    return dict(collateral=h["collateral_value"] * client, base=usd_parts[0], vol=usd_parts[1], size=usd_parts[2],
+                gap=usd_parts[3], conc=(h["platform_cut"] + h["wallet_cut"]) * elig * client,
+                excluded=mv * ~elig * client, outside=mv * ~client)
 
 
 @dataclass
@@ -44,6 +47,8 @@ class TokenLine:
     asset_class: str
     holders: int
     market_value: float
+    client_holders: int  # holders with an account on file
+    client_market_value: float  # what they hold; the rest (parts["outside"]) is held by non-clients
     parts: dict[str, float]
     rates: dict[str, float]
     haircut: float
@@ -67,7 +72,12 @@ def token_lines(d: ReportData) -> list[TokenLine]:
     sums = {k: np.bincount(inv, weights=v, minlength=n) for k, v in parts.items()}
     mv = np.bincount(inv, weights=h["market_value"], minlength=n)
     holders = np.bincount(inv, minlength=n)
-    weights = np.where(mv[inv] > 0, h["market_value"], 1.0)
+    client = h.get("client", np.ones(len(inv), dtype=bool))
+    client_holders = np.bincount(inv, weights=client.astype(float), minlength=n)
+    client_mv = np.bincount(inv, weights=h["market_value"] * client, minlength=n)
+    # the rates a client's holding gets: weighted by the clients' market value (all holders' where none)
+    weights = np.where(client_mv[inv] > 0, h["market_value"] * client,
+                       np.where(mv[inv] > 0, h["market_value"], 1.0))
     wsum = np.bincount(inv, weights=weights, minlength=n)
     rates = {k: np.bincount(inv, weights=h[f"h_{k}"] * weights, minlength=n) / wsum for k in ("base", "vol", "size",
                                                                                                "gap")}
@@ -89,7 +99,8 @@ def token_lines(d: ReportData) -> list[TokenLine]:
         first = int(np.argmax(sel))
         out.append(TokenLine(
             token=tok, symbol=str(h["symbol"][first]), asset_class=str(h["asset_class"][first]),
-            holders=int(holders[i]), market_value=float(mv[i]), parts={k: float(v[i]) for k, v in sums.items()},
+            holders=int(holders[i]), market_value=float(mv[i]), client_holders=int(client_holders[i]),
+            client_market_value=float(client_mv[i]), parts={k: float(v[i]) for k, v in sums.items()},
             rates={k: float(v[i]) for k, v in rates.items()}, haircut=float(haircut[i]), pledged=float(pledged[i]),
             supply=float(d.supply.get(tok, math.nan)),
             platform_cut=float(np.sum(h["platform_cut"][sel])), wallet_cut=float(np.sum(h["wallet_cut"][sel])),
@@ -101,27 +112,42 @@ def token_lines(d: ReportData) -> list[TokenLine]:
     return out
 
 
-def code_table(h: dict[str, np.ndarray]) -> list[tuple[str, int, float]]:
-    """Per eligibility code: holdings with that bit set and their market value (which counts zero)."""
+@dataclass
+class CodeLine:
+    code: str
+    client_holdings: int
+    client_value: float
+    outside_holdings: int  # holdings of non-clients carrying the code
+    outside_value: float
+
+
+def code_table(h: dict[str, np.ndarray]) -> list[CodeLine]:
+    """Per eligibility code: the clients' and the non-clients' holdings with that bit set and their market
+    value (which counts zero), largest total value first."""
     out = []
     codes, mv = h["codes"], h["market_value"]
+    client = h.get("client", np.ones(len(mv), dtype=bool))
     for code in Eligibility:
         hit = (codes & int(code)) != 0
         if hit.any():
-            out.append((str(code.name), int(hit.sum()), float(mv[hit].sum())))
-    out.sort(key=lambda r: (-r[2], r[0]))
+            a, b = hit & client, hit & ~client
+            out.append(CodeLine(str(code.name), int(a.sum()), float(mv[a].sum()), int(b.sum()), float(mv[b].sum())))
+    out.sort(key=lambda r: (-(r.client_value + r.outside_value), r.code))
     return out
 
 
-def nearest_margin_call(w: dict[str, np.ndarray], *, below: int = NEAREST_BELOW,
-                        healthy: int = NEAREST_HEALTHY) -> np.ndarray:
-    """Indices of wallets with positions, by excess / IM ascending: the `below` lowest of those already
-    under initial margin, then the `healthy` ones nearest to it (ties by address)."""
-    idx = np.flatnonzero(w["im"] > 0)
-    ratio = w["excess"][idx] / w["im"][idx]
-    order = idx[np.lexsort((w["wallet"][idx].astype(str), ratio))]
-    ok = w["status"][order] == "healthy"
-    return np.concatenate([order[~ok][:below], order[ok][:healthy]])
+def short_of_margin(w: dict[str, np.ndarray], n: int = SHORT_SHOWN) -> np.ndarray:
+    """Indices of the `n` wallets with positions under initial margin (equity < IM) with the largest dollar
+    shortfall IM - equity, largest first (ties by address)."""
+    idx = np.flatnonzero((w["im"] > 0) & (w["excess"] < 0))
+    return idx[np.lexsort((w["wallet"][idx].astype(str), w["excess"][idx]))][:n]
+
+
+def nearest_margin_call(w: dict[str, np.ndarray], n: int = NEAREST_SHOWN) -> np.ndarray:
+    """Indices of the `n` healthy wallets with positions nearest the margin-call line in dollars: the smallest
+    excess equity - IM first (ties by address)."""
+    idx = np.flatnonzero((w["im"] > 0) & (w["status"] == "healthy"))
+    return idx[np.lexsort((w["wallet"][idx].astype(str), w["excess"][idx]))][:n]
 
 
 def log_bins(values: np.ndarray, n: int = 12) -> tuple[list[str], list[float]]:
@@ -142,14 +168,15 @@ def log_bins(values: np.ndarray, n: int = 12) -> tuple[list[str], list[float]]:
 
 
 def by_asset_class(lines: list[TokenLine], keys: list[str]) -> list[tuple[str, dict[str, float]]]:
-    """The token lines' `parts[k]` for each of `keys`, and their market value as "mv", summed per asset class,
-    largest market value first."""
+    """The token lines' `parts[k]` for each of `keys`, their market value as "mv" and the clients' part of it
+    as "client_mv", summed per asset class, largest market value first."""
     classes: dict[str, dict[str, float]] = {}
     for t in lines:
-        c = classes.setdefault(t.asset_class, dict.fromkeys([*keys, "mv"], 0.0))
+        c = classes.setdefault(t.asset_class, dict.fromkeys([*keys, "mv", "client_mv"], 0.0))
         for k in keys:
             c[k] += t.parts[k]
         c["mv"] += t.market_value
+        c["client_mv"] += t.client_market_value
     return sorted(classes.items(), key=lambda kv: -kv[1]["mv"])
 
 

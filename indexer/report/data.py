@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import Connection, and_, func, select
 
 from indexer.errors import IndexerError
+from indexer.risk import Eligibility
 from indexer.store import models as m
 from indexer.store.registry import token_rows
 from indexer.store.state import token_state_at
@@ -22,6 +23,10 @@ class ReportError(IndexerError):
 
 @dataclass
 class ReportData:
+    """The run's rows as column arrays. `holdings["client"]` and `wallets["client"]` say whether the wallet is
+    one of the venue's clients: it has an account on file, i.e. none of its holdings carries ACCOUNT_UNKNOWN
+    (set by a policy that requires an account)."""
+
     run: dict[str, Any]
     holdings: dict[str, np.ndarray]
     wallets: dict[str, np.ndarray]
@@ -58,14 +63,28 @@ def _columns(rows: Sequence[Sequence[Any]], text: Sequence[str], nums: Sequence[
 def load_report_data(conn: Connection, chain_id: int, run_id: int | None = None) -> ReportData:
     """The run (latest stored for the chain when `run_id` is None), its rows and the chain's run history."""
     run = _run(conn, chain_id, run_id)
-    return ReportData(run=run, holdings=_holdings(conn, chain_id, run["id"]), wallets=_wallets(conn, run["id"]),
+    holdings, wallets = _holdings(conn, chain_id, run["id"]), _wallets(conn, run["id"])
+    mark_clients(holdings, wallets)
+    return ReportData(run=run, holdings=holdings, wallets=wallets,
                       supply=_supply(conn, chain_id, run["block_number"]), history=_history(conn, chain_id))
+
+
+def mark_clients(holdings: dict[str, np.ndarray], wallets: dict[str, np.ndarray]) -> None:
+    """Add the boolean column "client" to both: False for the wallets with no account on file (their holdings
+    carry ACCOUNT_UNKNOWN), True for every other wallet, those with no holding included."""
+    unknown = (holdings["codes"] & int(Eligibility.ACCOUNT_UNKNOWN)) != 0
+    holdings["client"] = ~unknown
+    outside = np.unique(holdings["wallet"][unknown].astype(str))
+    wallets["client"] = ~np.isin(wallets["wallet"].astype(str), outside)
 
 
 def _run(conn: Connection, chain_id: int, run_id: int | None) -> dict[str, Any]:
     R = m.RiskRunRecord
     stmt = select(R).where(R.chain_id == chain_id)
-    stmt = stmt.where(R.id == run_id) if run_id is not None else stmt.order_by(R.block_number.desc(), R.id.desc()).limit(1)
+    # by id any run, an orphaned one too (it is kept so that a cited id still resolves); by default the latest
+    # that is not orphaned, as the `latest_run` view picks it
+    stmt = stmt.where(R.id == run_id) if run_id is not None else stmt.where(R.orphaned_at.is_(None)).order_by(
+        R.block_number.desc(), R.id.desc()).limit(1)
     run = conn.execute(stmt).mappings().first()
     if run is None:
         if run_id is not None:
@@ -108,16 +127,21 @@ def _supply(conn: Connection, chain_id: int, block: int) -> dict[str, float]:
 
 
 def _history(conn: Connection, chain_id: int) -> list[dict[str, Any]]:
-    """Every run of the chain by block time, with its total market value and collateral and its counts of
-    wallets in margin call and liquidation."""
-    R, W = m.RiskRunRecord, m.RiskWallet
+    """Every run of the chain by block time, with its total market value and collateral, the market value held
+    by non-clients (holdings with ACCOUNT_UNKNOWN) and its counts of wallets in margin call and liquidation."""
+    R, W, H = m.RiskRunRecord, m.RiskWallet, m.RiskHolding
     runs = conn.execute(
         select(R.id, R.block_number, R.block_timestamp, R.collateral_usd, R.wallets)
-        .where(R.chain_id == chain_id).order_by(R.block_timestamp, R.id)
+        .where(R.chain_id == chain_id, R.orphaned_at.is_(None)).order_by(R.block_timestamp, R.id)
     ).mappings().all()
     sums = {r: (mv, coll) for r, mv, coll in conn.execute(
         select(W.run_id, func.sum(W.market_value), func.sum(W.collateral))
         .join(R, R.id == W.run_id).where(R.chain_id == chain_id).group_by(W.run_id))}
+    outside = dict(conn.execute(
+        select(H.run_id, func.sum(H.market_value))
+        .join(R, R.id == H.run_id)
+        .where(R.chain_id == chain_id, H.codes.op("&")(int(Eligibility.ACCOUNT_UNKNOWN)) != 0)
+        .group_by(H.run_id)).all())
     counts: dict[int, dict[str, int]] = {}
     for r, status, n in conn.execute(
             select(W.run_id, W.status, func.count())
@@ -128,7 +152,9 @@ def _history(conn: Connection, chain_id: int) -> list[dict[str, Any]]:
     for r in runs:
         mv, coll = sums.get(r["id"], (0.0, 0.0))
         c = counts.get(r["id"], {})
+        non_client = float(outside.get(r["id"]) or 0.0)
         history.append(dict(r, market_value=float(mv or 0.0), collateral=float(coll or 0.0),
+                            client_market_value=float(mv or 0.0) - non_client, non_client_market_value=non_client,
                             margin_call=c.get("margin_call", 0), liquidate=c.get("liquidate", 0)))
     return history
 

@@ -15,6 +15,7 @@ from indexer.report.analysis import (
     group,
     log_bins,
     nearest_margin_call,
+    short_of_margin,
     stress_sample,
     token_lines,
 )
@@ -39,7 +40,7 @@ SECTIONS = (
 )
 
 STATUS_COLOURS = {"healthy": "#2e9d5b", "margin_call": "#e39b12", "liquidate": "#d43d3d", "unpriced": "#8e44ad"}
-SERIES = (  # the parts a holding's market value splits into, in stacking order
+SERIES = (  # the parts a client's holding's market value splits into, in stacking order
     ("collateral", "collateral", "#2e9d5b"),
     ("base", "base haircut", "#4a78c2"),
     ("vol", "volatility add-on", "#7fa6e0"),
@@ -48,6 +49,8 @@ SERIES = (  # the parts a holding's market value splits into, in stacking order
     ("conc", "concentration cut", "#e39b12"),
     ("excluded", "ineligible", "#b8bcc4"),
 )
+NON_CLIENTS = "non-clients (no account on file: ACCOUNT_UNKNOWN)"
+NON_CLIENT_COLOUR = "#c9b68f"
 RATE_SERIES = SERIES[1:5]
 
 
@@ -64,6 +67,8 @@ header .meta code{color:#f9fafb}
 .card{background:#374151;border-radius:8px;padding:8px 12px}
 .card .k{font-size:12px;color:#d1d5db}
 .card .v{font-size:19px;font-weight:600;font-variant-numeric:tabular-nums}
+.group{margin-top:14px;font-size:13px;color:#d1d5db;font-weight:600}
+.group+.cards{margin-top:6px}
 section{background:#fff;border:1px solid var(--line);border-radius:10px;padding:14px 20px 18px;margin-bottom:16px}
 section h2{margin:0 0 4px;font-size:17px}
 p.lead{margin:0 0 10px;color:var(--muted);font-size:13px}
@@ -106,51 +111,76 @@ def _section(title: str, lead: str, *content: str) -> str:
 
 
 def _header(d: ReportData, policy_note: str) -> str:
-    r, w = d.run, d.wallets
-    status = {s: int(np.sum(w["status"] == s)) for s in STATUS_COLOURS}
+    r, w, h = d.run, d.wallets, d.holdings
     wait = int(r["seconds_to_next_open"])
     state = str(r["market_state"])
     if wait > 0:
         state += f" (next open in {wait // 3600}h {wait % 3600 // 60:02d}m)"
-    cards = [
-        ("wallets", num(len(w["wallet"]))), ("holdings", num(len(d.holdings["wallet"]))),
-        ("positions", num(int(r["positions"]))), ("market value", usd(float(np.sum(w["market_value"])))),
-        ("collateral", usd(float(np.sum(w["collateral"])))),
-        *((s.replace("_", " "), num(n)) for s, n in status.items()),
-        ("stressed excess < 0", num(int(np.sum(w["stressed_excess"] < 0)))),
-    ]
+    total_mv = float(np.sum(w["market_value"]))
+
+    def cards(client: bool) -> list[tuple[str, str]]:
+        sel, hsel = w["client"] == client, h["client"] == client
+        mv = float(np.sum(w["market_value"][sel]))
+        out = [("wallets", num(int(sel.sum()))), ("holdings", num(int(hsel.sum()))),
+               ("market value", usd(mv)), ("share of market value", pct(mv / total_mv) if total_mv > 0 else "n/a"),
+               ("collateral", usd(float(np.sum(w["collateral"][sel])))),
+               ("with positions", num(int(np.sum(sel & (w["im"] > 0)))))]
+        if client:
+            out += [(s.replace("_", " "), num(int(np.sum(sel & (w["status"] == s))))) for s in STATUS_COLOURS]
+            out.append(("stressed excess < 0", num(int(np.sum(sel & (w["stressed_excess"] < 0))))))
+        return out
+
     name, version = str(r["policy_name"]), str(r["policy_version"])
     policy_label = version if version.startswith(name + "/") else f"{name}/{version}"
-    card_html = "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div></div>'
-                        for k, v in cards)
+
+    def card_html(items: list[tuple[str, str]]) -> str:
+        return "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div></div>'
+                       for k, v in items)
+
     meta = (f"chain {esc(r['chain_id'])} · block <b>{esc(r['block_number'])}</b> · {esc(utc(r['block_timestamp']))}"
             f" · XNYS {esc(state)}<br>policy <code>{esc(policy_label)}</code> "
             f"sha256 <code>{esc(r['policy_hash'])}</code> · computed {esc(utc(int(r['started_at'])))} "
-            f"in {float(r['seconds']):.2f} s")
+            f"in {float(r['seconds']):.2f} s<br>{esc(num(len(w['wallet'])))} wallets, "
+            f"{esc(num(len(h['wallet'])))} holdings, {esc(num(int(r['positions'])))} positions, "
+            f"{esc(usd(total_mv))} market value in all")
     note = f'<div class="note" style="color:#1f2430">{esc(policy_note)}</div>' if policy_note else ""
     return (f'<header><h1>Collateral risk report · run {esc(r["id"])}</h1><div class="meta">{meta}</div>{note}'
-            f'<div class="cards">{card_html}</div></header>')
+            f'<div class="group">Clients (account on file)</div><div class="cards">{card_html(cards(True))}</div>'
+            '<div class="group">Not clients (no account on file: ACCOUNT_UNKNOWN; their holdings count zero)</div>'
+            f'<div class="cards">{card_html(cards(False))}</div></header>')
 
 
 def _collateral_sections(lines: list[TokenLine]) -> tuple[str, str, str]:
     series = [(name, colour) for _, name, colour in SERIES]
     keys = [k for k, _, _ in SERIES]
 
-    def total_note(mv: float, coll: float) -> str:
-        return f"{usd_short(mv)} → {usd_short(coll)} ({pct(coll / mv, 0) if mv > 0 else 'n/a'})"
+    def total_note(client_mv: float, coll: float, outside: float) -> str:
+        return (f"clients {usd_short(client_mv)} → {usd_short(coll)} "
+                f"({pct(coll / client_mv, 0) if client_mv > 0 else 'n/a'})"
+                + (f" · non-clients {usd_short(outside)}" if outside > 0 else ""))
 
     by_token = stacked_bars(
         "Collateral by token", [(t.symbol, [t.parts[k] for k in keys]) for t in lines], series, usd_short,
-        totals=[total_note(t.market_value, t.parts["collateral"]) for t in lines])
-    token_rows = [(t.symbol, t.asset_class, num(t.holders), usd(t.market_value), usd(t.parts["collateral"]),
+        totals=[total_note(t.client_market_value, t.parts["collateral"], t.parts["outside"]) for t in lines],
+        note_w=300)
+    token_rows = [(t.symbol, t.asset_class, num(t.client_holders), usd(t.client_market_value),
+                   usd(t.parts["collateral"]),
                    usd(t.parts["base"] + t.parts["vol"] + t.parts["size"] + t.parts["gap"]), usd(t.parts["conc"]),
-                   usd(t.parts["excluded"])) for t in lines]
-    token_table = _table(["token", "asset class", "holders", "market value", "collateral", "haircuts",
-                          "concentration cut", "ineligible"], token_rows, left=(0, 1))
+                   usd(t.parts["excluded"]), num(t.holders - t.client_holders), usd(t.parts["outside"]))
+                  for t in lines]
+    token_table = _table(["token", "asset class", "client holders", "clients' value", "collateral", "haircuts",
+                          "concentration cut", "ineligible", "non-client holders", "non-clients' value"], token_rows,
+                         left=(0, 1))
 
-    ordered = by_asset_class(lines, keys)
+    ordered = by_asset_class(lines, [*keys, "outside"])
     by_class = stacked_bars("Collateral by asset class", [(k, [v[s] for s in keys]) for k, v in ordered], series,
-                            usd_short, totals=[total_note(v["mv"], v["collateral"]) for _, v in ordered])
+                            usd_short, totals=[total_note(v["client_mv"], v["collateral"], v["outside"])
+                                               for _, v in ordered], note_w=300)
+    class_table = _table(["asset class", "client market value", "collateral", "collateral / client value",
+                          "non-client market value"],
+                         [(k, usd(v["client_mv"]), usd(v["collateral"]),
+                           pct(v["collateral"] / v["client_mv"]) if v["client_mv"] > 0 else "n/a", usd(v["outside"]))
+                          for k, v in ordered])
 
     rates = stacked_bars(
         "Haircut components per token", [(t.symbol, [t.rates[k] for k, _, _ in RATE_SERIES]) for t in lines],
@@ -158,12 +188,15 @@ def _collateral_sections(lines: list[TokenLine]) -> tuple[str, str, str]:
         totals=[f"haircut {pct(t.haircut)}" + (" (capped at 100%)" if sum(t.rates.values()) > 1 else "")
                 for t in lines])
     return (
-        _section(SECTIONS[0], "Market value held per token, split into what counts as collateral and what each "
-                 "haircut component, the concentration caps and ineligibility took (USD).", by_token, token_table),
-        _section(SECTIONS[1], "The same split per asset class (tokens.asset_class).", by_class),
-        _section(SECTIONS[2], "Value-weighted average haircut rates per token: base (policy, per asset class), "
-                 "volatility (EWMA sigma), size (value bands and liquidity), market-closed gap. Their sum is "
-                 "capped at 100%.", rates),
+        _section(SECTIONS[0], "The market value the clients (wallets with an account on file) hold per token, split "
+                 "into what counts as collateral and what each haircut component, the concentration caps and "
+                 "ineligibility took; the value held by " + NON_CLIENTS + ", which counts nothing, is given beside "
+                 "each bar and in the table (USD).", by_token, token_table),
+        _section(SECTIONS[1], "The same split per asset class (tokens.asset_class), clients apart from "
+                 "non-clients.", by_class, class_table),
+        _section(SECTIONS[2], "Value-weighted average haircut rates per token over the clients' holdings: base "
+                 "(policy, per asset class), volatility (EWMA sigma), size (value bands and liquidity), market-closed "
+                 "gap. Their sum is capped at 100%.", rates),
     )
 
 
@@ -171,32 +204,62 @@ def _nearest_section(d: ReportData) -> str:
     w = d.wallets
     with_pos = w["im"] > 0
     if not with_pos.any():
-        return _section(SECTIONS[3], "Wallets with positions, by excess / initial margin.",
+        return _section(SECTIONS[3], "Wallets with positions, ranked by their margin in dollars.",
                         empty_chart(SECTIONS[3], "no wallet has positions in this run"))
-    order = nearest_margin_call(w)
-    rows, marks, trows = [], [], []
-    for i in order:
-        r = float(w["excess"][i] / w["im"][i])
+
+    def cells(i: int, gap: float) -> tuple[str, ...]:
         st = str(w["status"][i])
-        rows.append((str(w["wallet"][i]), r, STATUS_COLOURS.get(st, MUTED),
-                     f"{pct(r)} · {st.replace('_', ' ')} · excess {usd_short(float(w['excess'][i]))}"))
-        marks.append(float((w["mm"][i] - w["im"][i]) / w["im"][i]))
-        trows.append((esc(w["wallet"][i]), _pill(st),
-                      esc(usd(float(w["collateral"][i]))), esc(usd(float(w["equity"][i]))),
-                      esc(usd(float(w["im"][i]))), esc(usd(float(w["mm"][i]))), esc(usd(float(w["excess"][i]))),
-                      esc(pct(r)), esc(usd(float(w["stressed_excess"][i]))), esc(str(w["binding"][i]))))
-    ratios = [r for _, r, _, _ in rows]
-    domain = (max(min(min(ratios), 0.0), -1.0), max(max(ratios) * 1.05, 0.05))
-    chart = bars(SECTIONS[3], rows, lambda v: pct(v, 0), markers=marks, marker_name="liquidation at",
-                 label_w=320, note_w=300, domain=domain)
+        return (esc(w["wallet"][i]), _pill(st), esc(usd(float(w["collateral"][i]))), esc(usd(float(w["equity"][i]))),
+                esc(usd(float(w["im"][i]))), esc(usd(float(w["mm"][i]))), esc(usd(gap)),
+                esc(pct(gap / float(w["im"][i]))), esc(usd(float(w["stressed_excess"][i]))), esc(str(w["binding"][i])))
+
+    parts = []
+    under = with_pos & (w["excess"] < 0)
+    short = short_of_margin(w)
+    total_short = float(-np.sum(w["excess"][under]))
+    n_under = int(under.sum())
+    parts.append(f"<h3>Under initial margin: {num(n_under)} wallets, {usd(total_short)} short of IM in all; "
+                 "largest shortfall (IM - equity) first"
+                 + (f", the first {num(len(short))} shown" if len(short) < n_under else "") + "</h3>")
+    if len(short):
+        rows, marks, trows = [], [], []
+        for i in short:
+            gap, st = float(-w["excess"][i]), str(w["status"][i])
+            rows.append((str(w["wallet"][i]), gap, STATUS_COLOURS.get(st, MUTED),
+                         f"{st.replace('_', ' ')} · {pct(gap / float(w['im'][i]))} of IM short"))
+            marks.append(float(w["im"][i] - w["mm"][i]))
+            trows.append(cells(int(i), gap))
+        parts += [bars("Shortfall under initial margin", rows, usd_short, markers=marks,
+                       marker_name="liquidation beyond", label_w=320, note_w=300),
+                  _table(["wallet", "status", "collateral", "equity", "IM", "MM", "short (IM - equity)",
+                          "short / IM", "stressed excess", "binding stress"], trows, left=(0, 1, 9), raw=range(10),
+                         mono=(0,))]
+    else:
+        parts.append(empty_chart("Shortfall under initial margin", "no wallet is under initial margin"))
+    near = nearest_margin_call(w)
+    healthy = int(np.sum(with_pos & (w["status"] == "healthy")))
+    parts.append(f"<h3>Healthy: {num(healthy)} wallets; nearest the margin-call line (equity - IM, in dollars) first"
+                 + (f", the first {num(len(near))} shown" if len(near) < healthy else "") + "</h3>")
+    if len(near):
+        rows, trows = [], []
+        for i in near:
+            gap = float(w["excess"][i])
+            rows.append((str(w["wallet"][i]), gap, STATUS_COLOURS["healthy"],
+                         f"{pct(gap / float(w['im'][i]))} of IM above the line"))
+            trows.append(cells(int(i), gap))
+        parts += [bars("Distance to the margin-call line", rows, usd_short, label_w=320, note_w=300),
+                  _table(["wallet", "status", "collateral", "equity", "IM", "MM", "above (equity - IM)",
+                          "above / IM", "stressed excess", "binding stress"], trows, left=(0, 1, 9), raw=range(10),
+                         mono=(0,))]
+    else:
+        parts.append(empty_chart("Distance to the margin-call line", "no wallet with positions is healthy"))
     counts = {s: int(np.sum(w["status"][with_pos] == s)) for s in STATUS_COLOURS}
-    lead = ("Excess over initial margin as a share of it, for the wallets with positions: the worst already under "
-            "IM (below 0: margin call), then the healthy ones nearest to a margin call. Black tick: where "
-            "liquidation starts (equity = MM); bars are clipped at -100%. With positions: "
-            + ", ".join(f"{num(n)} {s.replace('_', ' ')}" for s, n in counts.items()) + ".")
-    table = _table(["wallet", "status", "collateral", "equity", "IM", "MM", "excess", "excess / IM",
-                    "stressed excess", "binding stress"], trows, left=(0, 1, 9), raw=range(10), mono=(0,))
-    return _section(SECTIONS[3], lead, chart, table)
+    lead = ("Wallets with positions, ranked in dollars. Under initial margin (equity < IM): by how much equity falls "
+            "short of IM, largest first; the black tick is the shortfall at which liquidation starts (IM - MM: "
+            "equity = MM). Healthy: by how far equity stands above IM, nearest first, with that distance in percent "
+            "of IM. With positions: " + ", ".join(f"{num(n)} {s.replace('_', ' ')}" for s, n in counts.items())
+            + ".")
+    return _section(SECTIONS[3], lead, *parts)
 
 
 def _concentration_section(lines: list[TokenLine], policy: Policy | None, caps_ok: bool) -> str:
@@ -279,32 +342,48 @@ def _history_section(d: ReportData) -> str:
     hist = d.history
     xs = [float(h["block_timestamp"]) for h in hist]
     money = line_chart("Collateral over time", xs, [
-        ("market value", "#4a78c2", [h["market_value"] for h in hist]),
-        ("collateral", "#2e9d5b", [h["collateral"] for h in hist])], usd_short)
+        ("clients' market value", "#4a78c2", [h["client_market_value"] for h in hist]),
+        ("collateral", "#2e9d5b", [h["collateral"] for h in hist]),
+        ("non-clients' market value", "#b59f6b", [h["non_client_market_value"] for h in hist])], usd_short)
     status = line_chart("Wallets in margin call or liquidation over time", xs, [
         ("margin call", STATUS_COLOURS["margin_call"], [float(h["margin_call"]) for h in hist]),
         ("liquidate", STATUS_COLOURS["liquidate"], [float(h["liquidate"]) for h in hist])], num, height=200)
-    rows = [(str(h["id"]), num(h["block_number"]), utc(h["block_timestamp"]), usd(h["market_value"]),
-             usd(h["collateral"]), num(h["margin_call"]), num(h["liquidate"])) for h in hist[-20:]]
-    table = _table(["run", "block", "block time", "market value", "collateral", "margin call", "liquidate"], rows,
-                   left=(2,))
-    return _section(SECTIONS[7], f"Every stored run of this chain ({num(len(hist))}), by block time: total market "
-                    "value and collateral, and the wallets in margin call or liquidation (last 20 runs in the table).",
+    rows = [(str(h["id"]), num(h["block_number"]), utc(h["block_timestamp"]), usd(h["client_market_value"]),
+             usd(h["collateral"]), usd(h["non_client_market_value"]), num(h["margin_call"]), num(h["liquidate"]))
+            for h in hist[-20:]]
+    table = _table(["run", "block", "block time", "client market value", "collateral", "non-client market value",
+                    "margin call", "liquidate"], rows, left=(2,))
+    return _section(SECTIONS[7], f"Every stored run of this chain ({num(len(hist))}), by block time: the market "
+                    "value the clients hold and their collateral, the market value held by " + NON_CLIENTS
+                    + " (counted zero), and the wallets in margin call or liquidation (last 20 runs in the table).",
                     money, status, table)
 
 
 def _codes_section(d: ReportData) -> str:
-    rows = code_table(d.holdings)
-    mv = float(np.sum(d.holdings["market_value"]))
-    excluded = float(np.sum(d.holdings["market_value"][~d.holdings["eligible"]]))
+    h = d.holdings
+    rows = code_table(h)
+    mv, client = h["market_value"], h["client"]
+    client_mv, outside = float(np.sum(mv[client])), float(np.sum(mv[~client]))
+    excluded = float(np.sum(mv[client & ~h["eligible"]]))
     if not rows:
         return _section(SECTIONS[8], "Every holding is eligible.", empty_chart(SECTIONS[8], "no ineligible holding"))
-    chart = bars(SECTIONS[8], [(n, v, "#b8bcc4", f"{num(c)} holdings") for n, c, v in rows], usd_short, label_w=220)
-    table = _table(["code", "holdings", "market value excluded"], [(n, num(c), usd(v)) for n, c, v in rows])
+    # each code's bar: the clients' value it refused; ACCOUNT_UNKNOWN's (only non-clients carry it): theirs
+    bar_rows = [(r.code, r.outside_value, NON_CLIENT_COLOUR, f"{num(r.outside_holdings)} holdings of non-clients")
+                if r.code == "ACCOUNT_UNKNOWN" else
+                (r.code, r.client_value, "#b8bcc4", f"{num(r.client_holdings)} holdings of clients"
+                 + (f" (and {num(r.outside_holdings)} of non-clients)" if r.outside_holdings else ""))
+                for r in rows]
+    chart = bars(SECTIONS[8], bar_rows, usd_short, label_w=220, note_w=300)
+    table = _table(["code", "client holdings", "client market value excluded", "non-client holdings",
+                    "non-client market value"],
+                   [(r.code, num(r.client_holdings), usd(r.client_value), num(r.outside_holdings), usd(r.outside_value))
+                    for r in rows])
     return _section(
-        SECTIONS[8], f"Holdings refused per eligibility code (a holding can carry several codes, so the rows overlap). "
-        f"Ineligible in all: {usd(excluded)} of {usd(mv)} market value ({pct(excluded / mv) if mv > 0 else 'n/a'}).",
-        chart, table)
+        SECTIONS[8], "Holdings refused per eligibility code (a holding can carry several codes, so the rows overlap). "
+        f"Clients: {usd(excluded)} of their {usd(client_mv)} market value ineligible "
+        f"({pct(excluded / client_mv) if client_mv > 0 else 'n/a'}). Held by {NON_CLIENTS}: {usd(outside)} "
+        f"({pct(outside / (client_mv + outside)) if client_mv + outside > 0 else 'n/a'} of all market value), none "
+        "of it counted.", chart, table)
 
 
 VENUE_TOP = 20  # under-reserved wallets in the venues section

@@ -76,7 +76,7 @@ def run_and_store(engine: Engine, chain_id: int, policy_path: str, *, block: int
         market_state=MarketState(run.market_state).name.lower(), wallets=len(keys.wallets),
         holdings=len(snapshot.holdings), positions=len(snapshot.positions),
         collateral_usd=float(run.wallets.collateral.sum()),
-        status_counts={s.name.lower(): int(status[s]) for s in MarginStatus}, notes=run_notes(run, keys),
+        status_counts={s.name.lower(): int(status[s]) for s in MarginStatus}, notes=run_notes(run, keys, policy),
         load_s=t1 - t0, compute_s=t2 - t1, write_s=t3 - t2)
     log.info("risk run %d at block %d: %d wallets, %d holdings, collateral %.2f USD, %s (load %.2fs, run %.2fs, "
              "write %.2fs)", run_id, keys.block_number, summary.wallets, summary.holdings, summary.collateral_usd,
@@ -95,7 +95,7 @@ def store_run(conn: Connection, run: RiskRun, snapshot: Snapshot, keys: Snapshot
         market_state=state, seconds_to_next_open=run.seconds_to_next_open, wallets=len(keys.wallets),
         holdings=len(run.holdings.wallet_idx), positions=len(run.positions.wallet_idx),
         collateral_usd=float(w.collateral.sum()), started_at=started_at, seconds=seconds,
-        notes="\n".join(run_notes(run, keys)))
+        notes="\n".join(run_notes(run, keys, policy)))
     ).inserted_primary_key[0]
 
     h = run.holdings
@@ -162,9 +162,23 @@ def position_rows_of(run: RiskRun, snapshot: Snapshot, keys: SnapshotKeys, run_i
             for i in range(len(p.wallet_idx))]
 
 
-def run_notes(run: RiskRun, keys: SnapshotKeys) -> list[str]:
-    """What the loader and the engine said about this run, loader first."""
-    return [*keys.notes, *run.notes]
+def run_notes(run: RiskRun, keys: SnapshotKeys, policy: Policy | None = None) -> list[str]:
+    """What the loader and the engine said about this run, loader first, then (given the policy) each token
+    held that the policy does not list."""
+    return [*keys.notes, *run.notes, *(unlisted_token_notes(run, keys, policy) if policy is not None else ())]
+
+
+def unlisted_token_notes(run: RiskRun, keys: SnapshotKeys, policy: Policy) -> list[str]:
+    """One note per token present in the run's holdings that `policy` does not list: it counts zero
+    (TOKEN_NOT_ELIGIBLE), so the note gives the market value left out."""
+    h = run.holdings
+    token_idx = np.asarray(h.token_idx, dtype=np.int64)
+    n = len(keys.token_symbols)
+    value = np.bincount(token_idx, weights=np.asarray(h.market_value, dtype=np.float64), minlength=n)
+    count = np.bincount(token_idx, minlength=n)  # one holding per wallet and token: its holders
+    return [f"{sym}: not listed in policy {policy.version_string}: held by {count[t]:,} wallets, "
+            f"{value[t]:,.2f} USD of market value left out (TOKEN_NOT_ELIGIBLE)"
+            for t, sym in enumerate(keys.token_symbols) if count[t] and sym not in policy.tokens]
 
 
 def _insert(conn: Connection, table, rows: list[dict], chunk: int = 5_000) -> None:

@@ -143,8 +143,8 @@ def test_joint_crash_moves_wallets_to_margin_call_or_liquidation(crash_world, wh
     shorts = {p.wallet for p in positions if p.size < 0} - longs
 
     stressed = lambda run: sum(1 for w in run.values() if w.status != "healthy")  # noqa: E731
-    # measured: 151 wallets stressed on the calm day (nearly all long crypto and under water already), 189
-    # after the crash (synced to day 61, then followed). TSLAx's 3-for-1 split (day 43) and AMZN's 2-for-1
+    # measured: 23 wallets stressed on the calm day (20 margin call, 3 liquidate of 223 with positions), 98 after
+    # the crash (28 margin call, 70 liquidate), 75 longs moved from healthy (synced to day 61, then followed). TSLAx's 3-for-1 split (day 43) and AMZN's 2-for-1
     # (day 62) are no crash in their adjusted histories (h_vol about 0.15 and 0.09 on the calm day against
     # 0.97 and 0.56 unadjusted), so their holders are not stressed by a split
     assert stressed(after) > stressed(before) + 30
