@@ -45,7 +45,7 @@ $(STAMP_BROWSER): $(STAMP_PY)
 browser: $(STAMP_BROWSER)
 
 demo: setup
-	$(VENV)/bin/collateral-indexer demo --port $${DEMO_PORT:-8545}
+	$(VENV)/bin/collateral-indexer demo --port $${DEMO_PORT:-8545} --days $${DEMO_DAYS:-0}
 
 test: setup $(STAMP_BROWSER)
 	$(VENV)/bin/ruff check .

@@ -3,6 +3,11 @@
 anvil keeps its state and caches under $HOME/.foundry; it runs here with HOME pointed into the
 dev chain's own folder and `--prune-history N` (N states in memory: deep enough for reorg tests,
 no gigabytes on disk), and the folder is removed when the chain goes down.
+
+An archive node (`prune_history=None`) keeps every past state: anvil holds the recent ones in memory and
+writes each older one to `STATE_DIR/states` (`--cache-path`), up to `--max-persisted-states`; without that
+limit it deletes all but the last few thousand, and the sync of a long world then finds no state for its
+early blocks. The folder is removed with the chain.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from indexer.errors import DevchainError, RpcError
 CHAIN_ID = 31337
 # Block gas limit high enough for the world's batches; gas is free (base fee 0, gas price 0).
 GAS_LIMIT = 3_000_000_000
+# States an archive node keeps on disk: more than any world's blocks (the small world has about 5,800).
+ARCHIVE_STATES = 1_000_000
+STATES_DIR = "states"  # the archive node's persisted states, inside the state folder
 
 
 def anvil_binary() -> str:
@@ -83,7 +91,7 @@ class AnvilNode:
         state_dir: Path,
         *,
         genesis_timestamp: int | None = None,
-        prune_history: int = 256,
+        prune_history: int | None = 256,
         timeout: float = 30.0,
     ) -> AnvilNode:
         if not 0 < port < 65536:
@@ -99,7 +107,7 @@ class AnvilNode:
             "--host", "127.0.0.1",
             "--port", str(port),
             "--chain-id", str(CHAIN_ID),
-            *_history_args(prune_history),
+            *_history_args(prune_history, state_dir / STATES_DIR),
             "--auto-impersonate",
             "--block-base-fee-per-gas", "0",
             "--gas-limit", str(GAS_LIMIT),
@@ -156,8 +164,9 @@ class AnvilNode:
         pid_file = self.state_dir / "anvil.pid"
         if pid_file.exists():
             pid_file.unlink()
-        # the foundry folder under HOME can grow large: never leave it behind
+        # the foundry folder under HOME and an archive's persisted states can grow large: never leave them behind
         shutil.rmtree(self.state_dir / "home", ignore_errors=True)
+        shutil.rmtree(self.state_dir / STATES_DIR, ignore_errors=True)
         if remove_state:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -186,9 +195,9 @@ def stop_process_group(pid: int, timeout: float = 10.0) -> bool:
     return True
 
 
-def _history_args(prune_history: int | None) -> list[str]:
-    """None: keep every state (an archive node; states beyond memory go to disk under the node's HOME).
+def _history_args(prune_history: int | None, states_dir: Path) -> list[str]:
+    """None: keep every state (an archive node; states beyond memory go to disk in `states_dir`).
     0: keep none. N: keep the last N states in memory."""
     if prune_history is None or prune_history < 0:
-        return []
+        return ["--max-persisted-states", str(ARCHIVE_STATES), "--cache-path", str(states_dir)]
     return ["--prune-history", str(prune_history)] if prune_history else ["--prune-history"]

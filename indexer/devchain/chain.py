@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from indexer.chain.rpc import RpcClient
-from indexer.devchain.anvil import AnvilNode, stop_process_group
+from indexer.devchain.anvil import STATES_DIR, AnvilNode, stop_process_group
 from indexer.devchain.book import write_book
 from indexer.devchain.deploy import build_world
 from indexer.devchain.live import save_sim
@@ -57,7 +57,8 @@ def start_devchain(
     phase: Callable[[str], None] | None = None,
 ) -> DevChain:
     """Start anvil, build the world and write the manifest; on any failure leave nothing running.
-    `archive` keeps every past state (in the state folder), so state can be read at any block.
+    `archive` keeps every past state (on disk in STATE_DIR/states, removed with the chain), so state can be
+    read at any block; it costs disk: about 20 GB for the whole small world (`anvil.ARCHIVE_STATES`).
     `phase` is told each step by name as it begins (`indexer.devchain.progress`), `progress` the world
     blocks played so far and their number."""
     if scale not in SCALES:
@@ -127,6 +128,7 @@ def stop_devchain(state_dir: Path, *, remove_state: bool = True) -> list[str]:
             pid_file.unlink(missing_ok=True)
     if remove_state:
         shutil.rmtree(state_dir / "home", ignore_errors=True)
+        shutil.rmtree(state_dir / STATES_DIR, ignore_errors=True)  # an archive node's persisted states
     return stopped
 
 
