@@ -2,6 +2,7 @@
 // Compiles contracts/*.sol with the pinned npm `solc` and writes ABIs and deployable artifacts.
 //
 //   node scripts/build_contracts.mjs           write indexer/abis/<Name>.json and build/contracts/<Name>.json
+//                                              (and copy the published third-party artifacts: PUBLISHED below)
 //   node scripts/build_contracts.mjs --check   compile in memory; exit 1 listing ABI files that are stale
 //
 // BUILD_DIR (default build/contracts) and ABI_DIR (default indexer/abis) override the output directories;
@@ -45,6 +46,19 @@ const ARTIFACTS = [
   "PlainToken",
   "Multicall3",
 ];
+
+// Third-party contracts deployed as published: the npm packages' own compiled artifacts (package.json pins
+// the exact versions), copied as they are, never recompiled. Their ABIs go to <ABI_DIR>/published/ (written at
+// setup, not committed: they come from the package), their bytecode to the build folder like ours.
+const PUBLISHED = {
+  UniswapV3Factory: "@uniswap/v3-core/artifacts/contracts/UniswapV3Factory.sol/UniswapV3Factory.json",
+  UniswapV3Pool: "@uniswap/v3-core/artifacts/contracts/UniswapV3Pool.sol/UniswapV3Pool.json",
+  NonfungiblePositionManager:
+    "@uniswap/v3-periphery/artifacts/contracts/NonfungiblePositionManager.sol/NonfungiblePositionManager.json",
+  SwapRouter: "@uniswap/v3-periphery/artifacts/contracts/SwapRouter.sol/SwapRouter.json",
+  QuoterV2: "@uniswap/v3-periphery/artifacts/contracts/lens/QuoterV2.sol/QuoterV2.json",
+  TickLens: "@uniswap/v3-periphery/artifacts/contracts/lens/TickLens.sol/TickLens.json",
+};
 
 const SETTINGS = {
   optimizer: { enabled: true, runs: 200 },
@@ -142,6 +156,8 @@ function compile() {
     const digest = createHash("sha256").update(allSources[unit]).digest("hex");
     hash.update(`${unit} ${digest}\n`);
   }
+  const published = readPublished();
+  for (const { artifact, sha256 } of Object.values(published.info)) hash.update(`published ${artifact} ${sha256}\n`);
 
   const files = { abi: {}, build: {} };
   for (const name of ARTIFACTS) {
@@ -160,7 +176,37 @@ function compile() {
     inputsSha256: hash.digest("hex"),
     sources: Object.keys(allSources).sort(),
     contracts: Object.fromEntries(ARTIFACTS.map((name) => [name, found[name].unit])),
+    published: published.info,
   });
+  files.published = published.abi;
+  Object.assign(files.build, published.build);
+  return files;
+}
+
+// The published artifacts, checked: each names the contract we expect, has bytecode and needs no linking.
+function readPublished() {
+  const files = { abi: {}, build: {}, info: {} };
+  for (const [name, artifactPath] of Object.entries(PUBLISHED)) {
+    if (ARTIFACTS.includes(name)) fail(`contract name ${name} is both compiled here and published`);
+    const file = path.join(NODE_MODULES, artifactPath);
+    if (!fs.existsSync(file)) fail(`published artifact not found: ${artifactPath} (is the package installed?)`);
+    const raw = fs.readFileSync(file);
+    const artifact = JSON.parse(raw);
+    if (artifact.contractName !== name) fail(`${artifactPath} holds ${artifact.contractName}, not ${name}`);
+    const linked = Object.keys(artifact.linkReferences || {}).length + Object.keys(artifact.deployedLinkReferences || {}).length;
+    if (linked > 0) fail(`${name} needs linked libraries, which the published-artifact copy does not do`);
+    if (!artifact.bytecode || artifact.bytecode === "0x") fail(`${name} has no bytecode in ${artifactPath}`);
+    const pkgName = artifactPath.split("/").slice(0, 2).join("/");
+    const pkg = JSON.parse(fs.readFileSync(path.join(NODE_MODULES, pkgName, "package.json"), "utf8"));
+    const { abi, bytecode, deployedBytecode } = artifact;
+    files.abi[`${name}.json`] = pretty(abi);
+    files.build[`${name}.json`] = pretty({ abi, bytecode, deployedBytecode });
+    files.info[name] = {
+      package: `${pkgName}@${pkg.version}`,
+      artifact: artifactPath,
+      sha256: createHash("sha256").update(raw).digest("hex"),
+    };
+  }
   return files;
 }
 
@@ -197,23 +243,29 @@ function main(argv) {
   const abiDir = outputDir("ABI_DIR", path.join("indexer", "abis"));
   const buildDir = outputDir("BUILD_DIR", path.join("build", "contracts"));
 
+  const publishedDir = path.join(abiDir, "published");
   if (check) {
-    const stale = staleFiles(abiDir, files.abi);
+    const stale = [...staleFiles(abiDir, files.abi), ...staleFiles(publishedDir, files.published)];
     if (stale.length > 0) {
       process.stderr.write(
-        `build_contracts: ABI files out of date with contracts/ (run node scripts/build_contracts.mjs):\n` +
+        `build_contracts: ABI files out of date with contracts/ or the published packages (run node scripts/build_contracts.mjs):\n` +
           stale.map((s) => `  ${s}\n`).join(""),
       );
       process.exit(1);
     }
-    process.stdout.write(`ABIs up to date (${Object.keys(files.abi).length} contracts, solc ${solc.version()})\n`);
+    process.stdout.write(
+      `ABIs up to date (${Object.keys(files.abi).length} contracts, solc ${solc.version()}; ` +
+        `${Object.keys(files.published).length} published)\n`,
+    );
     return;
   }
 
   writeAll(abiDir, files.abi);
+  writeAll(publishedDir, files.published);
   writeAll(buildDir, files.build);
   process.stdout.write(
-    `compiled ${Object.keys(files.abi).length} contracts with solc ${solc.version()}: ` +
+    `compiled ${Object.keys(files.abi).length} contracts with solc ${solc.version()}, ` +
+      `copied ${Object.keys(files.published).length} published: ` +
       `ABIs in ${toPosix(path.relative(ROOT, abiDir)) || "."}, artifacts in ${toPosix(path.relative(ROOT, buildDir))}\n`,
   );
 }

@@ -19,6 +19,7 @@ from eth_utils import keccak
 from indexer.errors import ConfigError
 
 ABI_DIR = Path(__file__).resolve().parents[1] / "abis"
+PUBLISHED_ABI_DIR = ABI_DIR / "published"  # third-party contracts, from their npm packages
 
 
 def _type_of(param: dict) -> str:
@@ -105,7 +106,11 @@ class ContractAbi:
 
 @cache
 def load_abi(name: str) -> ContractAbi:
+    """The ABI of one of our contracts, or of a third-party contract used as published (`published/`: copied
+    from its npm package's artifact by the build at setup)."""
     path = ABI_DIR / f"{name}.json"
+    if not path.exists() and (PUBLISHED_ABI_DIR / f"{name}.json").exists():
+        path = PUBLISHED_ABI_DIR / f"{name}.json"
     if not path.exists():
         raise ConfigError(f"ABI {path} is missing from the package: run `make build` in the checkout")
     return ContractAbi(name, json.loads(path.read_text()))
