@@ -39,6 +39,8 @@ app.add_typer(devchain_app, name="devchain")
 app.add_typer(load_app, name="load")
 app.add_typer(risk_app, name="risk")
 app.add_typer(config_app, name="config")
+alerts_app = typer.Typer(no_args_is_help=True, help="Webhook alerts: list failed deliveries and replay them.")
+app.add_typer(alerts_app, name="alerts")
 
 console = Console()
 err = Console(stderr=True)
@@ -277,18 +279,113 @@ def devchain_show(
 def demo(
     port: Annotated[int, typer.Option(help="TCP port for the dev chain.")] = 8545,
     seed: str = "7",
-    seconds: Annotated[float, typer.Option(help="Stop after this many seconds (default $DEMO_SECONDS; 0: until "
-                                                "Ctrl-C).")] = float(os.environ.get("DEMO_SECONDS", "0") or 0),
+    seconds: Annotated[float, typer.Option(help="Run the service this many seconds once the database is in place "
+                                                "(default $DEMO_SECONDS; 0: until Ctrl-C).")]
+    = float(os.environ.get("DEMO_SECONDS", "0") or 0),
     state_dir: StateDirOpt = Path(".devchain-demo"),
-    database_url: Annotated[str, typer.Option(help="Where the demo syncs the world.")] = "sqlite:///demo.sqlite",
+    database_url: Annotated[str, typer.Option(help="Where the demo syncs the world (an SQLite database is built "
+                                                   "beside it and replaces it only when the demo's sync and "
+                                                   "daily runs succeeded).")] = "sqlite:///demo.sqlite",
+    days: Annotated[int, typer.Option(help="Build only the first DAYS days of the world (0: all of it).")] = 0,
 ) -> None:
-    """Start the dev chain with the demo world, sync it into SQLite and keep both live until Ctrl-C or --seconds."""
-    from indexer.devchain.demo import remove_sqlite_database
+    """Build the demo world, syncing it as it is built; store a risk run per trading day of it; put the database
+    in place with a configuration file beside it (NAME.toml); then keep the chain and the service live until
+    Ctrl-C or --seconds, and print three commands to try on the configuration."""
+    from indexer.chain.rpc import RpcClient
+    from indexer.config import load_settings
+    from indexer.devchain.chain import parse_seed, short_timeline
+    from indexer.devchain.demo import (
+        DemoFiles,
+        LiveProducer,
+        commands_to_try,
+        daily_runs,
+        start_synced_world,
+        with_free_metrics_port,
+        write_demo_config,
+    )
+    from indexer.devchain.progress import PlainProgress
+    from indexer.devchain.show import world_renderable
     from indexer.devchain.specs import TIMELINE
 
-    remove_sqlite_database(database_url)
-    chain = _start(port=port, state_dir=state_dir, seed=seed, scale="small", timeline=TIMELINE)
-    _attached(chain, live=True, interval=2.0, step=900, seconds=seconds, database_url=database_url)
+    files = DemoFiles.for_url(database_url)
+    previous = Path(files.database_url.removeprefix("sqlite:///"))
+    kept = f" ({previous} is left as it was)" if files.separate and previous.exists() else ""
+    plain = not (console.is_terminal and err.is_terminal)  # a log file, a pipe, CI: lines, not bars
+    files.discard_building()  # what a demo killed half-way left behind
+    try:
+        seed_value = parse_seed(seed)
+        _terminate_on_sigterm()
+        build = dict(port=port, state_dir=state_dir, seed=seed_value, database_url=files.building_url,
+                     timeline=short_timeline(days) if days > 0 else TIMELINE)
+        if plain:
+            lines = PlainProgress(sys.stdout)
+            chain, loaded = start_synced_world(**build, progress=lines.blocks, phase=lines.phase)
+        else:
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("blocks, synced as they come"), TimeElapsedColumn(), console=err,
+                          transient=True) as bar:
+                task = bar.add_task("starting", total=None)
+                chain, loaded = start_synced_world(
+                    **build, progress=lambda i, n: bar.update(task, completed=i, total=n),
+                    phase=lambda text: bar.update(task, description=text))
+    except KeyboardInterrupt:
+        files.discard_building()
+        fail(f"interrupted: the dev chain was stopped{kept}", 130)
+    except IndexerError as exc:
+        files.discard_building()
+        fail(f"{exc}{kept}")
+    console.print(f"dev chain up at {chain.url}, synced into {files.building_url}; the off-chain book: "
+                  + ", ".join(f"{n:,} {k}" for k, n in loaded.items()), highlight=False)
+
+    rpc = RpcClient(chain.url)
+    producer, ready, problem, crash = None, False, None, None
+    try:
+        settings = load_settings(chain.manifest_path, database_url=files.building_url)
+        console.print(world_renderable(settings, rpc))
+        console.print("storing a risk run at 19:00 UTC of every XNYS trading day of the world", highlight=False)
+        started = time.monotonic()
+        with Progress(TextColumn("[bold]daily risk runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True, disable=plain) as bar:
+            task = bar.add_task("runs", total=None)
+            runs = daily_runs(settings, on_run=lambda i, n: bar.update(task, completed=i, total=n))
+        console.print(f"stored {len(runs.run_ids)} risk runs, one at 19:00 UTC per XNYS trading day of the world, "
+                      f"in {time.monotonic() - started:.0f}s", highlight=False)
+        for line in runs.refused:
+            console.print(f"  [yellow]not run:[/yellow] {line}", highlight=False, soft_wrap=True)
+        files.promote()
+        settings = settings.model_copy(update={"database_url": files.database_url})
+        write_demo_config(chain.manifest_path, files.config, files.database_url)
+        ready = True
+        console.print(f"database {files.database_url}; configuration {files.config}", highlight=False)
+        producer = LiveProducer(chain, interval=2.0, step=900, seconds=seconds or None)
+        console.print("producing a block every 2.0s (900s of chain time); Ctrl-C stops")
+        _serve(with_free_metrics_port(settings), seconds=seconds, summary_every=5.0)
+    except KeyboardInterrupt:
+        pass
+    except IndexerError as exc:
+        problem = str(exc)
+    except Exception as exc:  # the database is in place: say how to use it before the traceback
+        if not ready:
+            raise
+        crash = exc
+    finally:
+        if producer is not None:
+            producer.stop()
+        rpc.close()
+        chain.node.stop(remove_state=True)
+        if not ready:
+            files.discard_building()
+        console.print("dev chain stopped")
+    if not ready:
+        fail(f"{problem or 'interrupted'}{kept}", 1 if problem else 130)
+    console.print(f"the demo's configuration: {files.config} (every command takes it); try:", highlight=False,
+                  soft_wrap=True)
+    for command in commands_to_try(settings, files.config):
+        console.print(f"  {command}", highlight=False, soft_wrap=True)
+    if crash is not None:
+        raise crash
+    if problem:
+        fail(problem)
 
 
 # ------------------------------------------------------------------------------------------ sync
@@ -303,6 +400,50 @@ def init_db(config: ConfigOpt = DEFAULT_CONFIG, database_url: DatabaseUrlOpt = N
     except IndexerError as exc:
         fail(str(exc))
     console.print(f"schema ready at {settings.database_url}")
+
+
+@app.command("prune")
+def prune_cmd(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be deleted; delete nothing.")] = False,
+) -> None:
+    """Thin stored risk runs to what [retention] keeps, once (what the service's retention job does): every
+    run keeps its risk_runs row; holdings, positions and wallet rows go as the periods say."""
+    from indexer.store import retention
+    from indexer.store.engine import open_store
+
+    try:
+        settings = _settings(config, database_url)
+        engine = open_store(settings)
+        cid, policy = settings.chain.chain_id, settings.retention
+        try:
+            if dry_run:
+                with engine.connect() as conn:
+                    found = retention.survey(conn, cid, policy)
+                planned, kept = ([], None) if found is None else (found.plan, found.kept_after())
+                now = None if found is None else found.now
+            else:
+                done = retention.apply(engine, cid, policy)
+                planned, kept, now = None, done.kept, done.now
+        finally:
+            engine.dispose()
+    except IndexerError as exc:
+        fail(str(exc))
+    if now is None:
+        fail(f"nothing is synced for chain {cid} yet: its runs' ages are measured from the synced head")
+    at = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    K = retention.Keep
+    if planned is not None:
+        to_wallets = sum(1 for t in planned if t.keep == K.WALLETS)
+        console.print(f"at chain time {at}: would thin {len(planned):,} runs ({to_wallets:,} to their wallet rows, "
+                      f"{len(planned) - to_wallets:,} to their run row)", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"at chain time {at}: {done.thinned:,} runs thinned, {sum(done.rows_deleted.values()):,} rows "
+                      f"deleted in {done.transactions:,} transactions, {done.seconds:.1f}s", highlight=False,
+                      soft_wrap=True)
+    console.print(f"runs keeping everything: {kept[K.ALL]:,}; keeping their wallet rows: {kept[K.WALLETS]:,}; "
+                  "every run keeps its risk_runs row", highlight=False, soft_wrap=True)
 
 
 @app.command("sync")
@@ -933,6 +1074,79 @@ def backtest_cmd(
                   "exceeded h_vol (a horizon window) or h_gap (a gap) alone; Kupiec's test at 5% against "
                   "1 - confidence: ok (consistent), under (too many failures), over (fewer than expected)",
                   highlight=False)
+
+
+# ------------------------------------------------------------------------------------------ alerts
+@alerts_app.command("dead-letters")
+def alerts_dead_letters(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOpt = None,
+    replayed: Annotated[bool, typer.Option("--all", help="Also those replayed already.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON, each with its event.")] = False,
+) -> None:
+    """Webhook deliveries of the chain that failed their last attempt: id, when, event, URL, attempts, last error."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from indexer.store import alerts as alert_store
+    from indexer.store.engine import make_engine
+
+    try:
+        settings = _settings(config, database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            with engine.connect() as conn:
+                letters = alert_store.dead_letters(conn, settings.chain.chain_id, replayed=replayed)
+        finally:
+            engine.dispose()
+    except IndexerError as exc:
+        fail(str(exc))
+    except SQLAlchemyError as exc:  # a database that is not there or not migrated
+        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {str(exc).splitlines()[0]} (run "
+             "`collateral-indexer init-db` first)")
+    if as_json:
+        print(json.dumps([{**asdict(d), "body": json.loads(d.body)} for d in letters], indent=2))
+        return
+    if not letters:
+        console.print("no dead letters" + ("" if replayed else " waiting for a replay"), highlight=False)
+        return
+    for d in letters:
+        when = datetime.fromtimestamp(d.failed_at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        again = "" if d.replayed_at is None else " (replayed)"
+        console.print(f"{d.id}  {when}  {d.event_type} {d.event_id}  {d.url}  {d.attempts} attempts: "
+                      f"{d.last_error}{again}", highlight=False, markup=False, soft_wrap=True)
+
+
+@alerts_app.command("replay")
+def alerts_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letters by id (`alerts dead-letters`).")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every dead letter of the chain not replayed yet.")] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOpt = None,
+) -> None:
+    """Queue dead letters again, the same event to the same URL with attempts from 0; the service's leader
+    delivers them at its next turn."""
+    from indexer.store import alerts as alert_store
+    from indexer.store.engine import open_writer
+
+    if not ids and not every:
+        fail("name the dead letters to replay by id, or give --all")
+    try:
+        settings = _settings(config, database_url)
+        engine = open_writer(settings.database_url)
+        try:
+            with engine.begin() as conn:
+                done = alert_store.replay(conn, None if every else ids, settings.chain.chain_id)
+        finally:
+            engine.dispose()
+    except IndexerError as exc:
+        fail(str(exc))
+    missing = sorted(set(ids or ()) - set(done))
+    console.print(f"queued {len(done)} dead letter{'s' if len(done) != 1 else ''} again"
+                  + (f" ({', '.join(map(str, done))})" if done else "")
+                  + (f"; not found or replayed before: {', '.join(map(str, missing))}" if missing else ""),
+                  highlight=False)
+    if missing and not done:
+        raise typer.Exit(1)
 
 
 def _print_version(value: bool) -> None:

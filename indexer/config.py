@@ -17,7 +17,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from indexer.addresses import AddressError, parse_address
@@ -135,6 +143,46 @@ class ServiceConfig(_Strict):
     leader_poll_s: float = Field(1.0, gt=0)  # a standby instance tries to take the lead this often
 
 
+class RetentionConfig(_Strict):
+    """`[retention]`: what is kept of stored risk runs (store/retention.py), applied by the service's leader
+    every `interval_s` and by `collateral-indexer prune`. Ages are chain time (the synced head's block time);
+    hours and days are UTC. A period of 0 turns its tier off. Every run keeps its `risk_runs` row."""
+
+    enabled: bool = True  # the service's retention job; `prune` applies the periods either way
+    interval_s: float = Field(600.0, gt=0)
+    batch_rows: int = Field(10_000, gt=0)  # rows deleted per transaction, at most
+    keep_last: int = Field(60, ge=1)  # the newest N runs (by id) keep everything
+    hourly_hours: float = Field(48.0, ge=0)  # the first run of each hour keeps everything this long ...
+    hourly_wallets_days: float = Field(14.0, ge=0)  # ... and its wallet rows this long
+    daily_days: float = Field(35.0, ge=0)  # the first run of each day keeps everything this long ...
+    daily_wallets_days: float = Field(400.0, ge=0)  # ... and its wallet rows this long
+
+
+class AlertsConfig(_Strict):
+    """`[alerts]`: webhooks the service's leader posts to when a wallet's margin status worsens between two
+    risk runs or a feed turns stale (service/alerts.py). No URL: no alerts."""
+
+    webhook_urls: list[str] = Field(default_factory=list)
+    secret: SecretStr | None = None  # HMAC-SHA256 key: each post signed in `X-Indexer-Signature: sha256=<hex>`
+    on_recovery: bool = False  # also post `feed_recovered` when a stale feed has a fresh round again
+    timeout_s: float = Field(10.0, gt=0)  # per delivery attempt
+    max_attempts: int = Field(10, ge=1)  # then the delivery goes to `alert_dead_letters`
+    backoff_base_s: float = Field(1.0, gt=0)  # the wait before retry n: base * 2**(n-1), capped, with jitter
+    backoff_cap_s: float = Field(300.0, gt=0)
+    retry_after_cap_s: float = Field(3600.0, ge=0)  # the longest wait a receiver's Retry-After may ask for
+    poll_s: float = Field(1.0, gt=0)  # how often the delivery threads look for new or due deliveries
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _urls(cls, urls: list[str]) -> list[str]:
+        for u in urls:
+            if not u.startswith(("http://", "https://")):
+                raise ValueError(f"{u!r} is not an http(s) URL")
+        if len(set(urls)) != len(urls):
+            raise ValueError("a URL is listed twice")
+        return urls
+
+
 class Settings(BaseSettings):
     """Everything the indexer needs to run against one chain."""
 
@@ -148,6 +196,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///collateral.sqlite"
     policy_path: str = "default"  # a bundled policy's name, or a .toml file (relative: to this file)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     world: dict[str, Any] = Field(default_factory=dict)  # what the dev chain says about its world
     events: list[dict[str, Any]] = Field(default_factory=list)
 

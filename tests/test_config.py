@@ -82,7 +82,7 @@ def no_indexer_env(monkeypatch):
     (lambda d: d["tokens"][0].update(symbl="AAPLx"), "tokens.0.symbl: unknown setting; did you mean tokens.0.symbol?"),
     (lambda d: d["feeds"][0].update(heartbeet=60), "feeds.0.heartbeet: unknown setting; did you mean feeds.0.heartbeat?"),
     (lambda d: d.update(zzz=1), "zzz: unknown setting; known are chain, tokens, feeds, database_url, policy_path, "
-                                "service, world, events"),
+                                "service, retention, alerts, world, events"),
 ])
 def test_an_unknown_key_is_an_error_that_suggests_the_nearest_name(tmp_path, no_indexer_env, mutate, message):
     data = copy_good()
@@ -110,7 +110,7 @@ def test_the_world_table_stays_free_form(tmp_path, no_indexer_env):
                                   "INDEXER_SERVICE__HTTP_PORT?"),
     ("INDEXER_NOTHING_LIKE_IT", "environment variable INDEXER_NOTHING_LIKE_IT: unknown setting; known are "
                                 "INDEXER_CHAIN, INDEXER_TOKENS, INDEXER_FEEDS, INDEXER_DATABASE_URL, INDEXER_POLICY_PATH, "
-                                "INDEXER_SERVICE, INDEXER_WORLD, INDEXER_EVENTS"),
+                                "INDEXER_SERVICE, INDEXER_RETENTION, INDEXER_ALERTS, INDEXER_WORLD, INDEXER_EVENTS"),
     ("indexer_policy_pth", "environment variable indexer_policy_pth: unknown setting; did you mean "
                            "INDEXER_POLICY_PATH?"),
     ("INDEXER_TOKENS__0__SYMBOL", "environment variable INDEXER_TOKENS__0__SYMBOL: INDEXER_TOKENS is not a table of "

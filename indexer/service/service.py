@@ -5,6 +5,9 @@ Jobs never overlap themselves and coalesce missed runs. A job that fails is logg
 runs again at its next time; the service itself does not die on a bad answer. Stopping (SIGTERM,
 SIGINT) lets the running job finish its transaction, then gives the lease up.
 
+Webhook alerts (service/alerts.py) follow the stored risk runs and the staleness watch on threads of their
+own, on the leader only.
+
 Health is the chain's: each successful sync tick of the leader is stored in the lease row (time, synced
 block, the node's head), so every instance, leader or standby, answers /healthz from the same record.
 """
@@ -23,11 +26,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from indexer.chain.rpc import RpcClient
 from indexer.config import Settings
 from indexer.errors import IndexerError
-from indexer.risk import load_policy, stale_feeds, xnys
+from indexer.risk import assess_staleness, load_policy, xnys
 from indexer.runs.job import run_and_store
+from indexer.service.alerts import Alerts, feed_watch
 from indexer.service.http import HealthServer
 from indexer.service.leader import Deposed, Leadership
 from indexer.service.metrics import Registry
+from indexer.store import retention
 from indexer.store.engine import open_store
 from indexer.store.progress import synced_head
 from indexer.store.state import last_updates
@@ -60,6 +65,8 @@ def declare(metrics: Registry) -> None:
     c("reconcile_checked_total", "Balances checked against balanceOf")
     c("reconcile_mismatches_total", "Stored balances that differed from balanceOf (recorded and repaired)")
     c("risk_runs_total", "Risk runs stored")
+    c("retention_runs_thinned_total", "Risk runs whose rows beyond what [retention] keeps were deleted")
+    c("retention_rows_deleted_total", "Risk-run rows deleted by the retention job, by table")
     g("risk_run_duration_seconds", "Duration of the last risk run (load, compute)")
     g("risk_run_block", "Block valued by the last risk run")
     g("wallets", "Wallets per margin status in the last risk run")
@@ -95,6 +102,9 @@ class Service:
         self._stale: list[str] = []
         self.last_risk = None
         self._writer = threading.Lock()
+        # webhook alerts ([alerts]): found and delivered on their own threads, by the leader only
+        self.alerts = Alerts(self.engine, self.chain_id, settings.alerts, self.metrics,
+                             policy_path=settings.policy_path, is_leader=self.is_leader, write_lock=self._writer)
         # a job still running at its next turn is skipped by design (max_instances=1): not worth a warning
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults={
@@ -113,7 +123,11 @@ class Service:
         add(self._job("reconcile", self.reconcile_job, writes=True), "interval", seconds=self.cfg.reconcile_interval_s, id="reconcile")
         add(self._job("staleness", self.staleness_job), "interval", seconds=self.cfg.staleness_interval_s,
             id="staleness", next_run_time=now)
+        if self.settings.retention.enabled:
+            add(self._job("retention", self.retention_job), "interval", seconds=self.settings.retention.interval_s,
+                id="retention")
         self.scheduler.start()
+        self.alerts.start()
         log.info("service started: metrics at http://%s:%d/metrics", self.cfg.http_host, self.http.port)
 
     def stop(self) -> None:
@@ -121,6 +135,7 @@ class Service:
         self.stop_requested.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        self.alerts.stop()
         self.leader.release()
         self.metrics.set("leader", 0)
         if self.http is not None:
@@ -244,6 +259,22 @@ class Service:
         self.metrics.set("risk_run_block", summary.block_number)
         self.metrics.replace("wallets", {(("status", k),): float(v) for k, v in summary.status_counts.items()})
         self.last_risk = summary
+        self.alerts.wake()  # compare it with the run before, off this thread
+
+    def retention_job(self) -> None:
+        """Thin old risk runs to what `[retention]` keeps (store/retention.py): transactions of at most
+        `retention.batch_rows` deleted rows, each under the writer lock and fenced like every write, so sync
+        and risk go on between them; it stops between two when the service stops or stands by."""
+        if not self.is_leader():
+            return
+        done = retention.apply(self.engine, self.chain_id, self.settings.retention, lock=self._writer,
+                               go_on=lambda: not self.stop_requested.is_set() and self.ctx is not None)
+        self.metrics.inc("retention_runs_thinned_total", done.thinned)
+        for table, n in done.rows_deleted.items():
+            self.metrics.inc("retention_rows_deleted_total", n, table=table)
+        if done.thinned:
+            log.info("retention: %d runs thinned, %d rows deleted in %d transactions, %.1fs", done.thinned,
+                     sum(done.rows_deleted.values()), done.transactions, done.seconds)
 
     def reconcile_job(self) -> None:
         if not self.is_leader():
@@ -269,11 +300,15 @@ class Service:
         kinds = np.array([FeedKind(f.kind).code for f in feeds], dtype=np.int8)
         updated = np.array([latest.get(f.address, 0) for f in feeds], dtype=np.int64)
         heartbeats = np.array([f.heartbeat for f in feeds], dtype=np.int64)
-        stale, _ = stale_feeds(kinds, updated, heartbeats, int(now), policy, xnys())
+        assessed = assess_staleness(kinds, updated, heartbeats, int(now), policy, xnys())
+        stale = assessed.stale
         self.metrics.replace("feed_age_seconds", {(("feed", f.name),): float(now - u) if u else float("nan")
                                                   for f, u in zip(feeds, updated.tolist(), strict=True)})
         self.metrics.replace("feed_stale", {(("feed", f.name),): float(s) for f, s in zip(feeds, stale, strict=True)})
         self._stale = [f.name for f, s in zip(feeds, stale, strict=True) if s]
+        lag = self.metrics.value("head_lag_blocks")
+        if self.ctx is not None and lag is not None and lag <= self.cfg.max_lag_blocks:  # the leader, caught up
+            self.alerts.observe(feed_watch(self.chain_id, synced[0], int(now), feeds, updated, assessed))
 
     # -- health ------------------------------------------------------------------------------
     def health(self) -> Health:

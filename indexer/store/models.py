@@ -246,6 +246,69 @@ class LeaderLease(SQLModel, table=True):
     head_lag_seconds: int | None = Field(default=None, sa_type=BigInteger)  # chain time between the two
 
 
+# ---------------------------------------------------------------- webhook alerts (0009, service/alerts.py)
+class AlertCursor(SQLModel, table=True):
+    """Per chain, the last risk run the alerts compared: the next run of the same policy is compared with it,
+    so a restart neither repeats a comparison nor skips one. Written by the leader only (fenced)."""
+
+    __tablename__ = "alert_cursors"
+    chain_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    run_id: int = Field(sa_type=BigInteger)
+    compared_at: float  # unix seconds (the database's clock on PostgreSQL)
+
+
+class AlertFeedState(SQLModel, table=True):
+    """Per chain and feed, the staleness last alerted: a feed turns stale (or recovers) once, not at every
+    watch, and not again after a restart."""
+
+    __tablename__ = "alert_feed_states"
+    chain_id: int = Field(primary_key=True)
+    feed: str = Field(primary_key=True)  # the feed's name
+    stale: bool
+    updated_at: int | None = Field(default=None, sa_type=BigInteger)  # its latest round's updatedAt then
+    block_number: int = Field(sa_type=BigInteger)  # the synced block of that watch
+    changed_at: float
+
+
+class AlertOutbox(SQLModel, table=True):
+    """Deliveries not yet made: one row per (event, webhook URL), queued in the transaction that found the
+    event and deleted when the receiver answered 2xx, or moved to `alert_dead_letters` after the last try."""
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (Index("ux_alert_outbox_event_url", "event_id", "url", unique=True),
+                      Index("ix_alert_outbox_due", "chain_id", "url", "next_attempt_at"),
+                      {"sqlite_autoincrement": True})
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int
+    event_id: str = Field(max_length=36)  # the event's `id` (a UUID): receivers de-duplicate by it
+    event_type: str  # wallet_status_worsened | feed_stale | feed_recovered
+    url: str
+    body: str = Field(sa_type=Text)  # the JSON posted, byte for byte (the signature covers it)
+    created_at: float
+    attempts: int = 0
+    next_attempt_at: float
+    last_error: str | None = Field(default=None, sa_type=Text)
+
+
+class AlertDeadLetter(SQLModel, table=True):
+    """A delivery that failed its last try (or was refused for good): the event, the URL, the last error and
+    the attempts made. `collateral-indexer alerts replay` queues it again and sets `replayed_at`."""
+
+    __tablename__ = "alert_dead_letters"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int
+    event_id: str = Field(max_length=36)
+    event_type: str
+    url: str
+    body: str = Field(sa_type=Text)
+    attempts: int
+    last_error: str = Field(sa_type=Text)
+    created_at: float  # when the event was queued
+    failed_at: float
+    replayed_at: float | None = None
+
+
 # ---------------------------------------------------------------- off-chain inputs (CSV loaders)
 class Account(SQLModel, table=True):
     """The venue's record of a wallet's owner: what eligibility rules on accounts read (RISK.md s3)."""
