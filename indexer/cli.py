@@ -10,10 +10,12 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -78,6 +80,32 @@ def _settings(config: Path, database_url: str | None):
     from indexer.config import load_settings
 
     return load_settings(config, **({"database_url": database_url} if database_url else {}))
+
+
+@contextmanager
+def _reading(config: Path, database_url: str | None, *, hint: str = "run `collateral-indexer init-db` and a sync first",
+             errors: tuple[type[BaseException], ...] | None = None) -> Iterator[tuple[Any, Any]]:
+    """(settings, engine) for a command that reads the store, the engine disposed on the way out; a bad
+    configuration, a refusal of the indexer's own, or a database that is not there, not migrated or busy
+    (`errors`, default SQLAlchemyError) is one line on stderr and exit 1."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from indexer.store.engine import make_engine
+
+    try:
+        settings = _settings(config, database_url)
+    except IndexerError as exc:
+        fail(str(exc))
+    unreadable = errors or (SQLAlchemyError,)
+    engine = make_engine(settings.database_url)
+    try:
+        yield settings, engine
+    except IndexerError as exc:
+        fail(str(exc))
+    except unreadable as exc:
+        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {str(exc).splitlines()[0]} ({hint})")
+    finally:
+        engine.dispose()
 
 
 def _terminate_on_sigterm() -> None:
@@ -691,22 +719,10 @@ def client_listing(*, config: Path, database_url: str | None, block: int | None,
 
     from indexer.lookup import clients_nearest_margin_call
     from indexer.lookup_view import PANEL_EDGE, STATUS_STYLE, Col, table_or_list, usd
-    from indexer.store.engine import make_engine
 
     block, at_time = _block_or_time(block, at)
-    try:
-        settings = _settings(config, database_url)
-        engine = make_engine(settings.database_url)
-        try:
-            with engine.connect() as conn:
-                doc = clients_nearest_margin_call(conn, settings.chain.chain_id, top=top, block=block, at=at_time)
-        finally:
-            engine.dispose()
-    except IndexerError as exc:
-        fail(str(exc))
-    except Exception as exc:  # a database that is not there, not migrated, or busy
-        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {str(exc).splitlines()[0]} (run "
-             "`collateral-indexer init-db` and a sync first)")
+    with _reading(config, database_url, errors=(Exception,)) as (settings, engine), engine.connect() as conn:
+        doc = clients_nearest_margin_call(conn, settings.chain.chain_id, top=top, block=block, at=at_time)
     if as_json:
         print(json.dumps(doc, indent=2))
         return
@@ -770,28 +786,16 @@ def export_cmd(
 ) -> None:
     """Write a stored risk run's rows, or every holder's balance of every token at a block, as CSV or Parquet
     files for BI tools. Exact integers are decimal strings; every table comes from one read transaction."""
-    from sqlalchemy.exc import SQLAlchemyError
 
     from indexer.runs.export import export
-    from indexer.store.engine import make_engine
 
     block, at_time = _block_or_time(block, at)
     fmt = fmt.lower()
     if fmt not in ("csv", "parquet"):
         fail(f"--format {fmt!r}: give csv or parquet", code=2)
-    try:
-        settings = _settings(config, database_url)
-        engine = make_engine(settings.database_url)
-        try:
-            result = export(engine, settings.chain.chain_id, out, tables=tables, run_id=run, block=block, at=at_time,
-                            fmt=fmt, batch_rows=batch_rows)
-        finally:
-            engine.dispose()
-    except IndexerError as exc:
-        fail(str(exc))
-    except SQLAlchemyError as exc:  # a database that is not there, not migrated, or busy
-        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {str(exc).splitlines()[0]} (run "
-             "`collateral-indexer init-db` and a sync first)")
+    with _reading(config, database_url) as (settings, engine):
+        result = export(engine, settings.chain.chain_id, out, tables=tables, run_id=run, block=block, at=at_time,
+                        fmt=fmt, batch_rows=batch_rows)
     if result.run is not None:
         r = result.run
         when = datetime.fromtimestamp(r["block_timestamp"], UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -896,25 +900,13 @@ def risk_compare(
     """Two or more policies on the same snapshot: totals, and the wallets a venue's rule counts more cushion
     for than ours (largest shortfall first). Nothing is stored."""
     from rich.table import Table
-    from sqlalchemy.exc import SQLAlchemyError
 
     from indexer.runs.compare import compare_policies, comparison_document, venue_policies
-    from indexer.store.engine import make_engine
 
     block, at_time = _block_or_time(block, at)
-    try:
-        settings = _settings(config, database_url)
+    with _reading(config, database_url) as (settings, engine):
         specs = list(policies) if policies else venue_policies(settings.policy_path)
-        engine = make_engine(settings.database_url)
-        try:
-            result = compare_policies(engine, settings.chain.chain_id, specs, block=block, at=at_time)
-        finally:
-            engine.dispose()
-    except IndexerError as exc:
-        fail(str(exc))
-    except SQLAlchemyError as exc:  # a database that is not there, not migrated, or busy
-        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {str(exc).splitlines()[0]} (run "
-             "`collateral-indexer init-db` and a sync first)")
+        result = compare_policies(engine, settings.chain.chain_id, specs, block=block, at=at_time)
     if as_json:
         print(json.dumps(comparison_document(result), indent=2))
         return
@@ -999,27 +991,15 @@ def backtest_cmd(
     exceeded the haircut set at the window's start, against 1 - confidence (Kupiec's test). Nothing is stored."""
     from rich import box
     from rich.table import Table
-    from sqlalchemy.exc import SQLAlchemyError
 
     from indexer.runs.backtest import backtest_document, backtest_policies
     from indexer.runs.compare import venue_policies
-    from indexer.store.engine import make_engine
 
     block, at_time = _block_or_time(block, at)
-    try:
-        settings = _settings(config, database_url)
+    with _reading(config, database_url) as (settings, engine):
         specs = list(policies) if policies else venue_policies(settings.policy_path)
-        engine = make_engine(settings.database_url)
-        try:
-            result = backtest_policies(engine, settings.chain.chain_id, specs, block=block, at=at_time,
-                                       min_returns=min_returns)
-        finally:
-            engine.dispose()
-    except IndexerError as exc:
-        fail(str(exc))
-    except SQLAlchemyError as exc:  # a database that is not there, not migrated, or busy
-        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {str(exc).splitlines()[0]} (run "
-             "`collateral-indexer init-db` and a sync first)")
+        result = backtest_policies(engine, settings.chain.chain_id, specs, block=block, at=at_time,
+                                   min_returns=min_returns)
     if as_json:
         print(json.dumps(backtest_document(result, windows=windows), indent=2))
         return
@@ -1085,24 +1065,12 @@ def alerts_dead_letters(
     as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON, each with its event.")] = False,
 ) -> None:
     """Webhook deliveries of the chain that failed their last attempt: id, when, event, URL, attempts, last error."""
-    from sqlalchemy.exc import SQLAlchemyError
 
     from indexer.store import alerts as alert_store
-    from indexer.store.engine import make_engine
 
-    try:
-        settings = _settings(config, database_url)
-        engine = make_engine(settings.database_url)
-        try:
-            with engine.connect() as conn:
-                letters = alert_store.dead_letters(conn, settings.chain.chain_id, replayed=replayed)
-        finally:
-            engine.dispose()
-    except IndexerError as exc:
-        fail(str(exc))
-    except SQLAlchemyError as exc:  # a database that is not there or not migrated
-        fail(f"cannot read {settings.database_url}: {type(exc).__name__}: {str(exc).splitlines()[0]} (run "
-             "`collateral-indexer init-db` first)")
+    with (_reading(config, database_url, hint="run `collateral-indexer init-db` first") as (settings, engine),
+          engine.connect() as conn):
+        letters = alert_store.dead_letters(conn, settings.chain.chain_id, replayed=replayed)
     if as_json:
         print(json.dumps([{**asdict(d), "body": json.loads(d.body)} for d in letters], indent=2))
         return

@@ -67,18 +67,14 @@ def parse_wallets(values: list[str]) -> tuple[list[str], list[dict]]:
 
 
 def find_run(conn: Connection, chain_id: int, *, block: int | None = None, at: int | None = None) -> RunRef:
-    rr = m.RiskRunRecord.__table__
-    q = select(rr.c.id, rr.c.block_number, rr.c.block_timestamp, rr.c.policy_version, rr.c.policy_hash,
-               rr.c.market_state, rr.c.notes).where(rr.c.chain_id == chain_id, rr.c.orphaned_at.is_(None))
-    if block is not None:
-        q = q.where(rr.c.block_number <= block)
-    if at is not None:
-        q = q.where(rr.c.block_timestamp <= at)
-    row = conn.execute(q.order_by(rr.c.block_number.desc(), rr.c.id.desc()).limit(1)).first()
-    if row is None:
+    """The run a lookup answers from: the latest that is not orphaned (`store.runs.latest_run`), or the latest
+    at or before `block` / `at`."""
+    found = latest_run(conn, chain_id, block=block, at=at)
+    if found is None:
         where = f" at or before block {block}" if block is not None else f" at or before time {at}" if at is not None else ""
         raise LookupError_(f"no risk run is stored{where}: run `collateral-indexer risk run` (or the service) first")
-    return RunRef(*row)
+    return RunRef(found.id, found.block_number, found.block_timestamp, found.policy_version, found.policy_hash,
+                  found.market_state, found.notes)
 
 
 def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
@@ -231,12 +227,7 @@ def clients_nearest_margin_call(conn: Connection, chain_id: int, *, top: int = 2
     meet by equity / IM, lowest first (a margin call is below 1, liquidation below MM / IM), then those with
     no margin requirement by excess, then clients the run did not value (accounts loaded since). With the
     count of clients per status."""
-    found = latest_run(conn, chain_id, block=block, at=at)
-    if found is None:
-        where = f" at or before block {block}" if block is not None else f" at or before time {at}" if at is not None else ""
-        raise LookupError_(f"no risk run is stored{where}: run `collateral-indexer risk run` (or the service) first")
-    run = RunRef(found.id, found.block_number, found.block_timestamp, found.policy_version, found.policy_hash,
-                 found.market_state, found.notes)
+    run = find_run(conn, chain_id, block=block, at=at)
     a, w = m.Account.__table__, m.RiskWallet.__table__
     ratio = w.c.equity / func.nullif(w.c.im, 0)
     joined = a.outerjoin(w, (w.c.run_id == run.id) & (w.c.wallet == a.c.wallet))

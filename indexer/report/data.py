@@ -14,6 +14,7 @@ from indexer.errors import IndexerError
 from indexer.risk import Eligibility
 from indexer.store import models as m
 from indexer.store.registry import token_rows
+from indexer.store.runs import latest_run
 from indexer.store.state import token_state_at
 
 
@@ -79,19 +80,19 @@ def mark_clients(holdings: dict[str, np.ndarray], wallets: dict[str, np.ndarray]
 
 
 def _run(conn: Connection, chain_id: int, run_id: int | None) -> dict[str, Any]:
+    """By id any run, an orphaned one too (it is kept so that a cited id still resolves); by default the latest
+    that is not orphaned (`store.runs.latest_run`, as the `latest_run` view picks it)."""
     R = m.RiskRunRecord
-    stmt = select(R).where(R.chain_id == chain_id)
-    # by id any run, an orphaned one too (it is kept so that a cited id still resolves); by default the latest
-    # that is not orphaned, as the `latest_run` view picks it
-    stmt = stmt.where(R.id == run_id) if run_id is not None else stmt.where(R.orphaned_at.is_(None)).order_by(
-        R.block_number.desc(), R.id.desc()).limit(1)
-    run = conn.execute(stmt).mappings().first()
+    if run_id is None:
+        run = latest_run(conn, chain_id)
+    else:
+        run = conn.execute(select(R.__table__).where(R.chain_id == chain_id, R.id == run_id)).first()
     if run is None:
         if run_id is not None:
             raise ReportError(f"no risk run {run_id} for chain {chain_id}: list the stored runs with "
                               "SELECT id, block_number FROM risk_runs")
         raise ReportError(f"no risk runs stored for chain {chain_id}: run `collateral-indexer risk run` first")
-    return dict(run)
+    return dict(run._mapping)
 
 
 def _holdings(conn: Connection, chain_id: int, rid: int) -> dict[str, np.ndarray]:

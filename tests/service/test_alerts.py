@@ -54,6 +54,7 @@ from indexer.service.metrics import Registry
 from indexer.service.service import Service
 from indexer.store import models as m
 from indexer.store.engine import make_engine, open_store, upgrade
+from tests.service.waiting import wait_until
 
 CID = 31337
 POLICY = load_policy("default").meta.name
@@ -215,15 +216,6 @@ def receiver() -> Iterator[Receiver]:
     yield r
     r.close()
 
-
-def wait_until(predicate, timeout: float, what: str, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def fast(**kw) -> AlertsConfig:

@@ -38,6 +38,7 @@ from indexer.store.progress import read_checkpoint
 from indexer.sync.startup import prepare
 from indexer.sync.tick import sync_tick
 from tests.conftest import PG_ADMIN
+from tests.service.waiting import head, wait_until
 from tests.test_views import ROLES, run_script
 
 FAST = dict(http_port=0, sync_interval_s=0.3, leader_poll_s=0.5, risk_min_interval_s=3600.0,  # a 5 s lease
@@ -116,18 +117,6 @@ def healthz(svc: Service) -> tuple[int, dict]:
         return e.code, json.loads(e.read())
 
 
-def wait_until(predicate, timeout: float, what: str, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def head(rpc: RpcClient) -> int:
-    return int(rpc.call("eth_blockNumber"), 16)
 
 
 def test_an_instance_that_cannot_reach_the_chain_is_unhealthy_and_leaves_the_lease_free(chain, db_url, caplog):

@@ -26,6 +26,7 @@ from indexer.devchain.live import produce_blocks
 from indexer.offchain import load_files
 from indexer.store import models as m
 from indexer.store.engine import make_engine, open_store
+from tests.service.waiting import head, wait_until
 from tests.sync.checks import assert_balances_match_chain, assert_transfers_match_logs, synced_block
 
 FAST = {
@@ -85,18 +86,6 @@ class Instance:
         return self.proc.wait(timeout=timeout)
 
 
-def wait_until(predicate, timeout: float, what: str, step: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def head(rpc: RpcClient) -> int:
-    return int(rpc.call("eth_blockNumber"), 16)
 
 
 def send_transfer(rpc: RpcClient, token: str, holder: str, to: str, amount: int) -> int:
