@@ -9,11 +9,12 @@ Pure and vectorized: it takes a :class:`Snapshot` (arrays describing one block) 
 """
 
 from indexer.risk.calendar import MarketState, TradingCalendar, xnys
-from indexer.risk.eligibility import Eligibility, code_names, codes_to_names
+from indexer.risk.eligibility import Eligibility, ValuationFlag, code_names, codes_to_names, flag_names
 from indexer.risk.engine import (
     PARAMETRIC,
     FeedRisk,
     HoldingRisk,
+    LiquiditySource,
     MarginStatus,
     PositionRisk,
     RiskRun,
@@ -22,7 +23,7 @@ from indexer.risk.engine import (
     run_risk,
 )
 from indexer.risk.errors import SnapshotError
-from indexer.risk.inputs import Accounts, FeedHistory, Feeds, Holdings, Positions, Snapshot, Tokens
+from indexer.risk.inputs import Accounts, FeedHistory, Feeds, Holdings, Liquidity, Positions, Snapshot, Tokens
 from indexer.risk.policy import Policy, PolicyError, load_policy, policy_from_mapping
 from indexer.risk.staleness import assess_staleness, stale_feeds
 from indexer.risk.uint256 import (
@@ -45,6 +46,8 @@ __all__ = [
     "Feeds",
     "HoldingRisk",
     "Holdings",
+    "Liquidity",
+    "LiquiditySource",
     "MarginStatus",
     "MarketState",
     "Policy",
@@ -57,11 +60,13 @@ __all__ = [
     "TokenRisk",
     "Tokens",
     "TradingCalendar",
+    "ValuationFlag",
     "WalletRisk",
     "balances_from_decimal_strings",
     "code_names",
     "assess_staleness",
     "codes_to_names",
+    "flag_names",
     "int_array",
     "ints_from_limbs",
     "is_limbs",

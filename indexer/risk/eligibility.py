@@ -31,6 +31,14 @@ class Eligibility(IntFlag):
     RESERVE_STALE = 1 << 16  # the proof-of-reserve round is older than the policy allows
 
 
+class ValuationFlag(IntFlag):
+    """Codes that change how an eligible holding is valued, not whether it counts (docs/risk.md sections 3
+    and 15). Kept apart from :class:`Eligibility`, whose mask is 0 exactly for an eligible holding (the stored
+    ``risk_holdings.codes`` and the analyst views rely on it). Append new flags, never renumber."""
+
+    NAV_DEVIATION = 1 << 0  # the pool price is beyond the policy's tolerance from NAV: valued at the lower
+
+
 ORACLE_BITS = (
     Eligibility.ORACLE_MISSING
     | Eligibility.ORACLE_NON_POSITIVE
@@ -43,6 +51,11 @@ ALL_CODES: tuple[Eligibility, ...] = tuple(Eligibility)
 def code_names(mask: int) -> list[str]:
     """Names of the codes set in one mask, in bit order (``[]`` when eligible)."""
     return [c.name for c in ALL_CODES if int(mask) & int(c)]  # type: ignore[misc]
+
+
+def flag_names(mask: int) -> list[str]:
+    """Names of the valuation flags set in one mask (``[]`` when none)."""
+    return [c.name for c in ValuationFlag if int(mask) & int(c)]  # type: ignore[misc]
 
 
 def codes_to_names(masks: np.ndarray) -> list[list[str]]:

@@ -15,9 +15,9 @@ import numpy as np
 
 from indexer.risk.actions import adjusted_tokens, factor_at, feed_adjuster, history_factors
 from indexer.risk.calendar import MarketState, TradingCalendar, xnys
-from indexer.risk.eligibility import Eligibility, codes_to_names
+from indexer.risk.eligibility import Eligibility, ValuationFlag, codes_to_names
 from indexer.risk.haircuts import sigma_haircut, size_haircut, wallet_concentration
-from indexer.risk.inputs import Snapshot
+from indexer.risk.inputs import Liquidity, Snapshot
 from indexer.risk.policy import Policy
 from indexer.risk.staleness import SESSION_S, assess_staleness
 from indexer.risk.stress import StressedCovariance, instrument_losses, stressed_covariance
@@ -28,6 +28,14 @@ from indexer.types import Accounting, FeedKind, PriceQuote
 _STOCK = FeedKind.STOCK.code
 
 PARAMETRIC = "parametric"  # name of the parametric (L_joint) stress in RiskRun.stress_names
+
+
+class LiquiditySource(IntEnum):
+    """Where a token's liquidity term comes from (``TokenRisk.liquidity_source``, docs/risk.md section 15)."""
+
+    CONFIGURED = 0  # no DEX measures: tokens.<symbol>.daily_liquidity_usd (no term where the policy has none)
+    MEASURED = 1  # fresh DEX depth and volume: the square-root impact in token units
+    STALE = 2  # measures given but not fresh (or too old): the configured figure is used, no NAV rule
 
 
 class MarginStatus(IntEnum):
@@ -94,6 +102,20 @@ class TokenRisk:
     action_move: np.ndarray | None = None  # adjusted log move of its feed from before its latest action to now
     action_cross: np.ndarray | None = None  # ... to the first round after that action; NaN: none
     gap_days: np.ndarray | None = None  # int64, business days its h_gap is computed on
+    # DEX liquidity (docs/risk.md section 15); None when the snapshot has no liquidity table
+    liquidity_source: np.ndarray | None = None  # int8 LiquiditySource
+    nav: np.ndarray | None = None  # USD per token unit from the oracle (value_factor before the NAV rule)
+    pool_price_usd: np.ndarray | None = None  # USD per token from the pools; NaN where none or not used
+    nav_premium_bp: np.ndarray | None = None  # 1e4 (pool / nav - 1); NaN where not judged
+    measured_premium_bp: np.ndarray | None = None  # the sync's own figure against the oracle answer; NaN
+    value_flags: np.ndarray | None = None  # uint32 ValuationFlag bits (NAV_DEVIATION)
+    adv_units: np.ndarray | None = None  # average daily volume used, token units; NaN where not measured
+    depth_units: np.ndarray | None = None  # standing depth used (liquidity.depth_move_bp), token units
+    liquidity_units: np.ndarray | None = None  # A = participation H ADV + depth; NaN where not measured
+    liquidity_coef: np.ndarray | None = None  # Y sigma sqrt(H) / sqrt(A); 0 where not measured, inf where A = 0
+    platform_cap_factor: np.ndarray | None = None  # the supply-share cap's factor alone
+    platform_liquidity_factor: np.ndarray | None = None  # the platform liquidation cost's factor alone
+    platform_cost: np.ndarray | None = None  # min(cap, Y sigma sqrt(H) sqrt(pledged / A)); 0 where none
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,6 +138,25 @@ class HoldingRisk:
     collateral_before_caps: np.ndarray  # market_value * (1 - haircut) if eligible else 0
     collateral_value: np.ndarray
     token_table: TokenRisk
+    h_liquidity: np.ndarray | None = None  # the liquidity term inside h_size (configured or measured); None: 0
+
+    @property
+    def liquidity_term(self) -> np.ndarray:
+        """The liquidity part of ``h_size``: ``k sqrt(V / L)`` (configured) or the square-root impact
+        (measured); 0 where neither applies."""
+        return np.zeros(len(self.token_idx)) if self.h_liquidity is None else self.h_liquidity
+
+    @property
+    def liquidity_source(self) -> np.ndarray:
+        """int8 :class:`LiquiditySource` of each holding's token."""
+        src = self.token_table.liquidity_source
+        return np.zeros(len(self.token_idx), dtype=np.int8) if src is None else src[self.token_idx]
+
+    @property
+    def value_flags(self) -> np.ndarray:
+        """uint32 :class:`~indexer.risk.eligibility.ValuationFlag` bits of each holding's token."""
+        vf = self.token_table.value_flags
+        return np.zeros(len(self.token_idx), dtype=np.uint32) if vf is None else vf[self.token_idx]
 
     @property
     def shares(self) -> np.ndarray:
@@ -224,6 +265,8 @@ class WalletRisk:
     regime: np.ndarray | None = None  # int8, the correlation regime of L_joint: 0 = positive floor, 1 = negative
     stale_driven: np.ndarray | None = None  # bool: the status is worse than fresh prices alone would make it
     unpriced_positions: np.ndarray | None = None  # int64, positions with no usable mark
+    # collateral lost when DEX depth shrinks by stress.depth_factor (risk-off stresses); 0 without measures
+    liquidity_stress_loss: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -374,6 +417,56 @@ def _action_moves(snapshot: Snapshot, feeds: FeedRisk, adjusted: np.ndarray, fac
     return cross, cross_days, move, days
 
 
+def assess_liquidity(liq: Liquidity, policy: Policy, value_factor: np.ndarray, sigma: np.ndarray, now: int,
+                     depth_factor: float = 1.0) -> dict[str, np.ndarray]:
+    """Per token, from the DEX measures (docs/risk.md section 15): which source the liquidity term takes,
+    the absorbed quantity ``A = participation * H * ADV + depth_factor * depth`` and the coefficient
+    ``Y sigma sqrt(H) / sqrt(A)`` of the square-root term, and the price against NAV (the value factor used:
+    the lower of pool price and NAV where they are further apart than the tolerance)."""
+    lp, horizon = policy.liquidity, policy.volatility.horizon_days
+    measured = np.asarray(liq.measured, dtype=bool)
+    use = measured & np.asarray(liq.fresh, dtype=bool)
+    if liq.updated_at is not None:
+        age = now - np.asarray(liq.updated_at, dtype=np.int64)
+        use &= (age >= 0) & (age <= lp.max_age_s)
+    source = np.where(use, np.int8(LiquiditySource.MEASURED),
+                      np.where(measured, np.int8(LiquiditySource.STALE), np.int8(LiquiditySource.CONFIGURED)))
+    nan = np.full(len(use), np.nan)
+    adv = np.asarray(liq.volume_7d, dtype=np.float64) / 7.0
+    if lp.volume_basis == "lower":
+        adv = np.minimum(adv, np.asarray(liq.volume_24h, dtype=np.float64))
+    depth = np.asarray({100: liq.depth_1pct, 200: liq.depth_2pct, 500: liq.depth_5pct}[lp.depth_move_bp],
+                       dtype=np.float64)
+    adv, depth = np.where(use, adv, nan), np.where(use, depth, nan)
+    absorbed = lp.participation * horizon * adv + depth_factor * depth
+    scale = lp.impact_y * np.asarray(sigma, dtype=np.float64) * np.sqrt(horizon)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coef = np.where(absorbed > 0, scale / np.sqrt(np.where(absorbed > 0, absorbed, 1.0)),
+                        np.where(scale > 0, np.inf, 0.0))
+    coef = np.where(use, coef, 0.0)
+    # the price against NAV: a premium never raises value, a discount beyond the tolerance lowers it
+    pool = np.where(use, np.asarray(liq.pool_price_usd, dtype=np.float64), nan)
+    judged = use & ~np.isnan(pool) & (value_factor > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        premium = np.where(judged, 1e4 * (pool / np.where(judged, value_factor, 1.0) - 1.0), np.nan)
+    deviates = judged & (np.abs(np.nan_to_num(premium)) > lp.nav_tolerance_bp)
+    measured_premium = (nan.copy() if liq.premium_bp is None else
+                        np.where(use, np.asarray(liq.premium_bp, dtype=np.float64), np.nan))
+    return dict(
+        liquidity_source=source.astype(np.int8),
+        nav=value_factor,
+        value_factor=np.where(deviates, np.minimum(pool, value_factor), value_factor),
+        pool_price_usd=pool,
+        nav_premium_bp=premium,
+        measured_premium_bp=measured_premium,
+        value_flags=np.where(deviates, np.uint32(ValuationFlag.NAV_DEVIATION), np.uint32(0)).astype(np.uint32),
+        adv_units=adv,
+        depth_units=depth,
+        liquidity_units=absorbed,
+        liquidity_coef=coef,
+    )
+
+
 def assess_tokens(
     snapshot: Snapshot, policy: Policy, feeds: FeedRisk, state: MarketState, gap_days: int,
     calendar: TradingCalendar | None = None,
@@ -480,8 +573,12 @@ def assess_tokens(
     else:
         h_gap = np.zeros(n_t)
     h_stale = np.where(has_feed, feeds.h_stale[f], 0.0) if n_f and feeds.h_stale is not None else np.zeros(n_t)
+    liquidity = ({} if snapshot.liquidity is None or not policy.liquidity.enabled else
+                 assess_liquidity(snapshot.liquidity, policy, value_factor, sigma, now))
+    value_factor = liquidity.pop("value_factor", value_factor)
 
     return TokenRisk(
+        **liquidity,
         codes=codes,
         feed_idx=feed_idx,
         price=price,
@@ -566,14 +663,24 @@ def value_holdings(
     np.bitwise_or(codes, np.uint32(Eligibility.BELOW_MINIMUM), out=codes, where=below)
     eligible = codes == 0
 
-    h_size = size_haircut(
+    lp = policy.liquidity
+    coef = tokens.liquidity_coef  # per token, fresh DEX measures only (section 15); None: no liquidity table
+    measured = coef is not None and bool((coef != 0).any())
+    daily = tokens.daily_liquidity_usd
+    if coef is not None and tokens.liquidity_source is not None:
+        # a measured token's square-root term replaces the configured one
+        daily = np.where(tokens.liquidity_source == LiquiditySource.MEASURED, np.nan, daily)
+    h_size, h_liq, h_size_before = size_haircut(
         market_value,
         units,
         ti,
-        tokens.daily_liquidity_usd,
+        daily,
         tokens.supply_units,
         policy.size,
         value_factor=tokens.value_factor,
+        measured_coef=coef if measured else None,
+        measured_cap=lp.impact_cap,
+        terms=True,
     )
     h_token = tokens.h_base + tokens.h_vol + tokens.h_gap  # the holder-independent part
     if tokens.h_stale is not None:
@@ -589,13 +696,23 @@ def value_holdings(
     pledged = np.bincount(ti, weights=units * eligible, minlength=n_t)
     limit = policy.concentration.platform_supply_share_cap * tokens.supply_units
     factor = np.where(pledged > limit, limit / np.where(pledged > 0, pledged, 1.0), 1.0)
+    liquidity_factor = cost = None
+    if measured and lp.platform_cost and h_size_before is not None:
+        liquidity_factor, cost = _platform_liquidation(
+            coef, pledged, lp.impact_cap, ti, eligible, market_value, before_caps,
+            np.minimum(h_token[ti] + h_size_before, 1.0), n_t)
+        cap_factor, factor = factor, np.minimum(factor, liquidity_factor)
     after_platform = before_caps * factor[ti] if (factor < 1.0).any() else before_caps
     # Per-wallet caps: share of the wallet's eligible collateral, and USD per token.
     collateral = wallet_concentration(
         after_platform, wi, ti, n_w, tokens.wallet_share_cap, tokens.wallet_cap_usd
     )
 
-    tokens = replace(tokens, pledged_units=pledged, platform_factor=factor)
+    if liquidity_factor is None:
+        tokens = replace(tokens, pledged_units=pledged, platform_factor=factor)
+    else:
+        tokens = replace(tokens, pledged_units=pledged, platform_factor=factor, platform_cap_factor=cap_factor,
+                         platform_liquidity_factor=liquidity_factor, platform_cost=cost)
     holdings = HoldingRisk(
         wallet_idx=wi,
         token_idx=ti,
@@ -608,8 +725,33 @@ def value_holdings(
         collateral_before_caps=before_caps,
         collateral_value=collateral,
         token_table=tokens,
+        h_liquidity=h_liq,
     )
     return holdings, tokens
+
+
+def _platform_liquidation(coef: np.ndarray, pledged: np.ndarray, cap: float, ti: np.ndarray, eligible: np.ndarray,
+                          market_value: np.ndarray, before_caps: np.ndarray, haircut_without: np.ndarray, n_t: int
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """The platform liquidation cost per token and the factor it sets (docs/risk.md section 15).
+
+    ``c = min(cap, coef * sqrt(pledged))``: the square-root impact of selling every pledged unit within the
+    horizon. A full liquidation realises at most ``G = sum mv (1 - h0 - c)`` over the eligible holdings,
+    ``h0`` each holding's haircut without its own liquidity term; the token counts ``C = sum c0`` before the
+    cut, so the factor is ``clip(G / C, 0, 1)``. The cut ``C - G = c V - sum mv (h - h0)`` is the joint cost
+    less what the holdings' own terms already charged (never negative: each own term is at most ``c``)."""
+    with np.errstate(invalid="ignore"):
+        cost = coef * np.sqrt(pledged)  # inf * 0: nothing pledged, no cost
+    cost = np.where(np.isnan(cost), 0.0, np.minimum(cost, cap))
+    sel = eligible & (coef != 0)[ti]
+    t, mv = ti[sel], market_value[sel]
+    value = np.bincount(t, weights=mv, minlength=n_t)
+    realised = np.bincount(t, weights=mv * (1.0 - haircut_without[sel]), minlength=n_t) - cost * value
+    counted = np.bincount(ti, weights=before_caps, minlength=n_t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where((coef != 0) & (counted > 0),
+                          np.clip(realised / np.where(counted > 0, counted, 1.0), 0.0, 1.0), 1.0)
+    return factor, cost
 
 
 def margin_positions(snapshot: Snapshot, policy: Policy, feeds: FeedRisk) -> PositionRisk:
@@ -775,8 +917,25 @@ def run_risk(snapshot: Snapshot, policy: Policy, *, calendar: TradingCalendar | 
     l_joint, l_indep, pnl, regime = instrument_losses(
         exposure, np.concatenate([tokens.feed_idx, pos_feeds]), stress, z, horizon, shocks
     )
+    # DEX depth withdrawn in risk-off stresses (section 15): the collateral lost when the measured depth
+    # shrinks by stress.depth_factor, the whole valuation run again, is added to those stresses' losses.
+    liq_loss = np.zeros(n_w)
+    parametric_loss = l_joint
+    risk_off = np.array([sc.risk_off for sc in sp.scenarios], dtype=bool)
+    coef = tokens.liquidity_coef
+    if (coef is not None and (coef != 0).any() and sp.depth_factor < 1.0
+            and (sp.parametric_risk_off or risk_off.any()) and snapshot.liquidity is not None):
+        stressed = assess_liquidity(snapshot.liquidity, policy, tokens.nav, tokens.sigma, now, sp.depth_factor)
+        stressed_holdings, _ = value_holdings(
+            snapshot, policy, replace(tokens, liquidity_coef=stressed["liquidity_coef"]), wallet_codes)
+        liq_loss = np.maximum(
+            0.0, collateral - np.bincount(wi, weights=stressed_holdings.collateral_value, minlength=n_w))
+        for k in np.flatnonzero(risk_off):
+            pnl[:, k] -= liq_loss
+        if sp.parametric_risk_off:
+            parametric_loss = l_joint + liq_loss
     worst, worst_loss = _worst_scenario(pnl)
-    binding = np.where(l_joint >= worst_loss, 0, worst + 1).astype(np.int16)
+    binding = np.where(parametric_loss >= worst_loss, 0, worst + 1).astype(np.int16)
 
     return RiskRun(
         block_number=int(snapshot.block_number),
@@ -810,14 +969,15 @@ def run_risk(snapshot: Snapshot, policy: Policy, *, calendar: TradingCalendar | 
             wrong_way=np.maximum(0.0, l_joint - l_indep),
             worst_scenario=worst,
             worst_scenario_loss=worst_loss,
-            stressed_excess=equity - im - np.maximum(l_joint, worst_loss),
+            stressed_excess=equity - im - np.maximum(parametric_loss, worst_loss),
             binding=binding,
             regime=regime,
             stale_driven=stale_driven,
             unpriced_positions=unpriced,
+            liquidity_stress_loss=liq_loss,
         ),
         stress=stress,
-        notes=run_notes(snapshot, feeds, tokens, positions),
+        notes=run_notes(snapshot, feeds, tokens, positions, policy),
     )
 
 
@@ -835,9 +995,11 @@ def _when(ts: int) -> str:
     return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def run_notes(snapshot: Snapshot, feeds: FeedRisk, tokens: TokenRisk, positions: PositionRisk) -> tuple[str, ...]:
+def run_notes(snapshot: Snapshot, feeds: FeedRisk, tokens: TokenRisk, positions: PositionRisk,
+              policy: Policy | None = None) -> tuple[str, ...]:
     """The run's explanation in words: each corporate-action adjustment, each price carried across an
-    action, each inconsistent valuation, each stale feed and each position with no usable mark."""
+    action, each inconsistent valuation, each stale feed, each position with no usable mark, and the DEX
+    measures: a pool price away from NAV, measures too stale to use, a sync premium the engine disagrees with."""
     out = []
     names, symbols, acts = snapshot.feeds.name, snapshot.tokens.symbol, snapshot.actions
     for f in np.flatnonzero(feeds.adjusted_by >= 0):
@@ -865,4 +1027,28 @@ def run_notes(snapshot: Snapshot, feeds: FeedRisk, tokens: TokenRisk, positions:
     if len(bad):
         feeds_without = sorted({str(names[positions.feed_idx[i]]) for i in bad})
         out.append(f"{len(bad)} positions have no usable mark ({', '.join(feeds_without)}): their wallets are unpriced")
+    out.extend(_liquidity_notes(symbols, tokens, policy))
     return tuple(out)
+
+
+def _liquidity_notes(symbols: np.ndarray, tokens: TokenRisk, policy: Policy | None) -> list[str]:
+    out: list[str] = []
+    if tokens.liquidity_source is None or tokens.value_flags is None:
+        return out
+    assert tokens.nav is not None and tokens.pool_price_usd is not None and tokens.nav_premium_bp is not None
+    tol = f" (tolerance {policy.liquidity.nav_tolerance_bp:g} bp)" if policy is not None else ""
+    for t in np.flatnonzero(tokens.value_flags & np.uint32(ValuationFlag.NAV_DEVIATION)):
+        out.append(f"{symbols[t]}: NAV_DEVIATION: its pools trade at {tokens.pool_price_usd[t]:.6g} USD, "
+                   f"{tokens.nav_premium_bp[t]:+,.0f} bp from the NAV of {tokens.nav[t]:.6g} USD{tol}: valued at "
+                   f"the lower, {tokens.value_factor[t]:.6g} USD per token (still eligible)")
+    for t in np.flatnonzero(tokens.liquidity_source == LiquiditySource.STALE):
+        out.append(f"{symbols[t]}: its DEX measures are not fresh: the configured liquidity figure is used and "
+                   "its pool price is not judged against NAV")
+    mp = tokens.measured_premium_bp
+    if mp is not None:
+        both = ~np.isnan(mp) & ~np.isnan(tokens.nav_premium_bp)
+        for t in np.flatnonzero(both & (np.abs(np.where(both, mp - tokens.nav_premium_bp, 0.0)) > 10.0)):
+            out.append(f"{symbols[t]}: the sync's pool premium {mp[t]:+,.0f} bp (against the oracle's answer) "
+                       f"differs from {tokens.nav_premium_bp[t]:+,.0f} bp against the NAV the run values at "
+                       f"(corporate-action factor {tokens.action_factor[t] if tokens.action_factor is not None else 1.0:.6g})")
+    return out

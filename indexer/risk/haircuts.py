@@ -45,7 +45,10 @@ def size_haircut(
     supply_units: np.ndarray,
     size: SizePolicy,
     value_factor: np.ndarray | None = None,
-) -> np.ndarray:
+    measured_coef: np.ndarray | None = None,
+    measured_cap: float = 1.0,
+    terms: bool = False,
+):
     """``h_size = min(1, band(value) + k * sqrt(value / daily_liquidity) + k_s * sqrt(b / supply))``.
 
     Per-token inputs (``daily_liquidity_usd``, ``supply_units``) are indexed by ``token_idx``. The
@@ -54,6 +57,13 @@ def size_haircut(
     (a holder cannot own more than the supply; a zero supply counts as fully held).
     ``value_factor``: optional, per token, with ``market_value == units * value_factor[token_idx]``;
     it lets both terms share one square root (same result to an ulp or two).
+
+    ``measured_coef``: optional, per token, ``Y sigma sqrt(H) / sqrt(A)`` for the tokens with fresh DEX
+    measures (0 elsewhere; inf where the market absorbs nothing): their liquidity term is the square-root
+    impact ``min(measured_cap, coef * sqrt(b))`` in token units (docs/risk.md section 15), in place of the
+    configured one (give those tokens NaN in ``daily_liquidity_usd``). With ``terms`` the result is
+    ``(h_size, liquidity term per holding or None when there is none, h_size without the measured term or
+    None when no token is measured)``.
     """
     bands_from = np.array([b.from_usd for b in size.bands])
     bands_addon = np.array([b.addon for b in size.bands])
@@ -62,7 +72,9 @@ def size_haircut(
     # k * sqrt(v / L) = (k / sqrt(L)) * sqrt(v), and k_s * sqrt(min(b / S, 1)) = min((k_s / sqrt(S)) * sqrt(b), k_s).
     # Both terms need a square root per holding; with ``value_factor`` (USD per unit, per token, so
     # that value = units * value_factor[token]) one root serves both: sqrt(v) = sqrt(b) sqrt(f).
-    root_units = np.sqrt(units) if size.supply_k > 0 or value_factor is not None else None
+    measured = measured_coef is not None and bool((measured_coef != 0).any())
+    root_units = np.sqrt(units) if size.supply_k > 0 or value_factor is not None or measured else None
+    impact = None
     if size.impact_k > 0:
         has_liq = ~np.isnan(daily_liquidity_usd)
         if has_liq.any():
@@ -92,7 +104,18 @@ def size_haircut(
             term[units == 0] = 0.0
         np.minimum(term, size.supply_k, out=term)
         h += term
-    return np.minimum(h, 1.0, out=h)
+    if not measured:
+        return (np.minimum(h, 1.0, out=h), impact, None) if terms else np.minimum(h, 1.0, out=h)
+    before = np.minimum(h, 1.0)
+    assert measured_coef is not None and root_units is not None
+    with np.errstate(invalid="ignore"):
+        liq = measured_coef[token_idx] * root_units  # inf * 0 (nothing absorbed, nothing held) -> NaN -> 0
+    np.minimum(liq, measured_cap, out=liq)
+    np.copyto(liq, 0.0, where=np.isnan(liq))
+    h += liq
+    if impact is not None:
+        liq += impact
+    return (np.minimum(h, 1.0, out=h), liq, before) if terms else np.minimum(h, 1.0, out=h)
 
 
 def wallet_concentration(

@@ -17,7 +17,9 @@ Layout:
 - history: every feed's rounds up to B in CSR form (``offsets``), sorted by ``updated_at`` per feed;
 - actions: every token's corporate actions up to B (splits, reverse splits, stock dividends folded into
   its multiplier) in CSR form, sorted by effective time: what adjusts its feed's history and pairs each
-  price with the multiplier of its own time (docs/risk.md section 2).
+  price with the multiplier of its own time (docs/risk.md section 2);
+- liquidity: optional, one row per token: the measured DEX depth, volume and pool price at B
+  (docs/risk.md section 15); a token without measures keeps the policy's configured liquidity figure.
 """
 
 from __future__ import annotations
@@ -166,6 +168,87 @@ class Positions:
 
 
 @dataclass(frozen=True, eq=False)
+class Liquidity:
+    """Measured DEX liquidity per token at B, one row per token (docs/risk.md section 15).
+
+    The measures come from the token's Uniswap v3 pools (``indexer.liquidity.v3``), **selling the token**,
+    in token units (whole tokens, ``raw / 10**decimals``) so that a split with no market move scales depth and
+    volume by the split ratio exactly as it scales balances. A row with ``measured`` false (the token has no
+    pool) is ignored whatever its other values: the token keeps the policy's configured figure, as without
+    this table. Float64 arrays (int64 for ``updated_at``), NaN where a figure is not known:
+
+    - ``depth_1pct``, ``depth_2pct``, ``depth_5pct``: the largest sale, summed over the token's pools, whose
+      swap moves each pool's price by at most 1%, 2%, 5% (``v3.depths``, fee included);
+    - ``volume_24h``, ``volume_7d``: token units swapped in the pools (either direction, each swap's
+      token amount once) in the 24 hours and the 7 days up to B;
+    - ``pool_price_usd``: USD per token, the pools' mid prices weighted by their 2% depth (the price a sale
+      split across the pools by their depth starts from; a thin pool off the market carries the weight of
+      what it can absorb); NaN where no pool's quote asset has a USD price;
+    - ``premium_bp``: optional, the sync's own premium of that price against the oracle's answer
+      (``v3.premium_bp``), kept for comparison: the engine judges the price against the NAV it values at
+      (which carries corporate actions), ``TokenRisk.nav_premium_bp``;
+    - ``fresh``: the pools were read at B (the pool sync is not behind); stale measures are not used;
+    - ``updated_at``: optional, the block time of the pool reads; older than ``liquidity.max_age_s`` is stale.
+    """
+
+    measured: np.ndarray  # bool, the token has pool measures
+    fresh: np.ndarray  # bool, the measures are current at B
+    depth_1pct: np.ndarray  # float64, token units
+    depth_2pct: np.ndarray  # float64, token units
+    depth_5pct: np.ndarray  # float64, token units
+    volume_24h: np.ndarray  # float64, token units
+    volume_7d: np.ndarray  # float64, token units
+    pool_price_usd: np.ndarray  # float64, USD per token; NaN = none
+    premium_bp: np.ndarray | None = None  # float64, the sync's premium against the oracle answer; NaN = none
+    updated_at: np.ndarray | None = None  # int64, block time of the pool reads; None: ``fresh`` alone decides
+
+    def __len__(self) -> int:
+        return len(self.measured)
+
+    @classmethod
+    def absent(cls, n_tokens: int) -> Liquidity:
+        """No token measured: the engine's numbers are those of no liquidity table at all."""
+        nan = np.full(n_tokens, np.nan)
+        no = np.zeros(n_tokens, dtype=bool)
+        return cls(no, no.copy(), nan, nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy())
+
+    def validate(self, n_tokens: int) -> None:
+        """Shapes, and for measured fresh rows (the ones the engine uses): finite non-negative depths rising
+        with the move, non-negative volumes with the 7 days at least the last 24 hours, a positive pool price
+        or NaN. A stale row may hold anything (NaN where a read failed): it is not used."""
+        for f in fields(self):
+            col = getattr(self, f.name)
+            if col is not None and len(col) != n_tokens:
+                raise SnapshotError(f"liquidity.{f.name}: {len(col)} rows, expected one per token ({n_tokens})")
+        m = np.asarray(self.measured, dtype=bool) & np.asarray(self.fresh, dtype=bool)
+        if not m.any():
+            return
+        cols = {}
+        for name in ("depth_1pct", "depth_2pct", "depth_5pct", "volume_24h", "volume_7d"):
+            v = np.asarray(getattr(self, name), dtype=np.float64)[m]
+            bad = ~np.isfinite(v) | (v < 0)
+            if bad.any():
+                raise SnapshotError(
+                    f"liquidity.{name}: {int(bad.sum())} measured fresh tokens have a negative, NaN or infinite "
+                    "value; give token units >= 0, or set measured = false for a token without pools (fresh = "
+                    "false where the read failed)")
+            cols[name] = v
+        for lo, hi in (("depth_1pct", "depth_2pct"), ("depth_2pct", "depth_5pct")):
+            if (cols[hi] < cols[lo]).any():
+                raise SnapshotError(f"liquidity.{hi}: smaller than {lo} for a measured fresh token; a larger move "
+                                    "absorbs at least as much (check the moves' order)")
+        if (cols["volume_7d"] < cols["volume_24h"] * (1.0 - 1e-9)).any():
+            raise SnapshotError("liquidity.volume_7d: smaller than volume_24h for a measured fresh token; the 7 days "
+                                "include the last 24 hours (check the windows)")
+        price = np.asarray(self.pool_price_usd, dtype=np.float64)[m]
+        if (~np.isnan(price) & ~(np.isfinite(price) & (price > 0))).any():
+            raise SnapshotError("liquidity.pool_price_usd: must be a positive finite USD price per token, or NaN "
+                                "where no pool has a USD quote")
+        if self.premium_bp is not None and np.isinf(np.asarray(self.premium_bp, dtype=np.float64)[m]).any():
+            raise SnapshotError("liquidity.premium_bp: infinite; give NaN where there is no premium")
+
+
+@dataclass(frozen=True, eq=False)
 class Snapshot:
     """Everything the engine needs about block B. ``block_timestamp`` is the engine's "now"."""
 
@@ -178,6 +261,7 @@ class Snapshot:
     accounts: Accounts
     positions: Positions
     actions: CorporateActions | None = None  # None: no token had one
+    liquidity: Liquidity | None = None  # None: no token has DEX measures (the policy's configured figures)
 
     @property
     def n_wallets(self) -> int:
@@ -228,6 +312,8 @@ class Snapshot:
                 raise SnapshotError("actions: one new and one old multiplier per effective_at")
             if any(int(o) <= 0 or int(n) <= 0 for n, o in zip(a.new, a.old, strict=True)):
                 raise SnapshotError("actions: multipliers must be positive")
+        if self.liquidity is not None:
+            self.liquidity.validate(n_t)
         h = self.history
         if len(h.offsets) != n_f + 1 or h.offsets[0] != 0 or h.offsets[-1] != len(h.updated_at):
             raise SnapshotError("history.offsets: must have n_feeds + 1 entries from 0 to len(updated_at)")

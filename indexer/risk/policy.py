@@ -118,6 +118,22 @@ class SizePolicy(_Model):
         return v
 
 
+class LiquidityPolicy(_Model):
+    """Measured DEX liquidity (docs/risk.md section 15): the square-root impact term of h_size, the platform
+    liquidation cost and the price against NAV. Used only for tokens whose snapshot has fresh measures; every
+    other token keeps ``tokens.<symbol>.daily_liquidity_usd`` and ``size.impact_k``."""
+
+    enabled: bool = True  # false: measures are ignored, every token keeps the configured figure
+    impact_y: NonNegative = 1.0  # Y of the square-root law, impact = Y sigma sqrt(H) sqrt(Q / A)
+    participation: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2  # share of the horizon's volume a sale takes
+    depth_move_bp: Literal[100, 200, 500] = 100  # which measured depth counts as the standing depth
+    volume_basis: Literal["7d", "lower"] = "7d"  # ADV: the 7-day mean, or the lower of it and the last 24 h
+    impact_cap: Fraction01 = 0.5  # the liquidity term (per holding and platform-wide) never exceeds this
+    platform_cost: bool = True  # the cost of liquidating all that is pledged feeds the platform cut
+    nav_tolerance_bp: NonNegative = 200.0  # NAV_DEVIATION beyond |pool / NAV - 1| of this many bp
+    max_age_s: int = Field(default=3_600, gt=0)  # measures read longer ago than this (updated_at) are stale
+
+
 class GapPolicy(_Model):
     enabled: bool = True
     cap: Fraction01  # h_gap never exceeds this
@@ -199,6 +215,7 @@ class Scenario(_Model):
     source: str = Field(min_length=1)  # the real episode the shocks are calibrated to
     shocks: dict[str, Annotated[float, Field(ge=-1.0)]]  # simple return per asset class and "crypto"
     crypto_feed_shocks: dict[str, Annotated[float, Field(ge=-1.0)]] = {}  # per crypto feed name
+    risk_off: bool = False  # DEX depth shrinks by stress.depth_factor in this scenario (docs/risk.md section 15)
 
 
 class StressPolicy(_Model):
@@ -206,6 +223,9 @@ class StressPolicy(_Model):
     equity_crypto_corr_floor: Annotated[float, Field(ge=-1.0, le=1.0)]
     equity_classes: list[str]  # asset classes whose stock feeds are on the equity side of the floor
     two_sided: bool = True  # also stress the regime where equity-crypto correlations fall to -floor
+    # risk-off stresses see this fraction of the measured DEX depth (volume is kept: it rises in crashes)
+    depth_factor: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
+    parametric_risk_off: bool = True  # the parametric stress (both regimes) is risk-off
     scenarios: list[Scenario] = Field(min_length=1)
 
     @field_validator("scenarios")
@@ -231,6 +251,7 @@ class Policy(_Model):
     staleness: StalenessPolicy
     reserves: ReservesPolicy
     valuation: ValuationPolicy = ValuationPolicy()
+    liquidity: LiquidityPolicy = LiquidityPolicy()
     margin: MarginPolicy
     stress: StressPolicy
 

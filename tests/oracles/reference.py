@@ -524,8 +524,10 @@ class ReferenceModel:
                     "state": state,
                     "age": self.feed_age[feed] if feed >= 0 else -1,
                     "shocks": [policy.scenario_token_shock(sc, sym) for sc in sp.scenarios],
+                    "sigma": sigma,
                 }
             )
+            self._dex(t, snapshot, policy)
 
         # Rows per wallet, and the platform-wide pledged total per token (needs every holding)
         hold = snapshot.holdings
@@ -544,10 +546,13 @@ class ReferenceModel:
             if self._holding_code(w, t, r, mv) == 0:
                 pledged[t] += units
         cap = policy.concentration.platform_supply_share_cap
+        self.pledged = pledged
         self.platform = [
             cap * self.token[t]["supply"] / pledged[t] if pledged[t] > cap * self.token[t]["supply"] else 1.0
             for t in range(n_t)
         ]
+        self._platform_of: dict[tuple[bool, float], list[float]] = {}
+        self.any_measured = any(self._measured(t) for t in range(n_t))
         self.scenario_names = [sc.name for sc in sp.scenarios]
         self.position_shocks = [
             [policy.scenario_crypto_shock(sc, str(feeds.name[f])) for sc in sp.scenarios] for f in range(n_f)
@@ -586,8 +591,90 @@ class ReferenceModel:
         tk = self.token[t]
         units = balance / 10 ** tk["decimals"]
         shares = units if tk["model"] == REBASING else units * tk["m"]
+        if tk["nav_deviation"]:
+            return units, shares, units * tk["unit_value"]
         mv = (units if tk["per_token"] else shares) * (tk["price"] * tk["factor"])
         return units, shares, mv
+
+    # -- DEX liquidity (docs/risk.md section 15) --------------------------------------------------------
+
+    def _dex(self, t: int, snapshot: Snapshot, policy: Policy) -> None:
+        """The token's liquidity source, ADV and standing depth, and its price against NAV."""
+        tk, lp, liq = self.token[t], policy.liquidity, snapshot.liquidity
+        tk.update(source=0, adv=0.0, depth=0.0, nav_deviation=False, unit_value=None, premium=None)
+        if liq is None or not lp.enabled or not bool(liq.measured[t]):
+            return
+        usable = bool(liq.fresh[t])
+        if liq.updated_at is not None:
+            age = self.now - int(liq.updated_at[t])
+            usable = usable and 0 <= age <= lp.max_age_s
+        if not usable:
+            tk["source"] = 2
+            return
+        tk["source"] = 1
+        adv = float(liq.volume_7d[t]) / 7
+        if lp.volume_basis == "lower":
+            adv = min(adv, float(liq.volume_24h[t]))
+        tk["adv"] = adv
+        tk["depth"] = float({100: liq.depth_1pct, 200: liq.depth_2pct, 500: liq.depth_5pct}[lp.depth_move_bp][t])
+        one_share = 1.0 if tk["per_token"] or tk["model"] == REBASING else tk["m"]
+        nav = one_share * tk["price"] * tk["factor"]
+        pool = float(liq.pool_price_usd[t])
+        if pool == pool and nav > 0:
+            tk["premium"] = (pool / nav - 1) * 10_000
+            if abs(tk["premium"]) > lp.nav_tolerance_bp:
+                tk["nav_deviation"] = True
+                tk["unit_value"] = pool if pool < nav else nav
+
+    def _impact(self, t: int, quantity: float, depth_scale: float) -> float:
+        """min(cap, Y sigma sqrt(H) sqrt(quantity / (participation H ADV + depth_scale depth)))."""
+        lp, horizon = self.policy.liquidity, self.policy.volatility.horizon_days
+        tk = self.token[t]
+        k = lp.impact_y * tk["sigma"] * math.sqrt(horizon)
+        if quantity <= 0 or k == 0:
+            return 0.0
+        absorbed = lp.participation * horizon * tk["adv"] + depth_scale * tk["depth"]
+        if absorbed <= 0:
+            return lp.impact_cap
+        return min(lp.impact_cap, k * math.sqrt(quantity / absorbed))
+
+    def _measured(self, t: int) -> bool:
+        """Measured, with a term that is not identically 0 (Y sigma > 0)."""
+        tk = self.token[t]
+        return tk["source"] == 1 and self.policy.liquidity.impact_y * tk["sigma"] > 0
+
+    def platform_factors(self, fresh: bool, depth_scale: float) -> list[float]:
+        """Per token: the supply cap's factor, or the platform liquidation cost's where it is lower."""
+        key = (fresh, depth_scale)
+        if key in self._platform_of:
+            return self._platform_of[key]
+        n_t = len(self.token)
+        value, realised, counted = [0.0] * n_t, [0.0] * n_t, [0.0] * n_t
+        hold = self.snap.holdings
+        for r in range(len(hold.wallet_idx)):
+            w, t = int(hold.wallet_idx[r]), int(hold.token_idx[r])
+            if not self._measured(t):
+                continue
+            units, _, mv = self._value(t, self.balance[r])
+            if self._holding_code(w, t, r, mv) != 0:
+                continue
+            tk = self.token[t]
+            rest = tk["h_base"] + tk["h_vol"] + tk["h_gap"] + (0.0 if fresh else tk["h_stale"])
+            h = min(1.0, rest + self._size(mv, units, t, depth_scale))
+            h0 = min(1.0, rest + self._size(mv, units, t, depth_scale, own_liquidity=False))
+            value[t] += mv
+            realised[t] += mv * (1 - h0)
+            counted[t] += mv * (1 - h)
+        out = []
+        for t in range(n_t):
+            f = self.platform[t]
+            if self._measured(t) and self.policy.liquidity.platform_cost and counted[t] > 0:
+                cost = self._impact(t, self.pledged[t], depth_scale)
+                g = (realised[t] - cost * value[t]) / counted[t]
+                f = min(f, min(1.0, max(0.0, g)))
+            out.append(f)
+        self._platform_of[key] = out
+        return out
 
     def _holding_code(self, w: int, t: int, r: int, mv: float) -> int:
         code = self.token[t]["code"] | self.account_code[w]
@@ -597,7 +684,12 @@ class ReferenceModel:
             code |= bit("BELOW_MINIMUM")
         return code
 
-    def _size(self, mv: float, units: float, t: int) -> float:
+    def _size(self, mv: float, units: float, t: int, depth_scale: float = 1.0, own_liquidity: bool = True) -> float:
+        return self._size_terms(mv, units, t, depth_scale, own_liquidity)[0]
+
+    def _size_terms(self, mv: float, units: float, t: int, depth_scale: float = 1.0,
+                    own_liquidity: bool = True) -> tuple[float, float]:
+        """(h_size, its liquidity term)."""
         sz = self.policy.size
         bands = sz.bands
         if mv > 0:
@@ -610,33 +702,40 @@ class ReferenceModel:
         else:
             h = bands[0].addon
         liq = self.token[t]["liquidity"]
-        if sz.impact_k > 0 and liq is not None:
-            h += sz.impact_k * math.sqrt(mv / liq)
+        term = 0.0
+        if self.token[t]["source"] == 1:
+            term = self._impact(t, units, depth_scale) if own_liquidity else 0.0
+        elif sz.impact_k > 0 and liq is not None:
+            term = sz.impact_k * math.sqrt(mv / liq)
+        h += term
         if sz.supply_k > 0 and units > 0:
             supply = self.token[t]["supply"]
             ratio = 1.0 if supply <= 0 else min(1.0, units / supply)
             h += sz.supply_k * math.sqrt(ratio)
-        return min(1.0, h)
+        return min(1.0, h), term
 
     # -- per wallet -----------------------------------------------------------------------------------
 
     def wallet(
-        self, w: int, fresh: bool = False
+        self, w: int, fresh: bool = False, depth_scale: float = 1.0, partial: bool = False
     ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, dict[str, Any]]], dict[str, Any]]:
-        """One wallet's rows and totals; ``fresh``: as if no feed were stale (no stale add-on anywhere)."""
+        """One wallet's rows and totals; ``fresh``: as if no feed were stale (no stale add-on anywhere);
+        ``depth_scale``: the DEX depth multiplied by it (the risk-off pass, docs/risk.md section 15);
+        ``partial`` (and ``fresh``): the collateral and the status only."""
         policy, snap = self.policy, self.snap
         hold = snap.holdings
         rows = []
+        platform = self.platform_factors(fresh, depth_scale)
         for r in self.rows_of.get(w, []):
             t = int(hold.token_idx[r])
             tk = self.token[t]
             units, shares, mv = self._value(t, self.balance[r])
             code = self._holding_code(w, t, r, mv)
-            h_size = self._size(mv, units, t)
+            h_size, h_liquidity = self._size_terms(mv, units, t, depth_scale)
             h_stale = 0.0 if fresh else tk["h_stale"]
             h = min(1.0, tk["h_base"] + tk["h_vol"] + h_size + tk["h_gap"] + h_stale)
             c0 = mv * (1 - h) if code == 0 else 0.0
-            c1 = c0 * self.platform[t]
+            c1 = c0 * platform[t]
             rows.append(
                 (
                     r,
@@ -650,6 +749,10 @@ class ReferenceModel:
                         "h_base": tk["h_base"],
                         "h_vol": tk["h_vol"],
                         "h_size": h_size,
+                        "h_liquidity": h_liquidity,
+                        "liquidity_source": tk["source"],
+                        "value_flags": 1 if tk["nav_deviation"] else 0,
+                        "nav_premium_bp": tk["premium"],
                         "h_gap": tk["h_gap"],
                         "h_stale": h_stale,
                         "haircut": h,
@@ -748,12 +851,9 @@ class ReferenceModel:
 
         cash = float(snap.accounts.cash_usd[w])
         equity = collateral + upnl + cash
-        if equity >= im:
-            status = 0
-        elif equity >= mm:
-            status = 1
-        else:
-            status = 2
+        if partial or fresh:  # a pass for its collateral or status only
+            return out_rows, out_pos, {"collateral": collateral, "status": _status(equity, im, mm)}
+        status = _status(equity, im, mm)
         stale_driven = False
         if not fresh:
             touched = [self.token[int(hold.token_idx[r])]["h_stale"] for r in self.rows_of.get(w, [])]
@@ -774,12 +874,20 @@ class ReferenceModel:
         assert best is not None
         l_joint = scale * math.sqrt(max(0.0, best[0]))
         l_indep = scale * math.sqrt(max(0.0, best[1]))
-        losses = [-v for v in pnl]
+        # risk-off stresses: the collateral lost with the DEX depth shrunk by stress.depth_factor
+        sp = policy.stress
+        liquidity_loss = 0.0
+        uses = sp.parametric_risk_off or any(sc.risk_off for sc in sp.scenarios)
+        if uses and self.any_measured:
+            shrunk = self.wallet(w, depth_scale=sp.depth_factor, partial=True)[2]["collateral"]
+            liquidity_loss = max(0.0, collateral - shrunk)
+        losses = [-v + (liquidity_loss if sc.risk_off else 0.0) for v, sc in zip(pnl, sp.scenarios, strict=True)]
         worst = 0
         for k in range(1, n_sc):
             if losses[k] > losses[worst]:
                 worst = k
         worst_loss = losses[worst]
+        parametric = l_joint + (liquidity_loss if sp.parametric_risk_off else 0.0)
         wallet = {
             "market_value": market_value,
             "collateral": collateral,
@@ -795,13 +903,22 @@ class ReferenceModel:
             "wrong_way": max(0.0, l_joint - l_indep),
             "worst_scenario": worst,
             "worst_scenario_loss": worst_loss,
-            "stressed_excess": equity - im - max(l_joint, worst_loss),
-            "binding": 0 if l_joint >= worst_loss else worst + 1,
+            "stressed_excess": equity - im - max(parametric, worst_loss),
+            "binding": 0 if parametric >= worst_loss else worst + 1,
+            "liquidity_stress_loss": liquidity_loss,
             "regime": regime,
             "stale_driven": stale_driven,
             "unpriced_positions": unpriced,
         }
         return out_rows, out_pos, wallet
+
+
+def _status(equity: float, im: float, mm: float) -> int:
+    if equity >= im:
+        return 0
+    if equity >= mm:
+        return 1
+    return 2
 
 
 def _quad(x: list[float], s: list[list[float]]) -> float:

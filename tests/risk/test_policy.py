@@ -37,7 +37,7 @@ def test_default_policy_loads_against_the_default_world() -> None:
     assert policy.token_base_haircut("NOT_LISTED") == 1.0
     assert not policy.token_eligible("NOT_LISTED")
     assert policy.volatility.z == pytest.approx(2.326347874)
-    assert re.fullmatch(r"default/2026\.1\+sha256:[0-9a-f]{12}", policy.version_string)
+    assert re.fullmatch(r"default/2026\.2\+sha256:[0-9a-f]{12}", policy.version_string)
     assert re.fullmatch(r"[0-9a-f]{64}", policy.content_hash)
 
 
@@ -128,6 +128,24 @@ def test_inconsistent_margin_and_size_bands_are_named() -> None:
     d = data()
     d["stress"]["equity_classes"] = ["single_stock", "penny_stock"]
     assert "stress.equity_classes: unknown asset class 'penny_stock'" in rejected(d)
+
+
+def test_liquidity_parameters_are_checked_and_a_policy_without_them_takes_the_defaults() -> None:
+    d = data()
+    d["liquidity"]["depth_move_bp"] = 300
+    d["liquidity"]["participation"] = 0.0
+    d["stress"]["depth_factor"] = 1.5
+    msg = rejected(d)
+    assert "liquidity.depth_move_bp: Input should be 100, 200 or 500 (use one of the allowed values)" in msg
+    assert "liquidity.participation: Input should be greater than 0" in msg
+    assert "stress.depth_factor: Input should be less than or equal to 1" in msg
+    d = data()
+    del d["liquidity"]
+    for sc in d["stress"]["scenarios"]:
+        del sc["risk_off"]
+    older = policy_from_mapping(d)  # a policy written before section 15 still loads
+    assert older.liquidity == load_policy(DEFAULT_POLICY).liquidity
+    assert not any(sc.risk_off for sc in older.stress.scenarios)
 
 
 def test_every_error_is_reported_at_once() -> None:

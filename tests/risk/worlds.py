@@ -18,6 +18,7 @@ from indexer.risk.inputs import (
     FeedHistory,
     Feeds,
     Holdings,
+    Liquidity,
     Positions,
     Snapshot,
     Tokens,
@@ -121,8 +122,12 @@ class WorldBuilder:
         paused: bool = False,
         actions: list[tuple[int, int, int]] | None = None,
         reserve_updated_at: int | None = None,
+        dex: dict[str, Any] | None = None,
     ) -> int:
-        """``actions``: corporate actions as (effective_at, new, old), e.g. (t, 3, 1) for a 3-for-1 split."""
+        """``actions``: corporate actions as (effective_at, new, old), e.g. (t, 3, 1) for a 3-for-1 split.
+        ``dex``: DEX measures (docs/risk.md section 15), keys ``depth`` (1%, 2%, 5% in token units),
+        ``volume`` (24 h, 7 days), ``price`` (USD per token, NaN for none), optional ``fresh`` (default true),
+        ``premium_bp`` and ``updated_at``."""
         self.tokens.append(
             dict(
                 symbol=symbol,
@@ -136,6 +141,7 @@ class WorldBuilder:
                 paused=paused,
                 actions=sorted(actions or []),
                 reserve_updated_at=reserve_updated_at,
+                dex=dex,
             )
         )
         return len(self.tokens) - 1
@@ -186,6 +192,29 @@ class WorldBuilder:
         flat = [a for r in rows for a in r]
         return CorporateActions(offsets, np.array([a[0] for a in flat], dtype=np.int64),
                                 int_array([a[1] for a in flat]), int_array([a[2] for a in flat]))
+
+    def _liquidity(self, now: int) -> Liquidity | None:
+        dex = [x.get("dex") for x in self.tokens]
+        if all(d is None for d in dex):
+            return None
+
+        def col(key: str, i: int) -> np.ndarray:
+            return np.array([np.nan if d is None else float(d[key][i]) for d in dex], dtype=np.float64)
+
+        return Liquidity(
+            measured=np.array([d is not None for d in dex], dtype=bool),
+            fresh=np.array([d is not None and d.get("fresh", True) for d in dex], dtype=bool),
+            depth_1pct=col("depth", 0),
+            depth_2pct=col("depth", 1),
+            depth_5pct=col("depth", 2),
+            volume_24h=col("volume", 0),
+            volume_7d=col("volume", 1),
+            pool_price_usd=np.array([np.nan if d is None else float(d["price"]) for d in dex], dtype=np.float64),
+            premium_bp=None if all(d is None or "premium_bp" not in d for d in dex) else np.array(
+                [np.nan if d is None else float(d.get("premium_bp", np.nan)) for d in dex], dtype=np.float64),
+            updated_at=None if all(d is None or "updated_at" not in d for d in dex) else np.array(
+                [now if d is None else int(d.get("updated_at", now)) for d in dex], dtype=np.int64),
+        )
 
     def build(self, now: int, block_number: int = 1) -> Snapshot:
         f, t, w, h, p = self.feeds, self.tokens, self.wallets, self.holdings, self.positions
@@ -255,6 +284,7 @@ class WorldBuilder:
                 leverage=np.array([x["leverage"] for x in p], dtype=np.float64),
             ),
             actions=self._actions(),
+            liquidity=self._liquidity(now),
         )
         snap.validate()
         return snap
@@ -310,10 +340,26 @@ def balances(draw: st.DrawFn, decimals: int) -> int:
 
 
 @st.composite
-def random_policy(draw: st.DrawFn) -> Policy:
+def random_policy(draw: st.DrawFn, liquidity: bool = False) -> Policy:
     import copy
 
     data = copy.deepcopy(default_policy_data())
+    if liquidity:
+        lq = data["liquidity"]
+        lq["enabled"] = draw(st.integers(0, 9)) > 0
+        lq["impact_y"] = draw(st.sampled_from([0.0, 0.5, 1.0, 3.0]))
+        lq["participation"] = draw(st.sampled_from([0.05, 0.2, 1.0]))
+        lq["depth_move_bp"] = draw(st.sampled_from([100, 200, 500]))
+        lq["volume_basis"] = draw(st.sampled_from(["7d", "lower"]))
+        lq["impact_cap"] = draw(st.sampled_from([0.0, 0.05, 0.5, 1.0]))
+        lq["platform_cost"] = draw(st.integers(0, 3)) > 0
+        lq["nav_tolerance_bp"] = draw(st.sampled_from([0.0, 50.0, 200.0, 1e6]))
+        lq["max_age_s"] = draw(st.sampled_from([60, 3_600]))
+        data["stress"]["depth_factor"] = draw(st.sampled_from([0.05, 0.2, 1.0]))
+        data["stress"]["parametric_risk_off"] = draw(st.booleans())
+        for sc in data["stress"]["scenarios"]:
+            sc["risk_off"] = draw(st.booleans())
+        data["volatility"]["horizon_days"] = draw(st.sampled_from([1.0, 2.0, 5.0]))
     if draw(st.booleans()):
         data["margin"]["im_mode"] = "tiers"
     if draw(st.integers(0, 3)) == 0:
@@ -337,9 +383,35 @@ def random_policy(draw: st.DrawFn) -> Policy:
 
 
 @st.composite
-def random_world(draw: st.DrawFn) -> Snapshot:
+def dex_measures(draw: st.DrawFn, nav: float, now: int) -> dict[str, Any] | None:
+    """DEX measures for one token (or None): depths rising with the move, the 7 days at least the last
+    24 hours, zero markets, and pool prices near the NAV (``nav``, USD per token) and far from it."""
+    if draw(st.integers(0, 3)) == 0:
+        return None
+    size = st.sampled_from([0.0, 0.5, 10.0, 1e3, 1e6, 1e9])
+    d1 = draw(size)
+    d2 = d1 + draw(size)
+    d5 = d2 + draw(size)
+    v24 = draw(size)
+    v7 = v24 + draw(size)
+    premium = draw(st.sampled_from([None, -0.6, -0.03, -0.015, -0.001, 0.0, 0.004, 0.02, 0.5]))
+    price = np.nan if premium is None or nav <= 0 else nav * (1 + premium)
+    if nav <= 0 and premium is not None:
+        price = draw(st.sampled_from([0.01, 100.0]))
+    out: dict[str, Any] = dict(depth=(d1, d2, d5), volume=(v24, v7), price=price,
+                               fresh=draw(st.integers(0, 5)) > 0)
+    if draw(st.booleans()):
+        out["updated_at"] = now - draw(st.sampled_from([0, 30, 600, 7_200, -60]))
+    if draw(st.booleans()):
+        out["premium_bp"] = draw(st.sampled_from([np.nan, 0.0, 1e4 * (premium or 0.0), 5_000.0]))
+    return out
+
+
+@st.composite
+def random_world(draw: st.DrawFn, liquidity: bool = False) -> Snapshot:
     """Small worlds that reach every branch: empty wallets, zero and negative prices, uint256
-    balances, 6 and 18 decimals, every eligibility failure, every market state."""
+    balances, 6 and 18 decimals, every eligibility failure, every market state; with ``liquidity``,
+    DEX measures for some tokens (docs/risk.md section 15)."""
     now = draw(
         st.one_of(
             st.sampled_from(INTERESTING_TIMES), st.integers(ny("2024-01-02 00:00"), ny("2026-06-30 00:00"))
@@ -439,6 +511,15 @@ def random_world(draw: st.DrawFn) -> Snapshot:
                 entry=draw(st.sampled_from([1.0, 100.0, 65_000.0, 0.5])),
                 leverage=draw(st.sampled_from([0.5, 1.0, 3.0, 20.0, 100.0])),
             )
+    if liquidity:
+        for tok in b.tokens:
+            nav = 0.0
+            if tok["feed"] >= 0 and b.feeds[tok["feed"]]["has_round"]:
+                feed = b.feeds[tok["feed"]]
+                nav = feed["answer_raw"] / 10 ** feed["decimals"]
+                if tok["quote"] != PriceQuote.PER_TOKEN and tok["accounting"] != Accounting.REBASING_SHARES:
+                    nav *= tok["multiplier"] / E18
+            tok["dex"] = draw(dex_measures(nav, now))
     b.limbs = draw(st.booleans())  # both forms of balance_raw meet the same reference
     return b.build(now)
 
@@ -458,3 +539,47 @@ FLAT = {
 def flat_policy(**changes: Any) -> Policy:
     """The default policy reduced to base haircuts only (no vol, size, gap or caps), plus changes."""
     return policy_with(**{**FLAT, **changes})
+
+
+@st.composite
+def dex_world(draw: st.DrawFn) -> Snapshot:
+    """Worlds whose holdings are mostly eligible (fresh positive prices, listed tokens, accounts on file) and
+    whose tokens mostly have DEX measures: the liquidity terms, the NAV rule, the platform liquidation cost
+    and the risk-off stress all bite (docs/risk.md section 15)."""
+    now = draw(st.one_of(st.sampled_from(INTERESTING_TIMES), st.integers(ny("2024-01-02 00:00"), ny("2026-06-30 00:00"))))
+    b = WorldBuilder()
+    names = ["AAPL/USD", "SPY/USD", "BTC/USD", "ETH/USD"]
+    kinds = [FeedKind.STOCK, FeedKind.STOCK, FeedKind.CRYPTO, FeedKind.CRYPTO]
+    seed = draw(st.integers(0, 2**32 - 1))
+    for f in range(draw(st.integers(1, 4))):
+        price = draw(st.sampled_from([1.0, 42.5, 230.0, 65_000.0]))
+        # generic (seeded) returns: no two feeds perfectly (anti-)correlated, where the floor's blend weight
+        # is ill-conditioned in both implementations
+        vol = draw(st.sampled_from([0.005, 0.02, 0.06]))
+        returns = np.random.default_rng([seed, f]).normal(0.0, vol, 60)
+        b.feed(names[f], price, kind=kinds[f], updated_at=now - draw(st.sampled_from([0, 30, 300])),
+               decimals=draw(st.sampled_from([6, 8, 18])),
+               history=daily_history(now - 60 * 86_400, 60, price, returns))
+    symbols = draw(st.lists(st.sampled_from(POLICY_SYMBOLS), min_size=1, max_size=4, unique=True))
+    for sym in symbols:
+        feed = draw(st.integers(0, len(b.feeds) - 1))
+        accounting = draw(st.sampled_from(list(Accounting)))
+        multiplier = draw(st.sampled_from([E18, E18 // 2, 3 * E18]))
+        quote = draw(st.sampled_from(list(PriceQuote)))
+        t = b.token(sym, feed, decimals=draw(st.sampled_from([0, 6, 18])), accounting=accounting,
+                    multiplier=multiplier, quote=quote, supply_units=draw(st.sampled_from([1e4, 1e7, 1e12])),
+                    actions=[(now - 3 * 86_400, 2, 1)] if draw(st.integers(0, 5)) == 0 else None)
+        nav = b.feeds[feed]["answer_raw"] / 10 ** b.feeds[feed]["decimals"]
+        if quote != PriceQuote.PER_TOKEN and accounting != Accounting.REBASING_SHARES:
+            nav *= multiplier / E18
+        b.tokens[t]["dex"] = draw(dex_measures(nav, now))
+    for _ in range(draw(st.integers(1, 8))):
+        w = b.wallet(cash=draw(st.sampled_from([0.0, 1e3, 1e6])))
+        for t in range(len(b.tokens)):
+            if draw(st.integers(0, 3)) > 0:
+                b.hold(w, t, draw(st.sampled_from([0.001, 1.0, 37.0, 1e3, 1e5, 1e7])))
+        for _ in range(draw(st.integers(0, 2))):
+            b.position(w, draw(st.integers(0, len(b.feeds) - 1)), size=draw(st.sampled_from([1.0, -2.5, 1e3])),
+                       entry=draw(st.sampled_from([1.0, 100.0, 65_000.0])), leverage=5.0)
+    b.limbs = draw(st.booleans())
+    return b.build(now)
