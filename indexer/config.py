@@ -127,6 +127,22 @@ class FeedConfig(_Strict):
         return normalize_address(v, "feeds.address")
 
 
+class PoolConfig(_Strict):
+    """A DEX pool where a configured token trades (docs/liquidity.md). The pool's two tokens, fee and tick
+    spacing are read from the chain at start-up; one of the two must be `token`'s address."""
+
+    name: str = Field(min_length=1)
+    address: str
+    token: str  # the symbol of the configured token the pool trades
+    protocol: Literal["uniswap_v3"] = "uniswap_v3"
+    quote_feed: str | None = None  # a feed pricing the other token in USD; none: the other token counts at 1 USD
+
+    @field_validator("address")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        return normalize_address(v, "pools.address")
+
+
 class ServiceConfig(_Strict):
     """The background service (`collateral-indexer run`): job intervals, health thresholds, HTTP."""
 
@@ -193,6 +209,7 @@ class Settings(BaseSettings):
     chain: ChainConfig
     tokens: list[TokenConfig] = Field(min_length=1)
     feeds: list[FeedConfig] = Field(default_factory=list)
+    pools: list[PoolConfig] = Field(default_factory=list)
     database_url: str = "sqlite:///collateral.sqlite"
     policy_path: str = "default"  # a bundled policy's name, or a .toml file (relative: to this file)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
@@ -220,10 +237,10 @@ class Settings(BaseSettings):
         dup = {s for s in symbols if symbols.count(s) > 1}
         if dup:
             raise ValueError(f"tokens: symbol {sorted(dup)[0]!r} is listed twice")
-        addrs = [t.address for t in self.tokens] + [f.address for f in self.feeds]
+        addrs = [t.address for t in self.tokens] + [f.address for f in self.feeds] + [p.address for p in self.pools]
         dup_a = {a for a in addrs if addrs.count(a) > 1}
         if dup_a:
-            raise ValueError(f"address {sorted(dup_a)[0]} is used by two tokens or feeds")
+            raise ValueError(f"address {sorted(dup_a)[0]} is used twice by tokens, feeds or pools")
         feeds = {f.name: f for f in self.feeds}
         if len(feeds) != len(self.feeds):
             raise ValueError("feeds: two feeds share a name")
@@ -237,6 +254,14 @@ class Settings(BaseSettings):
         for f in self.feeds:
             if f.token is not None and f.token not in symbols:
                 raise ValueError(f"feeds[{f.name}].token: no token with symbol {f.token!r}")
+        names = [p.name for p in self.pools]
+        if len(set(names)) != len(names):
+            raise ValueError("pools: two pools share a name")
+        for p in self.pools:
+            if p.token not in symbols:
+                raise ValueError(f"pools[{p.name}].token: no token with symbol {p.token!r}")
+            if p.quote_feed is not None and p.quote_feed not in feeds:
+                raise ValueError(f"pools[{p.name}].quote_feed: no feed named {p.quote_feed!r} in [[feeds]]")
         return self
 
     def token(self, symbol: str) -> TokenConfig:
@@ -244,6 +269,9 @@ class Settings(BaseSettings):
             if t.symbol == symbol:
                 return t
         raise ConfigError(f"unknown token {symbol!r}: known are {', '.join(t.symbol for t in self.tokens)}")
+
+    def pools_of(self, symbol: str) -> list[PoolConfig]:
+        return [p for p in self.pools if p.token == symbol]
 
     def feed(self, name: str) -> FeedConfig:
         for f in self.feeds:

@@ -24,7 +24,7 @@ from indexer.store.registry import account_row, feed_names, position_rows
 from indexer.store.runs import latest_run
 from indexer.token_events import ACCOUNT_EVENTS, fold_account_events
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 class LookupError_(IndexerError):  # noqa: N801 - LookupError is a builtin
@@ -91,6 +91,7 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
              .mappings()}
     account = account_row(conn, wallet)
     feeds = feed_names(conn, chain_id) if feeds is None else feeds
+    markets = token_markets(conn, run.id)
     sanctioned, frozen_on = restrictions(conn, chain_id, wallet, run.block_number)
     out: dict[str, Any] = {
         "wallet": wallet,
@@ -102,7 +103,7 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
         "account": None if account is None else {
             "jurisdiction": account["jurisdiction"], "tier": account["tier"], "kyc_status": account["kyc_status"],
             "cash_usd": account["cash_usd"]},
-        "holdings": [_holding(r, feeds) for r in holdings],
+        "holdings": [_holding(r, feeds, markets.get(r["token"])) for r in holdings],
         "positions": [{**{k: p[k] for k in ("instrument", "base_asset", "size", "entry_price", "leverage")},
                        "mark": _mark(marks.get(p["instrument"]))} for p in positions],
         "margin": None,
@@ -165,7 +166,40 @@ def _mark(r) -> dict[str, Any] | None:
             "notional": r["notional"], "im": r["im"], "mm": r["mm"], "upnl": r["upnl"]}
 
 
-def _holding(r, feeds: dict[str, str]) -> dict[str, Any]:
+def token_markets(conn: Connection, run_id: int) -> dict[str, dict[str, Any]]:
+    """Per token, its pools in the run (`risk_pools`) together, as the `token_liquidity` view shows them: depth
+    and volume summed, the price weighted by 2% depth, and the premium of that price against the run's NAV."""
+    p = m.RiskPool.__table__
+    out: dict[str, dict[str, Any]] = {}
+    for r in conn.execute(select(p).where(p.c.run_id == run_id).order_by(p.c.token, p.c.name)).mappings():
+        t = out.setdefault(r["token"], {"pools": [], "depth_1pct": 0.0, "depth_2pct": 0.0, "depth_5pct": 0.0,
+                                        "depth_2pct_usd": 0.0, "volume_24h": 0.0, "volume_7d": 0.0,
+                                        "nav_usd": r["nav_usd"], "_weighted": 0.0, "_weight": 0.0})
+        t["pools"].append({"name": r["name"], "pool": r["pool"], "price_usd": r["price_usd"],
+                           "premium_bp": r["premium_bp"], "depth_2pct": r["depth_2pct"]})
+        for k in ("depth_1pct", "depth_2pct", "depth_5pct", "volume_24h", "volume_7d"):
+            t[k] += r[k]
+        t["depth_2pct_usd"] += r["depth_2pct_usd"] or 0.0
+        if r["price_usd"] is not None:
+            t["_weighted"] += r["price_usd"] * r["depth_2pct"]
+            t["_weight"] += r["depth_2pct"]
+    for t in out.values():
+        weighted, weight = t.pop("_weighted"), t.pop("_weight")
+        t["price_usd"] = weighted / weight if weight else None
+        nav = t["nav_usd"]
+        t["premium_bp"] = None if t["price_usd"] is None or not nav else (t["price_usd"] / nav - 1.0) * 1e4
+    return out
+
+
+def _liquidity(r, market: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Where the holding's token trades, and how much of the 2% depth the holding would take (None: no pool)."""
+    if market is None:
+        return None
+    depth = market["depth_2pct"]
+    return {**market, "share_of_depth_2pct": (r["balance"] / depth) if depth > 0 else None}
+
+
+def _holding(r, feeds: dict[str, str], market: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "symbol": r["symbol"], "token": r["token"], "balance_raw": str(r["balance_raw"]), "balance": r["balance"],
         "shares": r["shares"],
@@ -176,9 +210,12 @@ def _holding(r, feeds: dict[str, str]) -> dict[str, Any]:
         "eligible": bool(r["eligible"]), "codes": int(r["codes"]),
         "reasons": [c for c in (r["code_names"] or "").split(",") if c],
         "haircut": {"base": r["h_base"], "volatility": r["h_vol"], "size": r["h_size"], "gap": r["h_gap"],
-                    "stale": r["h_stale"], "total": r["haircut"]},
+                    "stale": r["h_stale"], "total": r["haircut"], "size_liquidity": r["liquidity_term"],
+                    "liquidity_source": r["liquidity_source"]},
+        "valuation_flags": [c for c in (r["value_flag_names"] or "").split(",") if c],
         "collateral_before_caps": r["collateral_before_caps"], "platform_cut": r["platform_cut"],
         "wallet_cut": r["wallet_cut"], "collateral_value": r["collateral_value"],
+        "liquidity": _liquidity(r, market),
     }
 
 

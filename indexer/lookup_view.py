@@ -143,6 +143,13 @@ def flags(w: dict[str, Any]) -> list[Text]:
     return out
 
 
+def _share(share: float | None) -> str:
+    """A holding against the depth: a percentage below it, a multiple above."""
+    if share is None:
+        return "-"
+    return f"{share:.1%} of it" if share < 1 else f"{share:,.1f}x it"
+
+
 def usd(v: float | None) -> str:
     return "-" if v is None else f"{v:,.2f}"
 
@@ -214,6 +221,8 @@ def _wallet(w: dict[str, Any], width: int) -> Panel:
         hc, pr = h["haircut"], h["price"]
         caps = h["platform_cut"] + h["wallet_cut"]
         reasons = ", ".join(h["reasons"]) if h["reasons"] else "eligible"
+        if h.get("valuation_flags"):
+            reasons += "; valued at the pool price: " + ", ".join(h["valuation_flags"])
         rows.append([h["symbol"], f"{h['balance']:,.4f}",
                      f"{usd(pr['value'])} · {age(pr['age_s'])} · {pr['market_state']}", usd(h["market_value"]),
                      f"{pct(hc['total'])} = {pct(hc['base'])} + {pct(hc['volatility'])} + {pct(hc['size'])} + "
@@ -222,6 +231,19 @@ def _wallet(w: dict[str, Any], width: int) -> Panel:
                         if pr.get("action_factor", 1.0) != 1.0 else ""),
                      usd(h["collateral_value"]), Text(reasons, style="green" if not h["reasons"] else "red")])
     parts.append(table_or_list("holdings", HOLDING_COLUMNS, rows, width))
+    for h in w["holdings"]:
+        liq = h.get("liquidity")
+        if liq is None:
+            continue
+        premium = liq["premium_bp"]
+        parts += pack([Text(f"{h['symbol']} on DEX:", style="bold"),
+                       _piece("pools", str(len(liq["pools"]))),
+                       _piece("2% depth", f"{liq['depth_2pct']:,.4f} ({usd(liq['depth_2pct_usd'])})"),
+                       _piece("this holding", _share(liq["share_of_depth_2pct"])),
+                       _piece("24h volume", f"{liq['volume_24h']:,.4f}"),
+                       _piece("pool price", usd(liq["price_usd"])),
+                       _piece("vs NAV", "-" if premium is None else f"{premium:+,.1f} bp",
+                              "" if premium is None or abs(premium) < 100 else "yellow")], width)
     if w["positions"]:
         rows = []
         for pos in w["positions"]:

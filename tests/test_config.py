@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import tomli_w
@@ -81,7 +82,7 @@ def no_indexer_env(monkeypatch):
                                                       "service.http_port?"),
     (lambda d: d["tokens"][0].update(symbl="AAPLx"), "tokens.0.symbl: unknown setting; did you mean tokens.0.symbol?"),
     (lambda d: d["feeds"][0].update(heartbeet=60), "feeds.0.heartbeet: unknown setting; did you mean feeds.0.heartbeat?"),
-    (lambda d: d.update(zzz=1), "zzz: unknown setting; known are chain, tokens, feeds, database_url, policy_path, "
+    (lambda d: d.update(zzz=1), "zzz: unknown setting; known are chain, tokens, feeds, pools, database_url, policy_path, "
                                 "service, retention, alerts, world, events"),
 ])
 def test_an_unknown_key_is_an_error_that_suggests_the_nearest_name(tmp_path, no_indexer_env, mutate, message):
@@ -109,7 +110,7 @@ def test_the_world_table_stays_free_form(tmp_path, no_indexer_env):
     ("INDEXER_SERVCE__HTTP_PORT", "environment variable INDEXER_SERVCE__HTTP_PORT: unknown setting; did you mean "
                                   "INDEXER_SERVICE__HTTP_PORT?"),
     ("INDEXER_NOTHING_LIKE_IT", "environment variable INDEXER_NOTHING_LIKE_IT: unknown setting; known are "
-                                "INDEXER_CHAIN, INDEXER_TOKENS, INDEXER_FEEDS, INDEXER_DATABASE_URL, INDEXER_POLICY_PATH, "
+                                "INDEXER_CHAIN, INDEXER_TOKENS, INDEXER_FEEDS, INDEXER_POOLS, INDEXER_DATABASE_URL, INDEXER_POLICY_PATH, "
                                 "INDEXER_SERVICE, INDEXER_RETENTION, INDEXER_ALERTS, INDEXER_WORLD, INDEXER_EVENTS"),
     ("indexer_policy_pth", "environment variable indexer_policy_pth: unknown setting; did you mean "
                            "INDEXER_POLICY_PATH?"),
@@ -146,3 +147,25 @@ def test_precedence_is_override_then_environment_then_file_then_default(tmp_path
     no_indexer_env.setenv("INDEXER_DATABASE_URL", "sqlite:///env.sqlite")
     assert load_settings(filed).database_url == "sqlite:///env.sqlite"
     assert load_settings(filed, database_url="sqlite:///flag.sqlite").database_url == "sqlite:///flag.sqlite"
+
+
+@pytest.mark.parametrize("pool, message", [
+    ({"name": "p", "address": "0x" + "11" * 20, "token": "NOPE"}, "pools[p].token: no token with symbol 'NOPE'"),
+    ({"name": "p", "address": "0x" + "11" * 20, "token": "AAPLx", "quote_feed": "NOPE"},
+     "pools[p].quote_feed: no feed named 'NOPE' in [[feeds]]"),
+    ({"name": "p", "address": "0x" + "11" * 20, "token": "AAPLx", "protocol": "curve"}, "pools.0.protocol"),
+])
+def test_a_pool_must_name_a_configured_token_and_feed(tmp_path, pool, message):
+    data = {**GOOD, "pools": [pool]}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(write(tmp_path, data))
+
+
+def test_a_pool_loads_and_may_not_share_an_address(tmp_path):
+    pool = {"name": "AAPLx/USDC", "address": "0x" + "33" * 20, "token": "AAPLx", "quote_feed": "AAPL/USD"}
+    s = load_settings(write(tmp_path, {**GOOD, "pools": [pool]}))
+    assert [(p.name, p.protocol, p.quote_feed) for p in s.pools_of("AAPLx")] == [("AAPLx/USDC", "uniswap_v3", "AAPL/USD")]
+    with pytest.raises(ConfigError, match="is used twice by tokens, feeds or pools"):
+        load_settings(write(tmp_path, {**GOOD, "pools": [{**pool, "address": GOOD["feeds"][0]["address"]}]}))
+    with pytest.raises(ConfigError, match="two pools share a name"):
+        load_settings(write(tmp_path, {**GOOD, "pools": [pool, {**pool, "address": "0x" + "44" * 20}]}))

@@ -30,8 +30,18 @@ def _holding(symbol: str, balance: float, price: float, value: float, collateral
         "shares": balance, "price": {"value": price, "feed": f"{symbol}/USD", "round_id": "18446744073709551617",
                                      "age_s": 7_500, "market_state": "overnight", "action_factor": 1.0},
         "market_value": value, "eligible": not reasons, "codes": codes, "reasons": reasons,
-        "haircut": {"base": 0.15, "volatility": 0.0412, "size": 0.0231, "gap": 0.0275, "stale": 0.0, "total": 0.2418},
-        "collateral_before_caps": collateral, "platform_cut": 0.0, "wallet_cut": 0.0, "collateral_value": collateral}
+        "haircut": {"base": 0.15, "volatility": 0.0412, "size": 0.0231, "gap": 0.0275, "stale": 0.0, "total": 0.2418,
+                    "size_liquidity": 0.0131, "liquidity_source": "measured"},
+        "valuation_flags": [],
+        "collateral_before_caps": collateral, "platform_cut": 0.0, "wallet_cut": 0.0, "collateral_value": collateral,
+        "liquidity": None}
+
+
+SPYX_POOLS = {"pools": [{"name": "SPYx/USDC 0.05%", "pool": "0x" + "51" * 20, "price_usd": 604.97,
+                         "premium_bp": -123.4, "depth_2pct": 12_345.6789}],
+              "depth_1pct": 6_123.4567, "depth_2pct": 12_345.6789, "depth_5pct": 31_234.5678,
+              "depth_2pct_usd": 7_561_728.41, "volume_24h": 98_765.4321, "volume_7d": 543_210.9876,
+              "nav_usd": 612.5, "price_usd": 604.97, "premium_bp": -122.9, "share_of_depth_2pct": 80.0002}
 
 
 def whale_doc(*, sanctioned: bool = True, frozen_on: tuple[str, ...] = ("MSFT",)) -> dict:
@@ -45,7 +55,7 @@ def whale_doc(*, sanctioned: bool = True, frozen_on: tuple[str, ...] = ("MSFT",)
         "holdings": [
             _holding("NVDAx", 1_869_123.4567, 187.25, 349_993_366_916.72, 0.0, ["WALLET_SANCTIONED"], 8192),
             _holding("MSFT", 12_345.1234, 512.34, 6_324_943.31, 0.0, ["WALLET_FROZEN", "WALLET_SANCTIONED"], 8196),
-            _holding("SPYx", 987_654.3219, 612.5, 604_938_272.16, 458_668_477.95, [], 0),
+            {**_holding("SPYx", 987_654.3219, 612.5, 604_938_272.16, 458_668_477.95, [], 0), "liquidity": SPYX_POOLS},
         ],
         "positions": [{"instrument": "BTC-PERP", "base_asset": "BTC", "size": 1_234.56789, "entry_price": 97_123.45,
                        "leverage": 10.0, "mark": {"used": 95_432.1, "price": 96_000.0, "adverse": 0.0059,
@@ -73,6 +83,10 @@ def numbers_of(doc: dict) -> list[str]:
     out += [usd(w["stress"][k]) for k in ("l_joint", "l_indep", "wrong_way", "worst_scenario_loss", "stressed_excess")]
     for h in w["holdings"]:
         out += [f"{h['balance']:,.4f}", usd(h["price"]["value"]), usd(h["market_value"]), usd(h["collateral_value"])]
+        if h["liquidity"]:
+            q = h["liquidity"]
+            out += [f"{q['depth_2pct']:,.4f}", usd(q["depth_2pct_usd"]), f"{q['volume_24h']:,.4f}", usd(q["price_usd"]),
+                    f"{q['premium_bp']:+,.1f}"]
     for p in w["positions"]:
         out += [f"{p['size']:,.6f}", usd(p["entry_price"]), usd(p["mark"]["used"]), usd(p["mark"]["upnl"])]
     return out
@@ -87,12 +101,16 @@ def rendered(doc: dict, width: int | None = None) -> str:
 def test_the_whale_document_follows_the_schema_and_the_new_fields_are_required():
     doc = whale_doc()
     jsonschema.validate(doc, SCHEMA)
-    assert SCHEMA["properties"]["schema_version"] == {"const": "1.2"} and SCHEMA["$id"].endswith("/1.2")
+    assert SCHEMA["properties"]["schema_version"] == {"const": "1.3"} and SCHEMA["$id"].endswith("/1.3")
     for field in ("headline", "sanctioned", "frozen_on"):
         broken = copy.deepcopy(doc)
         del broken["wallets"][0][field]
         with pytest.raises(jsonschema.ValidationError, match=field):
             jsonschema.validate(broken, SCHEMA)
+    broken = copy.deepcopy(doc)
+    del broken["wallets"][0]["holdings"][2]["liquidity"]
+    with pytest.raises(jsonschema.ValidationError, match="liquidity"):
+        jsonschema.validate(broken, SCHEMA)
 
 
 @pytest.mark.parametrize("width", [80, 60, 100, 120, 160, 220])

@@ -17,8 +17,8 @@ from indexer.store.engine import alembic_config, make_engine, upgrade
 from tests import ROOT as PROJECT_ROOT
 from tests.conftest import PG_ADMIN, fresh_database
 
-VIEWS = ["client_collateral", "client_margin", "holders", "latest_run", "price_latest", "token_exposure",
-         "wallet_collateral", "wallet_margin"]
+VIEWS = ["client_collateral", "client_margin", "holders", "latest_run", "pool_state", "price_latest", "token_exposure",
+         "token_liquidity", "wallet_collateral", "wallet_margin"]
 DOC = PROJECT_ROOT / "docs" / "sql.md"
 ROLES = PROJECT_ROOT / "db" / "roles.sql"
 WALLET = "0x00000000000000000000000000000000000000aa"

@@ -90,8 +90,23 @@ EVENT_SPECS: tuple[EventSpec, ...] = (
     EventSpec("SanctionedAddressesAdded", "SanctionedAddressesAdded(address[])", (False,), ("wallets",)),
     EventSpec("SanctionedAddressesRemoved", "SanctionedAddressesRemoved(address[])", (False,), ("wallets",)),
 )
-_SPECS: dict[tuple[str, int], EventSpec] = {(e.topic0, e.n_topics): e for e in EVENT_SPECS}
-TOPICS = [TRANSFER, TRANSFER_SHARES, *dict.fromkeys(e.topic0 for e in EVENT_SPECS)]
+# Uniswap v3 pools (`UniswapV3Pool` of @uniswap/v3-core 1.0.1): the events that change what a swap meets
+# (pool_events; indexer/liquidity/pools.py folds them). Collect, Flash and the protocol-fee events change no
+# price or liquidity and are not read.
+POOL_EVENT_SPECS: tuple[EventSpec, ...] = (
+    EventSpec("Initialize", "Initialize(uint160,int24)", (False, False), ("sqrt_price_x96", "tick")),
+    EventSpec("Mint", "Mint(address,address,int24,int24,uint128,uint256,uint256)",
+              (False, True, True, True, False, False, False),
+              ("sender", "owner", "tick_lower", "tick_upper", "amount", "amount0", "amount1")),
+    EventSpec("Burn", "Burn(address,int24,int24,uint128,uint256,uint256)", (True, True, True, False, False, False),
+              ("owner", "tick_lower", "tick_upper", "amount", "amount0", "amount1")),
+    EventSpec("Swap", "Swap(address,address,int256,int256,uint160,uint128,int24)",
+              (True, True, False, False, False, False, False),
+              ("sender", "recipient", "amount0", "amount1", "sqrt_price_x96", "liquidity", "tick")),
+)
+POOL_EVENT_NAMES = frozenset(e.name for e in POOL_EVENT_SPECS)
+_SPECS: dict[tuple[str, int], EventSpec] = {(e.topic0, e.n_topics): e for e in (*EVENT_SPECS, *POOL_EVENT_SPECS)}
+TOPICS = [TRANSFER, TRANSFER_SHARES, *dict.fromkeys(e.topic0 for e in (*EVENT_SPECS, *POOL_EVENT_SPECS))]
 
 
 class TransferRecord(NamedTuple):

@@ -34,6 +34,8 @@ class ReportData:
     supply: dict[str, float]  # token address -> total supply in token units at the run's block
     history: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    pools: list[dict[str, Any]] = field(default_factory=list)  # the run's risk_pools rows
+    premium_history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # symbol -> (time, bp)
 
 
 _HOLDING_TEXT = ("wallet", "token", "symbol", "asset_class")
@@ -67,7 +69,8 @@ def load_report_data(conn: Connection, chain_id: int, run_id: int | None = None)
     holdings, wallets = _holdings(conn, chain_id, run["id"]), _wallets(conn, run["id"])
     mark_clients(holdings, wallets)
     return ReportData(run=run, holdings=holdings, wallets=wallets,
-                      supply=_supply(conn, chain_id, run["block_number"]), history=_history(conn, chain_id))
+                      supply=_supply(conn, chain_id, run["block_number"]), history=_history(conn, chain_id),
+                      pools=_pools(conn, run["id"]), premium_history=_premium_history(conn, chain_id))
 
 
 def mark_clients(holdings: dict[str, np.ndarray], wallets: dict[str, np.ndarray]) -> None:
@@ -158,6 +161,31 @@ def _history(conn: Connection, chain_id: int) -> list[dict[str, Any]]:
                             client_market_value=float(mv or 0.0) - non_client, non_client_market_value=non_client,
                             margin_call=c.get("margin_call", 0), liquidate=c.get("liquidate", 0)))
     return history
+
+
+def _pools(conn: Connection, rid: int) -> list[dict[str, Any]]:
+    P = m.RiskPool.__table__
+    return [dict(r) for r in conn.execute(select(P).where(P.c.run_id == rid).order_by(P.c.symbol, P.c.name))
+            .mappings()]
+
+
+def _premium_history(conn: Connection, chain_id: int) -> dict[str, list[tuple[int, float]]]:
+    """Per token, (block time, premium in bp) of every run that is not orphaned: its pools' price weighted by 2%
+    depth against the run's value of one token, as `token_liquidity` computes it."""
+    R, P = m.RiskRunRecord, m.RiskPool
+    weight = func.sum(P.depth_2pct)
+    rows = conn.execute(
+        select(R.block_timestamp, P.symbol, func.sum(P.price_usd * P.depth_2pct), weight, func.avg(P.price_usd),
+               func.max(P.nav_usd))
+        .join(R, R.id == P.run_id)
+        .where(R.chain_id == chain_id, R.orphaned_at.is_(None), P.price_usd.is_not(None))
+        .group_by(R.id, R.block_timestamp, P.symbol).order_by(R.block_timestamp, R.id))
+    out: dict[str, list[tuple[int, float]]] = {}
+    for ts, symbol, weighted, w, mean, nav in rows:
+        price = float(weighted) / float(w) if w else float(mean)
+        if nav:
+            out.setdefault(symbol, []).append((int(ts), (price / float(nav) - 1.0) * 1e4))
+    return out
 
 
 def load_venues(conn: Connection, chain_id: int, block: int, venues: Sequence[str]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine
@@ -37,6 +38,7 @@ SECTIONS = (
     "Eligibility codes",
     "Venues side by side",
     "Haircuts against history",
+    "DEX liquidity",
 )
 
 STATUS_COLOURS = {"healthy": "#2e9d5b", "margin_call": "#e39b12", "liquidate": "#d43d3d", "unpriced": "#8e44ad"}
@@ -491,6 +493,65 @@ def _backtest_section(b) -> str:
     return _section(title, lead, chart, table)
 
 
+def _liquidity_section(d: ReportData) -> str:
+    """Where the tokens trade: each pool's price against the run's value of one token, its depth and volume, the
+    cost of liquidating the pledged collateral into the pools, and the premium over time."""
+    title = SECTIONS[11]
+    if not d.pools:
+        return _section(title, "Where the tokens trade on DEX pools.",
+                        '<div class="note">No pool measured in this run: the configuration lists no [[pools]], or '
+                        "the pool sync has no state of them at the run's block (docs/liquidity.md).</div>")
+    tokens: dict[str, dict[str, Any]] = {}
+    for p in d.pools:
+        t = tokens.setdefault(p["symbol"], {"offered": 0.0, "proceeds": 0.0, "priced": True, "nav": p["nav_usd"],
+                                            "depth": 0.0, "depth_usd": 0.0, "volume": 0.0, "pools": 0})
+        t["offered"] += p["sale_offered"]
+        t["depth"] += p["depth_2pct"]
+        t["depth_usd"] += p["depth_2pct_usd"] or 0.0
+        t["volume"] += p["volume_24h"]
+        t["pools"] += 1
+        if p["sale_proceeds_usd"] is None:
+            t["priced"] = False
+        else:
+            t["proceeds"] += p["sale_proceeds_usd"]
+    cost_rows, trows = [], []
+    for symbol, t in sorted(tokens.items()):
+        pledged_usd = t["offered"] * (t["nav"] or 0.0)
+        cost = 1.0 - t["proceeds"] / pledged_usd if t["priced"] and pledged_usd > 0 else None
+        if cost is not None:
+            cost_rows.append((symbol, cost, "#d43d3d" if cost > 0.1 else "#e39b12" if cost > 0.02 else "#2e9d5b",
+                              f"{usd(pledged_usd)} pledged pays {usd(t['proceeds'])} sold at once"))
+        trows.append((symbol, num(t["pools"]), f"{t['depth']:,.2f}", usd(t["depth_usd"]), f"{t['volume']:,.2f}",
+                      usd(pledged_usd), "–" if cost is None else usd(t["proceeds"]), "–" if cost is None else pct(cost)))
+    prow = [(p["symbol"], p["name"], "–" if p["price_usd"] is None else usd(p["price_usd"]),
+             "–" if p["nav_usd"] is None else usd(p["nav_usd"]),
+             "–" if p["premium_bp"] is None else f"{p['premium_bp']:+,.1f}", f"{p['depth_1pct']:,.2f}",
+             f"{p['depth_2pct']:,.2f}", f"{p['depth_5pct']:,.2f}", f"{p['volume_24h']:,.2f}", num(p["swaps_24h"]))
+            for p in d.pools]
+    history = d.premium_history
+    xs = sorted({ts for series in history.values() for ts, _ in series})
+    colours = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0ea5e9", "#84cc16", "#ec4899"]
+    series = []
+    for k, (symbol, points) in enumerate(sorted(history.items())):
+        at = dict(points)
+        series.append((symbol, colours[k % len(colours)], [at.get(x) for x in xs]))
+    chart = line_chart("Pool price against NAV over time (bp)", [float(x) for x in xs], series,
+                       lambda v: f"{v:+,.0f}", height=260) if xs else ""
+    cost = bars("Cost of liquidating the pledged collateral into the pools at once", cost_rows, pct,
+                label_w=120, note_w=430) if cost_rows else ""
+    return _section(
+        title, "Each configured pool at the run's block (risk_pools, docs/liquidity.md): its mid price against the "
+        "run's value of one token (the oracle's price carried across corporate actions; negative is a discount), "
+        "the tokens a sale can hold before its price moves by 1%, 2% and 5%, and the last 24 hours' volume. The "
+        "liquidation cost sells what the run counts as pledged in each token (its eligible units), split across "
+        "its pools by 2% depth, into each pool at once as the pool would execute it; units a pool cannot take "
+        "count as lost.",
+        chart, cost,
+        _table(["token", "pools", "2% depth", "2% depth (USD)", "24h volume", "pledged", "proceeds", "cost"], trows),
+        _table(["token", "pool", "pool price", "NAV", "premium (bp)", "1% depth", "2% depth", "5% depth",
+                "24h volume", "24h swaps"], prow, left=(0, 1)))
+
+
 def render_report(d: ReportData, policy: Policy | None = None, venues=None, backtest=None) -> str:
     """The page as one HTML string."""
     caps_ok = policy is not None and policy.content_hash == d.run["policy_hash"]
@@ -503,7 +564,7 @@ def render_report(d: ReportData, policy: Policy | None = None, venues=None, back
     parts = [
         _header(d, note), by_token, by_class, rates, _nearest_section(d), _concentration_section(lines, policy, caps_ok),
         _stress_section(d), _wrong_way_section(d), _history_section(d), _codes_section(d),
-        _venues_section(venues), _backtest_section(backtest),
+        _venues_section(venues), _backtest_section(backtest), _liquidity_section(d),
     ]
     title = f"Collateral risk report · run {d.run['id']} · block {d.run['block_number']}"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

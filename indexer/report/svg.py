@@ -164,9 +164,9 @@ def columns(label: str, labels: Sequence[str], values: Sequence[float], colour: 
     return _svg(width, height, body, label)
 
 
-def line_chart(label: str, xs: Sequence[float], series: Sequence[tuple[str, str, Sequence[float]]],
+def line_chart(label: str, xs: Sequence[float], series: Sequence[tuple[str, str, Sequence[float | None]]],
                fmt: Callable[[float], str], *, width: int = 1100, height: int = 240) -> str:
-    """Lines over block time (x: unix seconds), one per series, a point per run."""
+    """Lines over block time (x: unix seconds), one per series, a point per run (None: no point, the line breaks)."""
     if not xs:
         return empty_chart(label, "no runs")
     left, right, top, bottom = 70, 20, 28, 30
@@ -174,7 +174,7 @@ def line_chart(label: str, xs: Sequence[float], series: Sequence[tuple[str, str,
     x0, x1 = min(xs), max(xs)
     if x1 == x0:
         x0, x1 = x0 - 3600, x1 + 3600
-    allv = [v for _, _, ys in series for v in ys]
+    allv = [v for _, _, ys in series for v in ys if v is not None] or [0.0]
     ticks = nice_ticks(min(0.0, *allv), max(max(allv), 1.0))
     d0, d1 = ticks[0], ticks[-1]
     sx = lambda t: left + plot_w * (t - x0) / (x1 - x0)  # noqa: E731
@@ -192,9 +192,17 @@ def line_chart(label: str, xs: Sequence[float], series: Sequence[tuple[str, str,
                           anchor=("start", "middle", "middle", "middle", "middle", "end")[k], size=FONT - 1,
                           fill=MUTED))
     for name, colour, ys in series:
-        pts = " ".join(f"{_f(sx(x))},{_f(sy(y))}" for x, y in zip(xs, ys, strict=True))
-        body.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        runs: list[list[tuple[float, float]]] = [[]]  # a value of None (not measured then) breaks the line
         for x, y in zip(xs, ys, strict=True):
+            if y is None:
+                runs.append([])
+            else:
+                runs[-1].append((x, y))
+        for run in runs:
+            if run:
+                pts = " ".join(f"{_f(sx(x))},{_f(sy(y))}" for x, y in run)
+                body.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for x, y in ((x, y) for x, y in zip(xs, ys, strict=True) if y is not None):
             body.append(f'<circle cx="{_f(sx(x))}" cy="{_f(sy(y))}" r="3.5" fill="{colour}">'
                         f"<title>{esc(f'{utc(x)}: {name} {fmt(y)}')}</title></circle>")
     return _svg(width, height, body, label)

@@ -10,18 +10,22 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from sqlalchemy import Connection, Engine
 
+from indexer.liquidity.measures import split_by_depth, whole_units
 from indexer.risk import (
     Eligibility,
+    LiquiditySource,
     MarginStatus,
     MarketState,
     Policy,
     RiskRun,
     Snapshot,
     codes_to_names,
+    flag_names,
     load_policy,
     run_risk,
 )
@@ -114,6 +118,10 @@ def store_run(conn: Connection, run: RiskRun, snapshot: Snapshot, keys: Snapshot
         collateral_value=h.collateral_value.tolist(),
         round_age_s=h.round_age_s.tolist(), h_stale=h.h_stale.tolist(),
         action_factor=run.tokens.action_factor[h.token_idx].tolist(),
+        liquidity_term=h.liquidity_term.tolist(),
+        liquidity_source=[LiquiditySource(int(x)).name.lower() for x in h.liquidity_source.tolist()],
+        value_flags=h.value_flags.astype(np.int64).tolist(),
+        value_flag_names=[",".join(flag_names(int(x))) for x in h.value_flags.tolist()],
     )
     token_idx = h.token_idx.tolist()
     balances = snapshot.holdings.balance_ints()  # exact, as valued
@@ -133,12 +141,50 @@ def store_run(conn: Connection, run: RiskRun, snapshot: Snapshot, keys: Snapshot
     binding = run.binding_names()
     regime = ["negative" if int(r) else "positive" for r in w.regime]
     stale, unpriced = w.stale_driven.tolist(), w.unpriced_positions.tolist()
+    liq_loss = (np.zeros(len(keys.wallets)) if w.liquidity_stress_loss is None else w.liquidity_stress_loss).tolist()
     _insert(conn, m.RiskWallet.__table__, [
         dict(run_id=run_id, wallet=keys.wallets[i], status=status[i], worst_scenario=worst[i], binding=binding[i],
-             regime=regime[i], stale_driven=stale[i], unpriced_positions=unpriced[i],
+             regime=regime[i], stale_driven=stale[i], unpriced_positions=unpriced[i], liquidity_stress_loss=liq_loss[i],
              **{k: v[i] for k, v in wcols.items()}) for i in range(len(keys.wallets))])
     _insert(conn, m.RiskPosition.__table__, position_rows_of(run, snapshot, keys, run_id))
+    _insert(conn, m.RiskPool.__table__, pool_rows_of(run, keys, run_id))
     return int(run_id)
+
+
+def pool_rows_of(run: RiskRun, keys: SnapshotKeys, run_id: int) -> list[dict]:
+    """Per configured pool measured at the run's block: its state and measures, and its price against the value
+    the run gives one token (the oracle's, carried across corporate actions)."""
+    if keys.liquidity is None:
+        return []
+    index = {t: i for i, t in enumerate(keys.token_addresses)}
+    nav = run.tokens.nav if run.tokens.nav is not None else run.tokens.value_factor
+    rows = []
+    for token, measure in keys.liquidity.tokens.items():
+        i = index[token]
+        per_token = float(nav[i]) if nav[i] > 0 else None  # USD per whole token
+        pledged = int(Fraction(float(run.tokens.pledged_units[i])) * 10**measure.decimals)  # whole units -> raw
+        for p, part in zip(measure.pools, split_by_depth(pledged, measure.pools), strict=True):
+            price = p.price_usd
+            sale = p.sell(part)
+            proceeds = None if p.quote_usd is None else \
+                whole_units(sale.proceeds_quote_raw, p.side.quote_decimals) * p.quote_usd
+            offered = whole_units(part, measure.decimals)
+            rows.append(dict(
+                run_id=run_id, pool=p.pool, name=keys.liquidity.names[p.pool], token=token,
+                symbol=keys.token_symbols[i], sqrt_price_x96=p.sqrt_price_x96, tick=p.tick, liquidity_raw=p.liquidity,
+                price_quote=float(p.price_quote), quote_usd=p.quote_usd, price_usd=price, nav_usd=per_token,
+                premium_bp=None if price is None or per_token is None else (price / per_token - 1.0) * 1e4,
+                depth_1pct_raw=p.depth_raw[100], depth_2pct_raw=p.depth_raw[200], depth_5pct_raw=p.depth_raw[500],
+                depth_2pct_usd=None if per_token is None else whole_units(p.depth_raw[200], measure.decimals) * per_token,
+                volume_24h_raw=p.volume_24h_raw, volume_7d_raw=p.volume_7d_raw, swaps_24h=p.swaps_24h,
+                swaps_7d=p.swaps_7d, **{f"depth_{m // 100}pct": whole_units(p.depth_raw[m], measure.decimals)
+                                        for m in (100, 200, 500)},
+                volume_24h=whole_units(p.volume_24h_raw, measure.decimals),
+                volume_7d=whole_units(p.volume_7d_raw, measure.decimals),
+                sale_offered_raw=part, sale_sold_raw=sale.sold_raw, sale_offered=offered, sale_proceeds_usd=proceeds,
+                sale_cost=None if proceeds is None or per_token is None or not part
+                else 1.0 - proceeds / (offered * per_token)))
+    return rows
 
 
 def mark_quality(run: RiskRun) -> list[str]:

@@ -49,7 +49,9 @@ from indexer.risk.inputs import (
     Tokens,
 )
 from indexer.risk.uint256 import int_array, limbs_from_ints
+from indexer.runs.liquidity import LiquidityAt, liquidity_input, load_liquidity
 from indexer.store.balances import balances_now, units_at
+from indexer.store.pools import pool_rows
 from indexer.store.progress import block_at_or_before, block_timestamp, stored_block_below, synced_head
 from indexer.store.registry import account_rows, feed_rows, position_rows, token_rows
 from indexer.store.state import (
@@ -89,6 +91,7 @@ class SnapshotKeys:
     feed_names: list[str]
     notes: list[str] = field(default_factory=list)
     instruments: list[str] = field(default_factory=list)  # per position row: its instrument
+    liquidity: LiquidityAt | None = None  # the configured pools' measures at B (None: no pool configured)
 
 
 def resolve_block(conn: Connection, chain_id: int, block: int | None = None, at: int | None = None) -> tuple[int, int, int]:
@@ -179,7 +182,14 @@ def load_snapshot(conn: Connection, chain_id: int, block: int | None = None, *, 
     accounts = _accounts(wallets, acct_rows, sanctioned)
     positions = _positions(pos_rows, w_index, feed_index)
     keys.instruments = [p["instrument"] for p in pos_rows]
-    snap = Snapshot(number, ts, tokens, feeds, history, holdings, accounts, positions, actions)
+    liquidity = None
+    if pool_rows(conn, chain_id):
+        keys.liquidity = load_liquidity(conn, chain_id, number, ts)
+        keys.notes += [f"pool {keys.liquidity.names[p]} ({p}): {why}; its token keeps the policy's configured "
+                       "liquidity figure unless another of its pools is measured"
+                       for p, why in keys.liquidity.unmeasured.items()]
+        liquidity = liquidity_input(keys.liquidity, keys.token_addresses)
+    snap = Snapshot(number, ts, tokens, feeds, history, holdings, accounts, positions, actions, liquidity)
     snap.validate()
     return snap, keys
 

@@ -122,3 +122,21 @@ def reset_units_to_history(conn: Connection, cid: int, pairs: list[tuple[str, st
             conn.execute(delete(_b).where(key))
         else:
             conn.execute(update(_b).where(key).values(units_raw=last))
+
+
+# -------------------------------------------------------------------------------- primary flows
+def mints_and_burns(conn: Connection, cid: int, tokens: list[str], since_ts: int, until: int
+                    ) -> dict[str, list[tuple[int, str, str, int]]]:
+    """Per token, (timestamp, from, to, amount) of its Transfers from or to the zero address (the issuer's
+    mints and burns) in blocks up to `until` whose time is at or after `since_ts`, in log order."""
+    t, b = m.Transfer.__table__, m.Block.__table__
+    zero = "0x" + "00" * 20
+    q = (select(t.c.token, b.c.timestamp, t.c.from_address, t.c.to_address, t.c.amount_raw)
+         .join(b, (b.c.chain_id == t.c.chain_id) & (b.c.number == t.c.block_number))
+         .where(t.c.chain_id == cid, t.c.token.in_(tokens), t.c.block_number <= until, b.c.timestamp >= since_ts,
+                (t.c.from_address == zero) | (t.c.to_address == zero))
+         .order_by(t.c.block_number, t.c.log_index))
+    out: dict[str, list[tuple[int, str, str, int]]] = {tok: [] for tok in tokens}
+    for token, ts, src, dst, amount in conn.execute(q):
+        out[token].append((int(ts), src, dst, int(amount)))
+    return out

@@ -52,6 +52,25 @@ class Feed(SQLModel, table=True):
     token: str | None = None
 
 
+class Pool(SQLModel, table=True):
+    """A configured DEX pool (0010): the configuration's part, and what the chain says it is (token0, token1,
+    fee, spacing, decimals: written by the sync when it starts, None until then)."""
+
+    __tablename__ = "pools"
+    chain_id: int = Field(primary_key=True)
+    address: str = Field(primary_key=True, max_length=42)
+    name: str
+    token: str = Field(max_length=42)  # the configured token it trades
+    protocol: str = "uniswap_v3"
+    quote_feed: str | None = None
+    token0: str | None = Field(default=None, max_length=42)
+    token1: str | None = Field(default=None, max_length=42)
+    fee: int | None = None  # pips (hundredths of a basis point)
+    tick_spacing: int | None = None
+    decimals0: int | None = None
+    decimals1: int | None = None
+
+
 # ---------------------------------------------------------------- facts
 class Block(SQLModel, table=True):
     __tablename__ = "blocks"
@@ -118,7 +137,58 @@ class PriceRound(SQLModel, table=True):
     phase: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # round_id >> 64 (0005)
 
 
+class PoolEvent(_LogFact, table=True):
+    """A pool's Initialize, Mint, Burn or Swap log (0010), exact; the columns an event does not have are null.
+    `amount_raw`: a position's liquidity change (Mint, Burn); `amount0_raw` / `amount1_raw`: the pool's
+    balance change of each token (signed for a Swap: positive into the pool)."""
+
+    __tablename__ = "pool_events"
+    __table_args__ = (Index("ix_pool_events_pool_block", "chain_id", "pool", "block_number"),)
+    pool: str = Field(max_length=42)
+    event: str  # Initialize | Mint | Burn | Swap
+    sender: str | None = Field(default=None, max_length=42)
+    recipient: str | None = Field(default=None, max_length=42)
+    owner: str | None = Field(default=None, max_length=42)
+    tick_lower: int | None = None
+    tick_upper: int | None = None
+    amount_raw: int | None = Field(default=None, sa_column=U256(nullable=True))
+    amount0_raw: int | None = Field(default=None, sa_column=I256(nullable=True))
+    amount1_raw: int | None = Field(default=None, sa_column=I256(nullable=True))
+    sqrt_price_x96: int | None = Field(default=None, sa_column=U256(nullable=True))
+    liquidity_raw: int | None = Field(default=None, sa_column=U256(nullable=True))
+    tick: int | None = None
+
+
 # ---------------------------------------------------------------- derived
+class PoolStateRead(SQLModel, table=True):
+    """A pool's slot0 and in-range liquidity read at a synced block (0010): at the end of each tick whose
+    blocks hold one of its events, and at its first. `ticks_read`: `all` (every initialized tick was read
+    into `pool_ticks` at this block: a start for the fold) or `touched` (only the ticks the tick's Mint and
+    Burn logs changed, to check the fold). `note`: what the read contradicted in the fold, if anything."""
+
+    __tablename__ = "pool_states"
+    chain_id: int = Field(primary_key=True)
+    pool: str = Field(primary_key=True, max_length=42)
+    block_number: int = Field(primary_key=True, sa_type=BigInteger)
+    sqrt_price_x96: int = Field(sa_column=U256())
+    tick: int
+    liquidity_raw: int = Field(sa_column=U256())
+    ticks_read: str  # all | touched
+    note: str | None = None
+
+
+class PoolTick(SQLModel, table=True):
+    """An initialized tick's liquidity as read at a block of `pool_states` (0010)."""
+
+    __tablename__ = "pool_ticks"
+    chain_id: int = Field(primary_key=True)
+    pool: str = Field(primary_key=True, max_length=42)
+    block_number: int = Field(primary_key=True, sa_type=BigInteger)
+    tick: int = Field(primary_key=True)
+    liquidity_gross_raw: int = Field(sa_column=U256())
+    liquidity_net_raw: int = Field(sa_column=I256())
+
+
 class BalanceChange(SQLModel, table=True):
     """One row per movement of a holder's event-sourced units, with the running total.
 
@@ -397,6 +467,12 @@ class RiskHolding(SQLModel, table=True):
     market_state: str
     h_stale: float = 0.0  # graded stale add-on of its feed (0006)
     action_factor: float = 1.0  # carries its round's price across corporate actions to the block's shares
+    # DEX liquidity (0010, docs/risk.md section 15): the liquidity part of h_size and where it came from
+    # (configured, measured, stale); value_flags: ValuationFlag bits (NAV_DEVIATION: valued at the pool price)
+    liquidity_term: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
+    liquidity_source: str = Field(default="configured", sa_column_kwargs={"server_default": "configured"})
+    value_flags: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    value_flag_names: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class RiskWallet(SQLModel, table=True):
@@ -426,6 +502,8 @@ class RiskWallet(SQLModel, table=True):
     regime: str = "positive"  # correlation regime of l_joint: positive or negative (0006)
     stale_driven: bool = False  # the status is worse than fresh prices alone would make it
     unpriced_positions: int = 0  # positions with no usable mark (status unpriced)
+    # what the risk-off stresses lose to DEX depth shrinking (0010, docs/risk.md section 15)
+    liquidity_stress_loss: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
 
 
 class RiskPosition(SQLModel, table=True):
@@ -449,6 +527,47 @@ class RiskPosition(SQLModel, table=True):
     im: float
     mm: float
     upnl: float
+
+
+class RiskPool(SQLModel, table=True):
+    """Per run and configured pool: its state and liquidity measures at the run's block (0010,
+    runs/liquidity.py): mid price, premium against the run's NAV per token, depth selling the token, volume."""
+
+    __tablename__ = "risk_pools"
+    run_id: int = Field(primary_key=True)
+    pool: str = Field(primary_key=True, max_length=42)
+    name: str
+    token: str = Field(max_length=42)
+    symbol: str
+    sqrt_price_x96: int = Field(sa_column=U256())
+    tick: int
+    liquidity_raw: int = Field(sa_column=U256())
+    price_quote: float  # whole quote units per whole token
+    quote_usd: float | None = None  # USD per quote unit (NULL: the quote feed had no price)
+    price_usd: float | None = None
+    nav_usd: float | None = None  # the run's value of one token (oracle price carried across corporate actions)
+    premium_bp: float | None = None  # price_usd against nav_usd: positive a premium, negative a discount
+    depth_1pct_raw: int = Field(sa_column=U256())  # raw token units a sale can hold within a 1% move
+    depth_2pct_raw: int = Field(sa_column=U256())
+    depth_5pct_raw: int = Field(sa_column=U256())
+    depth_2pct_usd: float | None = None
+    volume_24h_raw: int = Field(sa_column=U256())
+    volume_7d_raw: int = Field(sa_column=U256())
+    swaps_24h: int
+    swaps_7d: int
+    # the liquidation of what the run counts as pledged in the token (its eligible units), split across the
+    # token's pools by 2% depth and sold into each at once, executed as the pool would
+    sale_offered_raw: int = Field(sa_column=U256())  # this pool's part
+    sale_sold_raw: int = Field(sa_column=U256())  # what the pool took (less when it ran dry)
+    sale_proceeds_usd: float | None = None
+    sale_cost: float | None = None  # 1 - proceeds / (offered x nav_usd): what selling costs, unsold counted lost
+    # the same in whole tokens (raw / 10**decimals), for SQL that sums and divides
+    depth_1pct: float
+    depth_2pct: float
+    depth_5pct: float
+    volume_24h: float
+    volume_7d: float
+    sale_offered: float
 
 
 metadata = SQLModel.metadata

@@ -11,7 +11,7 @@ from indexer.store.writes import upsert
 
 
 def register(conn: Connection, settings: Settings) -> None:
-    """Mirror the configured tokens and feeds into SQL."""
+    """Mirror the configured tokens, feeds and pools into SQL."""
     cid = settings.chain.chain_id
     upsert(conn, m.Token.__table__, [dict(
         chain_id=cid, address=t.address, symbol=t.symbol, name=t.name, decimals=t.decimals, underlying=t.underlying,
@@ -21,6 +21,10 @@ def register(conn: Connection, settings: Settings) -> None:
         chain_id=cid, address=f.address, name=f.name, kind=str(f.kind), quote=None if f.quote is None else str(f.quote),
         decimals=f.decimals, heartbeat=f.heartbeat, calendar=f.calendar, token=f.token) for f in settings.feeds],
         ["chain_id", "address"])
+    # the configuration's part of each pool; the sync adds what the chain says it is (store/pools.py)
+    upsert(conn, m.Pool.__table__, [dict(
+        chain_id=cid, address=p.address, name=p.name, token=settings.token(p.token).address, protocol=p.protocol,
+        quote_feed=p.quote_feed) for p in settings.pools], ["chain_id", "address"])
 
 
 def token_rows(conn: Connection, cid: int) -> list[dict]:

@@ -9,9 +9,11 @@ from sqlalchemy import Connection
 
 from indexer.accounting import units_model
 from indexer.chain.logs import LogFetcher
+from indexer.chain.pools import PoolMeta
 from indexer.chain.rpc import RpcClient
 from indexer.chain.tokens import Surface
 from indexer.config import Settings
+from indexer.liquidity.pools import PoolSnapshot
 from indexer.store.progress import record_issue
 from indexer.types import Accounting, BalanceSource
 
@@ -36,6 +38,10 @@ class SyncContext:
     open_issues: set[tuple[str, str]] = field(default_factory=set)  # (contract, kind) recorded in this process
     # every index the models declare is there (store/indexes.py); None: not looked at yet
     indexes_complete: bool | None = None
+    pools: dict[str, PoolMeta] = field(default_factory=dict)  # configured pool -> what the chain says it is
+    pools_registered: bool = False  # the pools' chain part is stored (sync/pools.register_pools)
+    pool_memory: PoolMemory = field(default_factory=lambda: PoolMemory())
+    pool_pending: PoolMemory | None = None  # the tick's, until it commits
 
     def unit_model(self, token: str) -> Accounting:
         """How a token's stored units become balances (`indexer.accounting.units_model`)."""
@@ -46,7 +52,7 @@ class SyncContext:
 
     @property
     def log_addresses(self) -> list[str]:
-        return list(self.accounting) + self.sanctions_lists
+        return list(self.accounting) + self.sanctions_lists + list(self.pools)
 
     @property
     def multicall(self) -> str | None:
@@ -60,6 +66,19 @@ class SyncContext:
         self.open_issues.add(key)
         log.warning("%s %s: %s", issue.contract, issue.kind, issue.message)
         record_issue(conn, self.chain_id, issue.contract, issue.kind, issue.message, block)
+
+
+@dataclass
+class PoolMemory:
+    """What the sync knows of each pool between ticks (sync/pools.py): its state at the last synced block
+    (None: unknown, read in full at the next tick) and its logs since its last full read. A tick works on a
+    copy, which becomes the sync's once the tick has committed: a tick that fails leaves nothing behind."""
+
+    known: dict[str, PoolSnapshot | None] = field(default_factory=dict)
+    since_full: dict[str, int] = field(default_factory=dict)
+
+    def copy(self) -> PoolMemory:
+        return PoolMemory(dict(self.known), dict(self.since_full))
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ from indexer.sync.derive import (
     token_state_rows,
 )
 from indexer.sync.facts import LogsWritten
+from indexer.sync.pools import PoolReads, read_pools, write_pool_end
 from indexer.token_events import AccountKey
 from indexer.types import Accounting
 
@@ -74,6 +75,7 @@ STATE_EVENTS = frozenset({"MultiplierUpdated", "MultiplierScheduled", "Multiplie
                           "PauseModeChange", "Paused", "Unpaused", "UIMultiplierUpdated",
                           "UIMultiplierUpdateCancelled", "Upgraded"})
 T = TypeVar("T")
+RECORDED_EACH_TIME = frozenset({"undecodable_log", "pool_state_mismatch"})  # other kinds: once per process
 RECENT_BLOCKS = 64  # a node that holds no state this close to its head is behind, not pruned
 
 
@@ -94,6 +96,7 @@ class EndState:
     # (token, after, up to): an xStock's state changed with no event somewhere in (after, up to], and the
     # node holds no state there to find the block
     unlocated: tuple[tuple[str, int, int], ...] = ()
+    pools: PoolReads = PoolReads()  # the configured pools at the tick's last block (sync/pools.py)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class EndRows:
     polled_balances: list[tuple]
     account_status: list[dict]
     issues: list[Issue]
+    pools: PoolReads = PoolReads()
 
 
 # ---------------------------------------------------------------------------------- read
@@ -148,8 +152,9 @@ def read_end(conn: Connection, ctx: SyncContext, logs: LogsWritten) -> EndState:
         polled_units = load_units(conn, cid, touched)
     ui_tokens = [t for t, a in ctx.accounting.items() if a == Accounting.UI_MULTIPLIER]
     prior = {t: int(r["multiplier_raw"]) for t, r in stored.items()}
+    pools = read_pools(conn, ctx, logs.start, end, logs.pool_events, lambda at, read: _at(ctx, gone, at, read))
     return EndState(block, tokens, latest, new_rounds, polled, flags, prior,
-                    stored_ui_schedule(conn, cid, tokens=ui_tokens), polled_units, at_events, unlocated)
+                    stored_ui_schedule(conn, cid, tokens=ui_tokens), polled_units, at_events, unlocated, pools)
 
 
 def _new_rounds(conn: Connection, ctx: SyncContext, latest: tuple[RoundRead | None, ...], block: int
@@ -411,8 +416,9 @@ def derive_end(ctx: SyncContext, logs: LogsWritten, state: EndState) -> EndRows:
     status, found = account_status_rows(cid, logs.events, state.flags, ctx.accounting, end)
     issues += found
     rescale = frozenset(t for t in moved if models[t] != Accounting.PLAIN)
+    issues += state.pools.issues
     return EndRows(rounds, token_state_at_events + token_state, multipliers, rescale, balances, new_balances,
-                   polled_changes, polled_balances, status, issues)
+                   polled_changes, polled_balances, status, issues, state.pools)
 
 
 # ---------------------------------------------------------------------------------- write
@@ -420,7 +426,7 @@ def write_end(conn: Connection, ctx: SyncContext, logs: LogsWritten, rows: EndRo
     """The tick's last-block rows and its checkpoint, in the tick's transaction."""
     cid, end = ctx.chain_id, logs.end
     for issue in rows.issues:
-        ctx.record(conn, issue, end, once=issue.kind != "undecodable_log")
+        ctx.record(conn, issue, end, once=issue.kind not in RECORDED_EACH_TIME)
     write_rounds(conn, rows.rounds)
     write_token_state(conn, rows.token_state)
     write_balances(conn, rows.balances)
@@ -436,4 +442,5 @@ def write_end(conn: Connection, ctx: SyncContext, logs: LogsWritten, rows: EndRo
     write_changes(conn, rows.polled_changes)
     write_balances(conn, rows.polled_balances)
     write_account_status(conn, rows.account_status)
+    write_pool_end(conn, ctx, rows.pools)
     write_checkpoint(conn, cid, end, logs.end_hash)

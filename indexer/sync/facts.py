@@ -23,6 +23,7 @@ from indexer.store.writes import WriteBehind, insert_ignore, prepare_insert
 from indexer.sync.context import SyncContext
 from indexer.sync.derive import Holder, apply_movements, movements, polled_holders, unseen_holders
 from indexer.sync.pages import Page
+from indexer.sync.pools import event_rows, split_events
 from indexer.types import Accounting
 
 
@@ -43,6 +44,7 @@ class LogsWritten:
     undecodable: tuple[Undecodable, ...] = ()  # logs of a stored topic that are not what it declares
     duplicates: int = 0  # logs the provider sent twice, kept once
     recovered: int = 0  # logs a range answer lacked, read again by block hash
+    pool_events: tuple[EventRecord, ...] = ()  # the configured pools' logs, in log order
 
     @property
     def end_hash(self) -> str:
@@ -63,6 +65,7 @@ class FactWriter:
         self.units: dict[Holder, int] = {}
         self.fresh = frozenset(tokens_without_holders(conn, ctx.chain_id, list(ctx.accounting)))
         self.events: list[EventRecord] = []
+        self.pool_events: list[EventRecord] = []
         self.headers: dict[int, dict] = {}
         self.polled: set[Holder] = set()
         self.n_logs = self.n_transfers = self.duplicates = self.recovered = 0
@@ -84,9 +87,12 @@ class FactWriter:
         write(prepare_insert(conn, m.ShareTransfer.__table__, SHARE_COLS, [
             (cid, block, index, tx, token, src, dst, amount)
             for block, index, tx, _, token, src, dst, amount in d.share_transfers], new=self.new, ordered=True))
+        events, pool_events = split_events(self.ctx, d.events)
         write(insert_ignore, conn, m.TokenEvent.__table__, [dict(
             chain_id=cid, block_number=e.block_number, log_index=e.log_index, tx_hash=e.tx_hash, contract=e.contract,
-            event=e.event, args=e.args_json()) for e in d.events])
+            event=e.event, args=e.args_json()) for e in events])
+        if pool_events:
+            write(insert_ignore, conn, m.PoolEvent.__table__, event_rows(cid, pool_events))
         moves = movements(d, self.by_transfer, self.by_shares)
         if self.ctx.polled:
             self.polled |= polled_holders(d, self.ctx.polled)
@@ -96,7 +102,8 @@ class FactWriter:
             self.units.update(load_units(conn, cid, unseen))
         changes = apply_movements(cid, moves, self.units)
         write(prepare_insert(conn, m.BalanceChange.__table__, CHANGE_COLS, changes, new=self.new, ordered=True))
-        self.events += d.events
+        self.events += events
+        self.pool_events += pool_events
         self.undecodable += d.undecodable
         self.duplicates += d.duplicates
         self.recovered += page.recovered
@@ -110,7 +117,7 @@ class FactWriter:
         self.writes.drain()
         return LogsWritten(self.start, self.end, self.n_logs, self.n_transfers, tuple(self.events), self.headers,
                            self.units, self.fresh, frozenset(self.polled), tuple(self.undecodable), self.duplicates,
-                           self.recovered)
+                           self.recovered, tuple(self.pool_events))
 
     def close(self) -> None:
         """Stop the writing thread (the rows not written yet are dropped with the transaction)."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from indexer.chain.headers import read_head
 from indexer.chain.logs import LogFetcher
+from indexer.chain.pools import PoolMeta, read_pool_meta
 from indexer.chain.rpc import RpcClient
 from indexer.chain.state import read_sanctions_lists
 from indexer.chain.tokens import Surface, probe_surfaces
 from indexer.config import Settings
-from indexer.errors import ConfigError, RpcError
+from indexer.errors import ChainDataError, ConfigError, RpcError
 from indexer.sync.context import SyncContext
 from indexer.types import Accounting, BalanceSource
 
@@ -28,7 +29,7 @@ def prepare(settings: Settings, rpc: RpcClient, *, max_blocks_per_tick: int | No
         [f.address for f in settings.feeds], sanctions, new_fetcher(),
         max_blocks_per_tick or settings.service.blocks_per_tick,
         polled=frozenset(t.address for t in settings.tokens if t.balance_source == BalanceSource.POLL),
-        surfaces=surfaces)
+        surfaces=surfaces, pools=_check_pools(settings, rpc, head))
 
 
 def new_fetcher() -> LogFetcher:
@@ -49,11 +50,13 @@ def _check_chain(settings: Settings, rpc: RpcClient) -> int:
 
 
 def _check_code(settings: Settings, rpc: RpcClient) -> None:
-    addresses = [t.address for t in settings.tokens] + [f.address for f in settings.feeds]
+    addresses = [t.address for t in settings.tokens] + [f.address for f in settings.feeds] + \
+        [p.address for p in settings.pools]
     codes = rpc.batch([("eth_getCode", [a, "latest"]) for a in addresses])
     empty = [a for a, c in zip(addresses, codes, strict=True) if c in ("0x", "", None)]
     if empty:
-        names = {t.address: t.symbol for t in settings.tokens} | {f.address: f.name for f in settings.feeds}
+        names = {t.address: t.symbol for t in settings.tokens} | {f.address: f.name for f in settings.feeds} | \
+            {p.address: f"pool {p.name}" for p in settings.pools}
         raise ConfigError("no contract code at " + ", ".join(f"{names[a]} ({a})" for a in empty)
                           + ": check the address and the chain")
 
@@ -71,6 +74,22 @@ def _check_tokens(settings: Settings, rpc: RpcClient, head: int) -> dict[str, Su
                 f"tokens[{t.symbol}].accounting = {str(t.accounting)!r}, but the contract at {t.address} is "
                 f"{str(detected)!r} ({_evidence(detected, surface)}): set accounting = \"{detected}\"")
     return surfaces
+
+
+def _check_pools(settings: Settings, rpc: RpcClient, head: int) -> dict[str, PoolMeta]:
+    """What each configured pool is on the chain; it must answer as a Uniswap v3 pool and trade its token."""
+    if not settings.pools:
+        return {}
+    try:
+        metas = read_pool_meta(rpc, [p.address for p in settings.pools], head, settings.chain.multicall3)
+    except ChainDataError as exc:
+        raise ConfigError(f"pools: {exc}") from None
+    for p in settings.pools:
+        meta, token = metas[p.address], settings.token(p.token).address
+        if token not in (meta.token0, meta.token1):
+            raise ConfigError(f"pools[{p.name}].token = {p.token!r}, but the pool at {p.address} trades {meta.token0} "
+                              f"against {meta.token1}, neither of which is {p.token} ({token})")
+    return metas
 
 
 def _evidence(detected: Accounting, surface: Surface) -> str:

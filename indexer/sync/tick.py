@@ -23,7 +23,7 @@ from indexer.chain.headers import chain_hashes, read_block_hash, read_head, read
 from indexer.chain.retry import PASSING_KINDS
 from indexer.errors import ChainDataError, ReorgDetected, RpcError
 from indexer.store.progress import Checkpoint, highest_block_at_or_below, range_is_new, read_checkpoint
-from indexer.sync import backfill
+from indexer.sync import backfill, pools
 from indexer.sync.context import SyncContext
 from indexer.sync.end import derive_end, read_end, write_end
 from indexer.sync.facts import FactWriter, LogsWritten
@@ -111,11 +111,16 @@ def sync_tick(engine: Engine, ctx: SyncContext, *, to_block: int | None = None,
                 # the tick that reaches the target builds what a first backfill set aside, before its commit
                 caught_up = logs.end == target and not ctx.indexes_complete
                 index_seconds = backfill.build_set_aside(conn) if caught_up else 0.0
+            pools.committed(ctx)
             if caught_up:
                 backfill.ended(conn, ctx)
     except ReorgDetected as exc:
+        pools.forget(ctx)
         log.warning("reorg while reading blocks %d..%d: %s", rng.start, rng.end, exc)
         return _reorg(engine, ctx, started, rng)
+    except BaseException:
+        pools.forget(ctx)
+        raise
     return TickResult(rng.start, logs.end, logs.n_logs, logs.n_transfers, rounds,
                       seconds=time.monotonic() - started, index_seconds=index_seconds)
 
@@ -170,6 +175,7 @@ def _same_checkpoint(conn: Connection, ctx: SyncContext, before: Checkpoint | No
 def _reorg(engine: Engine, ctx: SyncContext, started: float, rng: TickRange | None = None) -> TickResult:
     """Roll back to the fork; the result names the range abandoned (none when the checkpoint's block left)."""
     fork = rollback_to_fork(engine, ctx)
+    pools.forget(ctx)
     start, end = (fork + 1, fork) if rng is None else (rng.start, rng.end)
     return TickResult(start, end, 0, 0, 0, reorg_to=fork, seconds=time.monotonic() - started)
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from indexer.chain import pools as pool_reads
 from indexer.chain import state
-from indexer.chain.decode import EVENT_SPECS, TRANSFER, TRANSFER_SHARES, topic_of
+from indexer.chain.abi import load_abi
+from indexer.chain.decode import EVENT_SPECS, POOL_EVENT_SPECS, TRANSFER, TRANSFER_SHARES, topic_of
 from indexer.chain.tokens import READS
 
 ABIS = Path(__file__).resolve().parents[2] / "indexer" / "abis"
@@ -66,3 +68,19 @@ def test_every_decoded_event_is_an_event_of_an_imitation_or_a_named_variant():
     assert (topic_of("Transfer(address,address,uint256)"),
                                            topic_of("TransferShares(address,address,uint256)")) == (TRANSFER, TRANSFER_SHARES)
     assert events[("NewSanctionsList(address)", (True,))] == {"XStockV3", "XStockV4"}
+
+
+def test_the_pool_events_and_reads_are_the_published_pools():
+    """The pool logs the sync stores and the functions it reads are `UniswapV3Pool`'s of @uniswap/v3-core 1.0.1,
+    by signature, indexed flags and return types (the ABI copied from the npm package at setup)."""
+    reads = pool_reads
+    pool = load_abi("UniswapV3Pool")
+    for spec in POOL_EVENT_SPECS:
+        item = next(e for e in pool.abi if e.get("type") == "event" and e["name"] == spec.name)
+        assert spec.signature == f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+        assert spec.indexed == tuple(i["indexed"] for i in item["inputs"])
+        assert spec.topic0 == pool.event(spec.name).topic0
+    for read in (reads.TOKEN0, reads.TOKEN1, reads.FEE, reads.TICK_SPACING, reads.SLOT0, reads.LIQUIDITY,
+                 reads.TICK_BITMAP, reads.TICKS):
+        fn = pool.functions[read.signature]
+        assert fn.outputs == read.outputs, read.signature
