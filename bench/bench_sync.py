@@ -165,7 +165,7 @@ def child_backfill(manifest: str, url: str, blocks_per_tick: int, profile: str |
         cp = read_checkpoint(conn, ctx.chain_id)
         counts = {model.__tablename__: conn.execute(select(func.count()).select_from(model)).scalar()
                   for model in (m.Transfer, m.ShareTransfer, m.TokenEvent, m.BalanceChange, m.Balance, m.PriceRound,
-                                m.Block)}
+                                m.Block, m.PoolEvent, m.PoolStateRead)}
     engine.dispose()
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print("RESULT " + json.dumps(dict(
@@ -325,7 +325,7 @@ def main() -> None:
     ap.add_argument("--scale", default="bench", help="world to build when not attaching")
     ap.add_argument("--blocks-per-tick", type=int, default=2000,
                     help="sync's --blocks-per-tick (default 2000, as the CLI); the limit's requests stay within such ranges")
-    ap.add_argument("--skip", default="", help="comma-separated: sqlite,postgresql,naive,cryo,ethereum-etl")
+    ap.add_argument("--skip", default="", help="comma-separated: sqlite,postgresql,naive,cryo,ethereum-etl,pools")
     ap.add_argument("--naive-blocks", type=int, default=16, help="blocks of the naive path's sample")
     ap.add_argument("--naive-range", type=int, default=2, help="blocks per get_logs call of the naive path")
     ap.add_argument("--profile", help="write a cProfile of each backfill to PROFILE.<database>")
@@ -357,6 +357,31 @@ def main() -> None:
                 chain.node.stop(remove_state=True)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+def measure_pools(manifest: Path, with_pools: dict, args, folder: Path) -> dict:
+    """The cost of syncing the configured DEX pools: the same SQLite backfill with the manifest's [[pools]]
+    left out (a copy beside it, so that its relative paths hold), against the one with them above."""
+    import tomllib
+
+    import tomli_w
+
+    data = tomllib.loads(manifest.read_text())
+    n_pools = len(data.pop("pools", []))
+    bare = manifest.with_name(manifest.stem + ".no-pools.toml")
+    bare.write_text(tomli_w.dumps(data))
+    try:
+        res = backfill(bare, f"sqlite:///{folder / 'bench-no-pools.sqlite'}", args.blocks_per_tick, None)
+    finally:
+        bare.unlink(missing_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            (folder / f"bench-no-pools.sqlite{suffix}").unlink(missing_ok=True)
+    ratio = with_pools["sync_seconds"] / res["sync_seconds"]
+    print(f"\n(e) pools: the SQLite backfill with the {n_pools} configured pools took {with_pools['sync_seconds']:.1f} s "
+          f"({with_pools['counts'].get('pool_events', 0):,} pool events), without them {res['sync_seconds']:.1f} s "
+          f"({res['logs']:,} logs): {ratio:.3f}x (target <= 1.20x: {'met' if ratio <= 1.2 else 'NOT met'})",
+          flush=True)
+    return dict(without=res, ratio=ratio, pools=n_pools)
 
 
 def run(manifest: Path, args, skip: set[str], folder: Path) -> dict:
@@ -449,6 +474,8 @@ def run(manifest: Path, args, skip: set[str], folder: Path) -> dict:
             goal = 0.5 if name == "cryo" else 10
             print(f"    ours ({db}) / {name}: {ratio:.2f}x (target >= {goal:g}x: {'met' if ratio >= goal else 'NOT met'})")
         print(flush=True)
+    if settings.pools and "pools" not in skip and "sqlite" in ours:
+        report["pools"] = measure_pools(manifest, ours["sqlite"], args, folder)
     report["load_after"] = os.getloadavg()
     print(f"done; {load()}; ours best {ours_tps:,.0f} Transfer logs/s" if ours_tps else f"done; {load()}")
     return report
