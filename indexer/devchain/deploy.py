@@ -5,90 +5,34 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-from eth_abi import encode
 
 from indexer.chain.abi import load_abi
 from indexer.chain.decode import topic_of
 from indexer.chain.rpc import RpcClient
 from indexer.devchain.anvil import GAS_LIMIT
 from indexer.devchain.checkout import load_artifact
+from indexer.devchain.pools import UNISWAP_DEPLOYER, pool_creation_txs
 from indexer.devchain.specs import (
     CRYPTO,
     PHASE_DAYS,
+    POOL_QUOTE,
+    POOLS,
     PRICE_DECIMALS,
     RESERVE_DECIMALS,
     TOKENS,
     Scale,
     Timeline,
 )
-from indexer.devchain.world import BlockPlan, Deployment, Tx, WorldSim, price_feed_name, reserve_feed_name
+from indexer.devchain.txs import ChainWriter, Tx
+from indexer.devchain.uniswap import factory_txs, periphery_txs, pool_address
+from indexer.devchain.world import BlockPlan, Deployment, WorldSim, price_feed_name, reserve_feed_name
 from indexer.errors import DevchainError
 
 log = logging.getLogger(__name__)
 
 MULTICALL3_ADDRESS = "0xca11bde05977b3631167028862be2a173976ca11"
-
-
-@dataclass
-class ChainWriter:
-    """Sends planned transactions with explicit nonces and mines blocks at chosen timestamps."""
-
-    rpc: RpcClient
-    nonces: dict[str, int] = field(default_factory=dict)
-    sent: int = 0
-
-    def nonce(self, sender: str) -> int:
-        sender = sender.lower()
-        if sender not in self.nonces:
-            self.nonces[sender] = int(self.rpc.call("eth_getTransactionCount", [sender, "pending"]), 16)
-        n = self.nonces[sender]
-        self.nonces[sender] = n + 1
-        return n
-
-    def send_all(self, txs: list[Tx]) -> list[str]:
-        calls = []
-        for tx in txs:
-            fields = {"from": tx.sender, "data": tx.data, "gas": hex(tx.gas), "gasPrice": "0x0",
-                      "nonce": hex(self.nonce(tx.sender))}
-            if tx.to is not None:
-                fields["to"] = tx.to
-            calls.append(("eth_sendTransaction", [fields]))
-        hashes: list[str] = []
-        chunk: list = []
-        size = 0
-        for call in calls:  # anvil refuses request bodies of a few MB: keep each batch well under
-            chunk.append(call)
-            size += len(call[1][0]["data"])
-            if len(chunk) >= 500 or size > 1_000_000:
-                hashes += self.rpc.batch(chunk)
-                chunk, size = [], 0
-        if chunk:
-            hashes += self.rpc.batch(chunk)
-        self.sent += len(txs)
-        return hashes
-
-    def mine(self, timestamp: int) -> int:
-        self.rpc.call("evm_mine", [timestamp])
-        return int(self.rpc.call("eth_blockNumber"), 16)
-
-    def check_block(self, number: int, expected: int) -> None:
-        receipts = self.rpc.call("eth_getBlockReceipts", [hex(number)]) or []
-        if len(receipts) != expected:
-            raise DevchainError(f"block {number} holds {len(receipts)} transactions, {expected} were sent")
-        failed = [r for r in receipts if r.get("status") != "0x1"]
-        if failed:
-            r = failed[0]
-            raise DevchainError(
-                f"world transaction reverted in block {number}: tx {r['transactionHash']} to {r.get('to')}"
-            )
-
-    def deploy(self, sender: str, name: str, types: list[str], args: list[Any]) -> Tx:
-        artifact = load_artifact(name)
-        data = artifact["bytecode"] + encode(types, args).hex()
-        return Tx(sender, None, data, 12_000_000)
 
 
 _UI_CONTRACTS = {"scaled_ui": "ScaledUiStock", "scaled_ui_draft": "ScaledUiStockDraft", "b20": "B20Asset"}
@@ -99,11 +43,17 @@ def deploy_world(rpc: RpcClient, deployed_at: int) -> Deployment:
     """Deploy the world in three blocks ending at `deployed_at`, the way the real contracts are deployed
     (docs/contracts.md), and Multicall3 at its canonical address:
 
-    1. the sanctions oracle, the two xStock implementations, Disperse, the other tokens, and every feed's
-       aggregators (one per phase the world will have);
-    2. the xStock factory (with its ProxyAdmin) and each feed's proxy over its first aggregator;
+    1. the sanctions oracle, the two xStock implementations, Disperse, the other tokens, every feed's
+       aggregators (one per phase the world will have), and Uniswap v3's factory and TickLens;
+    2. the xStock factory (with its ProxyAdmin), each feed's proxy over its first aggregator, and Uniswap's
+       NonfungiblePositionManager, SwapRouter and QuoterV2 on its factory;
     3. each xStock through `factory.deployToken`: a transparent proxy initialised in its constructor, its
-       roles and sanctions list set in the same transaction.
+       roles and sanctions list set in the same transaction; and the DEX pools (`specs.POOLS`), created and
+       initialized by the world's liquidity provider through the position manager (`pools.pool_creation_txs`:
+       an xStock's address, CREATE2 from the factory, is known from an `eth_call` of its `deployToken`).
+
+    The Uniswap contracts are the published artifacts (docs/contracts.md), deployed by an account of their
+    own. A configuration written when this returns finds every token, feed and pool it names.
     """
     accounts = [a.lower() for a in rpc.call("eth_accounts")]
     if len(accounts) < 2:
@@ -132,12 +82,16 @@ def deploy_world(rpc: RpcClient, deployed_at: int) -> Deployment:
             first.append((f"aggregator:{phase}", name, w.deploy(
                 updater, "OcrAggregatorWithFaults" if faulty else "OcrAggregator",
                 ["int192", "int192", "uint8", "string", "address"], [MIN_ANSWER, MAX_ANSWER, decimals, name, updater])))
+    first += [("uniswap", key, tx) for key, tx in zip(("factory", "lens"), factory_txs(w, UNISWAP_DEPLOYER),
+                                                       strict=True)]
     placed = _place(rpc, w, first, deployed_at - 2)
     v3 = placed[("impl", "XStockV3")]
     second = [("factory", "factory", w.deploy(issuer, "XStockFactory", ["address", "address"], [issuer, v3]))]
     second += [("proxy", name, w.deploy(updater, "FeedProxy", ["address", "address"],
                                         [placed[("aggregator:1", name)], "0x" + "00" * 20]))
                for name, _, _ in feeds]
+    second += [("uniswap", key, tx) for key, tx in zip(("positions", "router", "quoter"), periphery_txs(
+        w, UNISWAP_DEPLOYER, placed[("uniswap", "factory")]), strict=True)]
     placed.update(_place(rpc, w, second, deployed_at - 1))
     factory, oracle = placed[("factory", "factory")], placed[("oracle", "sanctions")]
     deploy_fn = load_abi("XStockFactory").fn("deployToken")
@@ -147,19 +101,29 @@ def deploy_world(rpc: RpcClient, deployed_at: int) -> Deployment:
             config = (spec.name, spec.symbol, issuer, issuer, issuer, issuer, oracle, issuer, spec.period_length,
                       deployed_at - 1, spec.fee_per_period)
             third.append(("xstock", spec.symbol, Tx(issuer, factory, deploy_fn.encode(config), 6_000_000)))
+    predicted = {symbol: deploy_fn.decode(rpc.call("eth_call", [{"from": tx.sender, "to": tx.to, "data": tx.data},
+                                                                 "latest"]))[0].lower() for _, symbol, tx in third}
+    tokens = {t.symbol: predicted.get(t.symbol) or placed[("token", t.symbol)] for t in TOKENS}
+    positions = placed[("uniswap", "positions")]
+    third += [("pool", spec.name, tx) for spec, tx in zip(POOLS, pool_creation_txs(positions, tokens), strict=True)]
     hashes = w.send_all([tx for _, _, tx in third])
     w.mine(deployed_at)
     receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
     new_token = topic_of("NewToken(address,string,string)")
-    for (_, symbol, _), receipt in zip(third, receipts, strict=True):
+    for (kind, key, _), receipt in zip(third, receipts, strict=True):
         if receipt is None or receipt.get("status") != "0x1":
-            raise DevchainError(f"deploying xStock {symbol} through the factory failed: {receipt!r:.300}")
-        (log,) = [lg for lg in receipt["logs"] if lg["topics"][0] == new_token]
-        placed[("token", symbol)] = "0x" + log["topics"][1][-40:]
+            what = f"xStock {key} through the factory" if kind == "xstock" else f"pool {key}"
+            raise DevchainError(f"deploying {what} failed: {receipt!r:.300}")
+        if kind == "xstock":
+            (log,) = [lg for lg in receipt["logs"] if lg["topics"][0] == new_token]
+            placed[("token", key)] = "0x" + log["topics"][1][-40:]
+            if placed[("token", key)] != predicted[key]:
+                raise DevchainError(f"xStock {key} was deployed at {placed[('token', key)]}, not at {predicted[key]}")
     rpc.call("anvil_setCode", [MULTICALL3_ADDRESS, load_artifact("Multicall3")["deployedBytecode"]])
     proxy_admin = load_abi("XStockFactory").fn("proxyAdmin")
     admin = proxy_admin.decode(rpc.call("eth_call", [{"to": factory, "data": proxy_admin.encode()}, "latest"]))[0]
     price_names = {price_feed_name(t) for t in TOKENS} | {c.pair for c in CRYPTO}
+    uniswap = {key: placed[("uniswap", key)] for key in ("factory", "positions", "router", "quoter", "lens")}
     return Deployment(
         issuer=issuer, updater=updater, sanctions_list=oracle,
         tokens={t.symbol: placed[("token", t.symbol)] for t in TOKENS},
@@ -169,6 +133,9 @@ def deploy_world(rpc: RpcClient, deployed_at: int) -> Deployment:
         implementations={"XStockV3": v3, "XStockV4": placed[("impl", "XStockV4")]},
         disperse=placed[("disperse", "disperse")],
         aggregators={n: [placed[(f"aggregator:{p}", n)] for p in range(1, n_phases + 1)] for n, _, _ in feeds},
+        uniswap=uniswap,
+        pools={spec.name: pool_address(uniswap["factory"], placed[("token", spec.token)],
+                                       placed[("token", POOL_QUOTE)], spec.fee) for spec in POOLS},
     )
 
 

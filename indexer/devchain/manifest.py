@@ -10,9 +10,12 @@ import tomli_w
 from indexer.config import MULTICALL3_ADDRESS
 from indexer.devchain.anvil import CHAIN_ID
 from indexer.devchain.deploy import BuildReport
+from indexer.devchain.pools import ARBITRAGEUR, LIQUIDITY_PROVIDER, TRADERS, UNISWAP_DEPLOYER
 from indexer.devchain.specs import (
     CRYPTO,
     CRYPTO_HEARTBEAT,
+    POOL_QUOTE,
+    POOLS,
     PRICE_DECIMALS,
     RESERVE_DECIMALS,
     RESERVE_HEARTBEAT,
@@ -79,6 +82,16 @@ def manifest_data(
             "heartbeat": CRYPTO_HEARTBEAT,
             "calendar": "24/7",
         })
+    world_pools: dict[str, Any] = {}
+    if dep.uniswap:  # the published Uniswap v3 contracts and the actors that trade in the pools (pools.py)
+        world_pools = {
+            "uniswap": {**dep.uniswap, "deployer": UNISWAP_DEPLOYER},
+            "dex_actors": {"liquidity_provider": LIQUIDITY_PROVIDER, "arbitrageur": ARBITRAGEUR,
+                           "traders": list(TRADERS)},
+        }
+    quote_feed = price_feed_name(next(t for t in TOKENS if t.symbol == POOL_QUOTE))
+    pools = [{"name": spec.name, "address": dep.pools[spec.name], "token": spec.token, "protocol": "uniswap_v3",
+              "quote_feed": quote_feed} for spec in POOLS if spec.name in dep.pools]
     return {
         "chain": {
             "chain_id": CHAIN_ID,
@@ -109,9 +122,11 @@ def manifest_data(
             "market_maker": dep.market_maker,
             "aggregators": {name: list(addrs) for name, addrs in dep.aggregators.items()},
             "contracts": {spec.symbol: spec.contract for spec in TOKENS},
+            **world_pools,
         },
         "tokens": tokens,
         "feeds": feeds,
+        "pools": pools,
         "events": [_toml_safe(e) for e in report.events],
     }
 

@@ -143,6 +143,39 @@ SANCTIONED = (20, 21)
 
 
 @dataclass(frozen=True)
+class PoolSpec:
+    """A Uniswap v3 pool of a token against USDC in the dev world (docs/liquidity.md, "The dev world's pools")."""
+
+    token: str
+    fee: int  # pips: 500 (0.05%, tick spacing 10), 3000 (0.3%, 60), 10000 (1%, 200)
+    usd_per_side: float  # what the liquidity provider puts in at creation, per side (token and USDC), in USD
+    # the liquidity provider's positions: (half width as a fraction of the price, 0 for the full range; share of
+    # the capital), each centred on the price when minted
+    ranges: tuple[tuple[float, float], ...]
+    trade_usd: float  # median size of a noise trade (lognormal)
+    thin: bool = False  # little liquidity, watched by arbitrage only every few hours
+
+    @property
+    def name(self) -> str:
+        return f"{self.token}/{POOL_QUOTE} {self.fee / 10_000:g}%"
+
+
+POOL_QUOTE = "USDC"  # every pool quotes its token in the world's stablecoin
+DEEP_RANGES = ((0.0, 0.30), (0.20, 0.25), (0.08, 0.25), (0.03, 0.20))
+POOLS: tuple[PoolSpec, ...] = (
+    PoolSpec("AAPLx", 3000, 1_000_000, DEEP_RANGES, 3_000),
+    PoolSpec("NVDAx", 500, 1_200_000, DEEP_RANGES, 4_000),
+    PoolSpec("TSLAx", 3000, 800_000, DEEP_RANGES, 3_000),
+    PoolSpec("SPYx", 500, 1_500_000, DEEP_RANGES, 5_000),
+    PoolSpec("GOOGL", 3000, 600_000, DEEP_RANGES, 2_500),
+    # the thin one: a few thousand dollars a side, where one retail-sized buy moves the price by tens of percent
+    PoolSpec("MSTRx", 10000, 1_500, ((0.0, 0.75), (0.50, 0.25)), 10, thin=True),
+)
+# the crash window's pool events (2026-03-10..12, CRASH_DAYS): the liquidity provider withdraws most of every
+# position as the crash opens and comes back the day after; meanwhile the tokens trade at a discount to NAV
+POOL_WITHDRAW = {"share": "80/100", "discount_bp": 300, "thin_discount_bp": 800}
+
+@dataclass(frozen=True)
 class ScheduledEvent:
     """Something the issuer or an oracle does at a given time; `kind` names it in the manifest."""
 
@@ -193,6 +226,13 @@ def scheduled_events(tl: Timeline) -> list[ScheduledEvent]:
         ScheduledEvent(utc(2026, 2, 18, 16), "incomplete_round", "COIN", {}),
         # A tokenized-equity feed reporting 0 outside market hours (Chainlink's documented edge case).
         ScheduledEvent(utc(2026, 2, 20, 23), "zero_round", "AAPLx", {}),
+        # DEX pools (docs/liquidity.md, "The dev world's pools"): a ~$500 weekend buy in the thin MSTRx pool moves
+        # its price by tens of percent (as xStocks printed in July 2025); the liquidity providers leave the pools
+        # while equities and crypto crash together and come back after
+        ScheduledEvent(utc(2026, 2, 7, 15), "pool_thin_buy", "MSTRx", {"usd": 500}),
+        ScheduledEvent(utc(2026, 3, 10, 15), "pool_liquidity_withdrawn", "*",
+                       {**POOL_WITHDRAW, "until": utc(2026, 3, 13, 15)}),
+        ScheduledEvent(utc(2026, 3, 13, 15), "pool_liquidity_restored", "*", {}),
         *(ScheduledEvent(d(day, 4), "aggregator_change", "*", {"phase": phase})
           for phase, day in enumerate(PHASE_DAYS, start=2)),
     ]

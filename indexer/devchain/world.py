@@ -27,6 +27,7 @@ from indexer.accounting import (
     ui_multiplier_at,
 )
 from indexer.chain.abi import load_abi
+from indexer.devchain.pools import DexSim
 from indexer.devchain.specs import (
     CRASH_DAYS,
     CRYPTO,
@@ -42,6 +43,7 @@ from indexer.devchain.specs import (
     TokenSpec,
     scheduled_events,
 )
+from indexer.devchain.txs import Tx
 from indexer.risk.calendar import xnys
 from indexer.types import Accounting
 
@@ -68,14 +70,6 @@ def gas_for_batch(n: int) -> int:
 
 
 @dataclass
-class Tx:
-    sender: str
-    to: str | None  # None creates a contract
-    data: str
-    gas: int
-
-
-@dataclass
 class BlockPlan:
     timestamp: int
     txs: list[Tx] = field(default_factory=list)
@@ -98,6 +92,10 @@ class Deployment:
     implementations: dict[str, str] = field(default_factory=dict)  # XStockV3, XStockV4
     disperse: str = ""
     aggregators: dict[str, list[str]] = field(default_factory=dict)  # feed name -> aggregator per phase
+    # Uniswap v3 as published: factory, positions (the NonfungiblePositionManager), router, quoter, lens; none
+    # deployed: a world without pools
+    uniswap: dict[str, str] = field(default_factory=dict)
+    pools: dict[str, str] = field(default_factory=dict)  # pool name (specs.PoolSpec.name) -> address
 
     @property
     def market_maker(self) -> str:
@@ -188,6 +186,8 @@ class WorldSim:
         self._m_cache: dict[tuple[str, int], int] = {}
         self._pending_splits: list[tuple[int, str, float]] = []
         self.last_plan = BlockPlan(timestamp=0)
+        # the DEX pools and their actors (pools.py), with draws of their own: the rest of the world is the same
+        self.dex = DexSim(self) if deployment.uniswap else None
 
     # -- books --------------------------------------------------------------------------------
     def _credit(self, sym: str, w: int, units: int) -> None:
@@ -277,7 +277,9 @@ class WorldSim:
     def initial_mints(self, t: int) -> list[list[Tx]]:
         """Heavy-tailed holdings: a few whales, many small holders, each on a few tokens. Two stages, each
         mined in blocks of its own: the issuer's mints (to the holders of ERC-3643 tokens, to the market
-        maker for xStocks, with its approval of Disperse), then the market maker's distributions."""
+        maker for xStocks, with its approval of Disperse; with the DEX pools, the mints to their actors, the
+        actors' approvals and the pools' creation), then the market maker's distributions (and the liquidity
+        provider's first positions)."""
         rng = self.rng
         n = self.scale.wallets
         holders = np.flatnonzero(rng.random(n) < self.scale.initial_holders)
@@ -322,6 +324,9 @@ class WorldSim:
                 mints.append(self._token_call(sym, "batchMint", [self.wallets[w] for w, _ in chunk],
                                               [a for _, a in chunk], gas=gas_for_batch(len(chunk))))
                 self.transfers_planned += len(chunk)
+        if self.dex is not None:  # the pools' actors funded and the pools created, then the first positions
+            mints += self.dex.initial_txs(self, t)
+            distributions += self.dex.initial_positions(self, t)
         return [mints, distributions]
 
     def _disperse(self, sym: str, rows: list[tuple[int, int]], t: int) -> list[Tx]:
@@ -353,6 +358,9 @@ class WorldSim:
         self._end_pauses(t, plan)
         self._plan_burns(t, plan)
         self._plan_transfers(t, plan)
+        if self.dex is not None:  # before the rounds: a reserve report counts what the pools' refills minted
+            self._apply_due_splits(t)  # the pools price today's shares
+            self.dex.plan_block(self, t, plan)
         self._plan_rounds(t, plan)
         self.last_time = t
         self.block_index += 1
@@ -507,6 +515,19 @@ class WorldSim:
         plan.txs.append(Tx(self.dep.issuer, self.dep.sanctions_list,
                            self.sanctions_abi.fn("addToSanctionsList").encode(addrs), GAS_ADMIN))
         record["wallets"] = addrs
+
+    # -- events of the DEX pools (pools.py) -----------------------------------------------------
+    def _on_pool_thin_buy(self, ev: ScheduledEvent, t: int, plan: BlockPlan, record: dict) -> None:
+        if self.dex is not None:
+            self.dex.on_thin_buy(self, ev, t, plan, record)
+
+    def _on_pool_liquidity_withdrawn(self, ev: ScheduledEvent, t: int, plan: BlockPlan, record: dict) -> None:
+        if self.dex is not None:
+            self.dex.on_withdrawn(self, ev, t, plan, record)
+
+    def _on_pool_liquidity_restored(self, ev: ScheduledEvent, t: int, plan: BlockPlan, record: dict) -> None:
+        if self.dex is not None:
+            self.dex.on_restored(self, ev, t, plan, record)
 
     # -- events of feeds ----------------------------------------------------------------------
     def _on_reserve_shortfall(self, ev: ScheduledEvent, t: int, plan: BlockPlan, record: dict) -> None:

@@ -1,7 +1,8 @@
-"""Uniswap v3 as published, on anvil: the factory, the NonfungiblePositionManager, the SwapRouter, QuoterV2 and
-TickLens deployed from their npm packages' artifacts (build/contracts/, copied there by the build), pools of
-two PlainTokens, positions minted through the position manager, swaps through the router, quotes by eth_call,
-and a pool's state read at a block (slot0, liquidity, the tick bitmap, TickLens's populated ticks).
+"""Uniswap v3 as published, on anvil, for the tests: the deployment, pool creation and position minting come from
+the dev chain's module (`indexer.devchain.uniswap`, the one place for them, which the dev world uses too); here
+are what only tests need: pools of two PlainTokens, sqrt prices inside a tick, random positions, swaps through
+the router in a block of their own, quotes by eth_call, and a pool's state read at a block (slot0, liquidity,
+the tick bitmap, TickLens's populated ticks).
 
 Also the naive depth: bisection over quotes, the baseline the bench compares `depths` with and a second
 opinion in the tests."""
@@ -10,15 +11,31 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from eth_abi import decode
 
-from indexer.chain.abi import load_abi
-from indexer.chain.decode import topic_of
-from indexer.chain.rpc import RpcClient
-from indexer.devchain.deploy import ChainWriter
-from indexer.devchain.world import Tx
+from indexer.devchain.uniswap import (  # noqa: F401 - re-exported: the tests and benches import them from here
+    DEADLINE,
+    FACTORY,
+    FEE_TIERS,
+    LENS,
+    POOL,
+    POSITIONS,
+    QUOTER,
+    ROUTER,
+    SWAP,
+    TOKEN,
+    TOKEN_DESCRIPTOR,
+    WETH9,
+    Pool,
+    Uniswap,
+    create_pool,
+    deploy_uniswap,
+    full_range,
+    mint_positions,
+    send,
+)
 from indexer.liquidity.v3 import (
     MAX_TICK,
     MIN_TICK,
@@ -28,84 +45,7 @@ from indexer.liquidity.v3 import (
     quote_exact_input,
 )
 
-# Never used: the tests pay in ERC-20s, so no ETH is wrapped, and no position's tokenURI is asked for.
-WETH9 = "0x" + "00" * 19 + "e9"
-TOKEN_DESCRIPTOR = "0x" + "00" * 19 + "de"
-DEADLINE = 2**64
-FEE_TIERS = {100: 1, 500: 10, 3000: 60, 10000: 200}  # 100 (spacing 1) is enabled by the factory's owner
-SWAP = topic_of("Swap(address,address,int256,int256,uint160,uint128,int24)")
 PLAIN_CTOR = ["string", "string", "uint8", "address"]
-
-FACTORY = load_abi("UniswapV3Factory")
-POOL = load_abi("UniswapV3Pool")
-POSITIONS = load_abi("NonfungiblePositionManager")
-ROUTER = load_abi("SwapRouter")
-QUOTER = load_abi("QuoterV2")
-LENS = load_abi("TickLens")
-TOKEN = load_abi("PlainToken")
-
-
-@dataclass
-class Uniswap:
-    rpc: RpcClient
-    writer: ChainWriter
-    owner: str
-    factory: str
-    positions: str
-    router: str
-    quoter: str
-    lens: str
-    pools: dict[str, Pool] = field(default_factory=dict)
-
-    def send(self, txs: list[Tx]) -> list[dict]:
-        return send(self.rpc, self.writer, txs)
-
-    def call(self, to: str, data: str, block: int | str = "latest") -> str:
-        return self.rpc.call("eth_call", [{"to": to, "data": data}, block if isinstance(block, str) else hex(block)])
-
-    def tx(self, to: str, data: str, gas: int = 2_000_000) -> Tx:
-        return Tx(self.owner, to, data, gas)
-
-
-@dataclass(frozen=True)
-class Pool:
-    address: str
-    token0: str
-    token1: str
-    fee: int
-    tick_spacing: int
-
-
-def send(rpc: RpcClient, writer: ChainWriter, txs: list[Tx]) -> list[dict]:
-    """Send `txs` in one mined block; their receipts, every one checked to have succeeded."""
-    rpc.call("evm_setAutomine", [False])
-    try:
-        writer.send_all(txs)
-        rpc.call("evm_mine")
-    finally:
-        rpc.call("evm_setAutomine", [True])
-    number = int(rpc.call("eth_blockNumber"), 16)
-    writer.check_block(number, len(txs))
-    return rpc.call("eth_getBlockReceipts", [hex(number)])
-
-
-def deploy_uniswap(rpc: RpcClient) -> Uniswap:
-    """The factory (with the 0.01% tier enabled, tick spacing 1), the position manager, the router, QuoterV2
-    and TickLens, all from the published bytecode."""
-    writer = ChainWriter(rpc)
-    owner = rpc.call("eth_accounts")[0].lower()
-    (receipt,) = send(rpc, writer, [writer.deploy(owner, "UniswapV3Factory", [], [])])
-    factory = receipt["contractAddress"].lower()
-    receipts = send(rpc, writer, [
-        Tx(owner, factory, FACTORY.fn("enableFeeAmount").encode(100, 1), 200_000),
-        writer.deploy(owner, "NonfungiblePositionManager", ["address", "address", "address"],
-                      [factory, WETH9, TOKEN_DESCRIPTOR]),
-        writer.deploy(owner, "SwapRouter", ["address", "address"], [factory, WETH9]),
-        writer.deploy(owner, "QuoterV2", ["address", "address"], [factory, WETH9]),
-        writer.deploy(owner, "TickLens", [], []),
-    ])
-    positions, router, quoter, lens = (r["contractAddress"].lower() for r in receipts[1:])
-    return Uniswap(rpc, writer, owner, factory, positions, router, quoter, lens)
 
 
 def deploy_token_pair(u: Uniswap, name: str, decimals: tuple[int, int] = (18, 6)) -> tuple[str, str]:
@@ -132,24 +72,6 @@ def tick_of_price(price_of_token0_raw: float) -> float:
     return math.log(price_of_token0_raw) / math.log(1.0001)
 
 
-def create_pool(u: Uniswap, token0: str, token1: str, fee: int, sqrt_price_x96: int) -> Pool:
-    u.send([u.tx(u.positions, POSITIONS.fn("createAndInitializePoolIfNecessary").encode(
-        token0, token1, fee, sqrt_price_x96), 8_000_000)])
-    (address,) = FACTORY.fn("getPool").decode(u.call(u.factory, FACTORY.fn("getPool").encode(token0, token1, fee)))
-    pool = Pool(address.lower(), token0, token1, fee, FEE_TIERS[fee])
-    u.pools[pool.address] = pool
-    return pool
-
-
-def mint_positions(u: Uniswap, pool: Pool, positions: list[tuple[int, int, int, int]]) -> None:
-    """Positions (tickLower, tickUpper, amount0Desired, amount1Desired) minted through the position manager,
-    all in one block."""
-    mint = POSITIONS.fn("mint")
-    u.send([u.tx(u.positions, mint.encode((pool.token0, pool.token1, pool.fee, lower, upper, a0, a1, 0, 0, u.owner,
-                                           DEADLINE)), 1_500_000)
-            for lower, upper, a0, a1 in positions])
-
-
 def random_positions(rng: random.Random, tick: int, spacing: int, n: int, half_width: int,
                      amount0: int, amount1: int) -> list[tuple[int, int, int, int]]:
     """`n` positions with ends on the spacing within `half_width` ticks of `tick`: some around the price, some
@@ -161,10 +83,6 @@ def random_positions(rng: random.Random, tick: int, spacing: int, n: int, half_w
         out.append((lower, min(upper, MAX_TICK // spacing * spacing), rng.randrange(1, amount0),
                     rng.randrange(1, amount1)))
     return out
-
-
-def full_range(spacing: int, amount0: int, amount1: int) -> tuple[int, int, int, int]:
-    return (-(-MIN_TICK // spacing) * spacing, MAX_TICK // spacing * spacing, amount0, amount1)
 
 
 # ------------------------------------------------------------------------------------------ reads
