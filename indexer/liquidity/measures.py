@@ -53,6 +53,11 @@ class PoolMeasure:
     volume_7d_raw: int
     swaps_24h: int
     swaps_7d: int
+    # the same in the quote asset: what selling each depth pays, executed as the pool would, and the quote side
+    # of the swaps (raw quote units)
+    depth_proceeds_raw: dict[int, int] = field(default_factory=dict)
+    volume_24h_quote_raw: int = 0
+    volume_7d_quote_raw: int = 0
     state: PoolSnapshot | None = field(default=None, compare=False, repr=False)  # what the measures came from
     side: PoolSide | None = field(default=None, compare=False, repr=False)
 
@@ -116,6 +121,20 @@ class TokenMeasure:
     def depth_raw(self, move_bp: int) -> int:
         return sum(p.depth_raw[move_bp] for p in self.pools)
 
+    def depth_usd(self, move_bp: int) -> float | None:
+        """What selling each pool's depth pays, in USD, over the pools; None when a pool's quote has no price."""
+        if any(p.quote_usd is None for p in self.pools):
+            return None
+        return sum(whole_units(p.depth_proceeds_raw.get(move_bp, 0), p.side.quote_decimals) * p.quote_usd
+                   for p in self.pools)
+
+    def volume_usd(self, window: str) -> float | None:
+        """The quote side of the swaps in the last `24h` or `7d`, in USD; None when a pool's quote has no price."""
+        if any(p.quote_usd is None for p in self.pools):
+            return None
+        return sum(whole_units(p.volume_24h_quote_raw if window == "24h" else p.volume_7d_quote_raw,
+                               p.side.quote_decimals) * p.quote_usd for p in self.pools)
+
     @property
     def volume_24h_raw(self) -> int:
         return sum(p.volume_24h_raw for p in self.pools)
@@ -152,17 +171,21 @@ def pool_measure(pool: str, state: PoolSnapshot, side: PoolSide, swaps: Iterable
     price = mid_price(v3, d0, d1, base=0 if side.token_is_token0 else 1) if state.initialized else Fraction(0)
     # selling the token: token0 for token1 pushes the price down (zero for one), and the other way round
     depth = depths(v3, side.token_is_token0, MOVES_BP) if state.initialized else dict.fromkeys(MOVES_BP, 0)
-    v24 = v7 = n24 = n7 = 0
+    proceeds = {m: quote_exact_input(v3, side.token_is_token0, d).amount_out if d > 0 else 0
+                for m, d in depth.items()}
+    v24 = v7 = n24 = n7 = q24 = q7 = 0
     for ts, a0, a1 in swaps:
-        amount = abs(a0 if side.token_is_token0 else a1)
+        amount, quote = (abs(a0), abs(a1)) if side.token_is_token0 else (abs(a1), abs(a0))
         if ts > at - WEEK_S:
             v7 += amount
+            q7 += quote
             n7 += 1
             if ts > at - DAY_S:
                 v24 += amount
+                q24 += quote
                 n24 += 1
     return PoolMeasure(pool, state.block_number, state.sqrt_price_x96, state.tick, state.liquidity, price, quote_usd,
-                       depth, v24, v7, n24, n7, state, side)
+                       depth, v24, v7, n24, n7, proceeds, q24, q7, state, side)
 
 
 def flows(transfers: Sequence[tuple[int, str, str, int]], at: int, window_s: int, zero: str) -> Flows:

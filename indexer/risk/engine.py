@@ -417,6 +417,19 @@ def _action_moves(snapshot: Snapshot, feeds: FeedRisk, adjusted: np.ndarray, fac
     return cross, cross_days, move, days
 
 
+def _in_value(units: np.ndarray, usd: np.ndarray | None, nav: np.ndarray) -> np.ndarray:
+    """A measure in token units, or, where its USD figure is given and the token has a NAV, that figure over the
+    NAV per token: what the market absorbs is value, so a corporate action the pools have not priced yet (a
+    split before the arbitrage reaches the pool) scales it with the balances (section 15)."""
+    units = np.asarray(units, dtype=np.float64)
+    if usd is None:
+        return units
+    usd = np.asarray(usd, dtype=np.float64)
+    ok = np.isfinite(usd) & (nav > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, usd / np.where(ok, nav, 1.0), units)
+
+
 def assess_liquidity(liq: Liquidity, policy: Policy, value_factor: np.ndarray, sigma: np.ndarray, now: int,
                      depth_factor: float = 1.0) -> dict[str, np.ndarray]:
     """Per token, from the DEX measures (docs/risk.md section 15): which source the liquidity term takes,
@@ -432,11 +445,14 @@ def assess_liquidity(liq: Liquidity, policy: Policy, value_factor: np.ndarray, s
     source = np.where(use, np.int8(LiquiditySource.MEASURED),
                       np.where(measured, np.int8(LiquiditySource.STALE), np.int8(LiquiditySource.CONFIGURED)))
     nan = np.full(len(use), np.nan)
-    adv = np.asarray(liq.volume_7d, dtype=np.float64) / 7.0
+    week, day = _in_value(liq.volume_7d, liq.volume_7d_usd, value_factor), _in_value(liq.volume_24h,
+                                                                                      liq.volume_24h_usd, value_factor)
+    adv = week / 7.0
     if lp.volume_basis == "lower":
-        adv = np.minimum(adv, np.asarray(liq.volume_24h, dtype=np.float64))
-    depth = np.asarray({100: liq.depth_1pct, 200: liq.depth_2pct, 500: liq.depth_5pct}[lp.depth_move_bp],
-                       dtype=np.float64)
+        adv = np.minimum(adv, day)
+    depth = {100: _in_value(liq.depth_1pct, liq.depth_1pct_usd, value_factor),
+             200: _in_value(liq.depth_2pct, liq.depth_2pct_usd, value_factor),
+             500: _in_value(liq.depth_5pct, liq.depth_5pct_usd, value_factor)}[lp.depth_move_bp]
     adv, depth = np.where(use, adv, nan), np.where(use, depth, nan)
     absorbed = lp.participation * horizon * adv + depth_factor * depth
     scale = lp.impact_y * np.asarray(sigma, dtype=np.float64) * np.sqrt(horizon)

@@ -201,6 +201,13 @@ class Liquidity:
     pool_price_usd: np.ndarray  # float64, USD per token; NaN = none
     premium_bp: np.ndarray | None = None  # float64, the sync's premium against the oracle answer; NaN = none
     updated_at: np.ndarray | None = None  # int64, block time of the pool reads; None: ``fresh`` alone decides
+    # optional, the same measures in USD (what the sales pay, what the swaps traded): where given and finite the
+    # engine counts depth and volume in value, converted to token units at its own NAV per token (section 15)
+    depth_1pct_usd: np.ndarray | None = None
+    depth_2pct_usd: np.ndarray | None = None
+    depth_5pct_usd: np.ndarray | None = None
+    volume_24h_usd: np.ndarray | None = None
+    volume_7d_usd: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.measured)
@@ -244,6 +251,13 @@ class Liquidity:
         if (~np.isnan(price) & ~(np.isfinite(price) & (price > 0))).any():
             raise SnapshotError("liquidity.pool_price_usd: must be a positive finite USD price per token, or NaN "
                                 "where no pool has a USD quote")
+        for name in ("depth_1pct_usd", "depth_2pct_usd", "depth_5pct_usd", "volume_24h_usd", "volume_7d_usd"):
+            col = getattr(self, name)
+            if col is not None:
+                v = np.asarray(col, dtype=np.float64)[m]
+                if (np.isinf(v) | (v < 0)).any():
+                    raise SnapshotError(f"liquidity.{name}: negative or infinite for a measured token; give USD >= 0, "
+                                        "or NaN to count that token in token units")
         if self.premium_bp is not None and np.isinf(np.asarray(self.premium_bp, dtype=np.float64)[m]).any():
             raise SnapshotError("liquidity.premium_bp: infinite; give NaN where there is no premium")
 

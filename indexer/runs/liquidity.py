@@ -93,7 +93,8 @@ def liquidity_input(liq: LiquidityAt, token_addresses: list[str]) -> Liquidity:
     conversion, `measures.whole_units`); a token with no measured pool is `measured = false`."""
     n = len(token_addresses)
     out = {k: np.full(n, np.nan) for k in ("depth_1pct", "depth_2pct", "depth_5pct", "volume_24h", "volume_7d",
-                                           "pool_price_usd")}
+                                           "pool_price_usd", "depth_1pct_usd", "depth_2pct_usd", "depth_5pct_usd",
+                                           "volume_24h_usd", "volume_7d_usd")}
     measured = np.zeros(n, dtype=bool)
     for i, address in enumerate(token_addresses):
         t = liq.tokens.get(address)
@@ -106,6 +107,16 @@ def liquidity_input(liq: LiquidityAt, token_addresses: list[str]) -> Liquidity:
         out["volume_7d"][i] = whole_units(t.volume_7d_raw, t.decimals)
         price = t.price_usd
         out["pool_price_usd"][i] = np.nan if price is None else price
+        # in value too: the engine counts depth and volume at its NAV per token (a split the pools have not priced
+        # yet then scales them with the balances, docs/risk.md section 15)
+        for move, key in ((100, "depth_1pct_usd"), (200, "depth_2pct_usd"), (500, "depth_5pct_usd")):
+            usd = t.depth_usd(move)
+            out[key][i] = np.nan if usd is None else usd
+        for window in ("24h", "7d"):
+            usd = t.volume_usd(window)
+            out[f"volume_{window}_usd"][i] = np.nan if usd is None else usd
     return Liquidity(measured, measured.copy(), out["depth_1pct"], out["depth_2pct"], out["depth_5pct"],
                      out["volume_24h"], out["volume_7d"], out["pool_price_usd"],
-                     updated_at=np.full(n, liq.timestamp, dtype=np.int64))
+                     updated_at=np.full(n, liq.timestamp, dtype=np.int64),
+                     **{k: out[k] for k in ("depth_1pct_usd", "depth_2pct_usd", "depth_5pct_usd", "volume_24h_usd",
+                                            "volume_7d_usd")})

@@ -331,6 +331,46 @@ def test_a_split_with_no_market_move_leaves_the_liquidity_term_and_value_unchang
     assert float(b.wallets.stressed_excess[0]) == pytest.approx(float(a.wallets.stressed_excess[0]), abs=1e-9 * scale)
 
 
+@settings(max_examples=40, deadline=None)
+@given(ratio=st.sampled_from([r for r in RATIOS if r[0] > r[1]]), seed=st.integers(0, 2**31),
+       session=st.integers(2, 40),
+       depth=st.sampled_from([10.0, 5e3, 1e6]), volume=st.sampled_from([0.0, 100.0, 1e5]))
+def test_a_split_the_pools_have_not_priced_yet_changes_nothing_when_measured_in_value(
+        ratio, seed, session, depth, volume) -> None:
+    """An xStock's split triples every balance, the pools' among them, with no swap: until the arbitrage reaches
+    a pool, its state (and so its depth and volume in token units) and its price per token are those of before,
+    now a premium over the new NAV. Counted in value (what selling the depth pays, what the swaps traded) at the
+    engine's NAV, the measures scale with the balances and the holding's liquidity term, value and collateral
+    are those without the split; counted in token units they would not (the holding grew against the same depth).
+    (A reverse split leaves the pool at a discount to the new NAV until the arbitrage: the NAV rule then values
+    at the pool's price, the executable one, as it values any discount beyond the tolerance.)"""
+    model = (Accounting.REBASING_SHARES, PriceQuote.PER_TOKEN)
+    returns = np.random.default_rng(seed).normal(0.0, 0.015, 80)
+    plain = action_world(model, returns, None, session, True)
+    acted = action_world(model, returns, ratio, session, True)
+    policy = actions_policy()
+    nav = float(run_risk(plain, policy).tokens.value_factor[0])
+
+    def dex() -> Liquidity:  # the pool as it was before the split, in both worlds
+        liq = measures(1, t0=dict(depth=(depth, 2 * depth, 5 * depth), volume=(volume, 7 * volume), price=nav))
+        usd = {f"depth_{k}pct_usd": np.array([depth * m * nav]) for k, m in ((1, 1), (2, 2), (5, 5))}
+        return dataclasses.replace(liq, volume_24h_usd=np.array([volume * nav]),
+                                   volume_7d_usd=np.array([7 * volume * nav]), **usd)
+
+    a = run_risk(with_liquidity(plain, dex()), policy)
+    b = run_risk(with_liquidity(acted, dex()), policy)
+    mv = float(a.holdings.market_value[0])
+    assert float(b.holdings.market_value[0]) == pytest.approx(mv, rel=1e-9)  # the premium never raises value
+    for key in ("liquidity_term", "h_size", "haircut"):
+        assert float(getattr(b.holdings, key)[0]) == pytest.approx(float(getattr(a.holdings, key)[0]), abs=1e-9), key
+    assert float(b.holdings.collateral_value[0]) == pytest.approx(float(a.holdings.collateral_value[0]), abs=1e-9 * mv)
+    in_units = dataclasses.replace(dex(), **{f"{k}_usd": None for k in ("depth_1pct", "depth_2pct", "depth_5pct",
+                                                                         "volume_24h", "volume_7d")})
+    c = run_risk(with_liquidity(acted, in_units), policy)
+    if float(a.holdings.liquidity_term[0]) < policy.liquidity.impact_cap:
+        assert float(c.holdings.liquidity_term[0]) > float(b.holdings.liquidity_term[0])
+
+
 # -- the price against NAV ------------------------------------------------------------------------------
 
 

@@ -49,8 +49,9 @@ def assert_status_follows_the_numbers(wallets) -> None:
             continue
         assert w.status == expected, w
         assert w.equity == pytest.approx(w.collateral + w.upnl + w.cash, rel=1e-9, abs=1e-6)
-        assert w.stressed_excess == pytest.approx(w.equity - w.im - max(w.l_joint, w.worst_scenario_loss),
-                                                  rel=1e-9, abs=1e-6)
+        # the parametric stress is risk-off: it also loses what shrinking DEX depth costs (docs/risk.md section 15)
+        assert w.stressed_excess == pytest.approx(
+            w.equity - w.im - max(w.l_joint + w.liquidity_stress_loss, w.worst_scenario_loss), rel=1e-9, abs=1e-6)
 
 
 def test_world_head_run_shows_every_issuer_action(world, manifest, db_url):
