@@ -20,6 +20,7 @@ from indexer.addresses import AddressError, checksum, parse_address
 from indexer.errors import IndexerError
 from indexer.store import models as m
 from indexer.store.balances import held_tokens
+from indexer.store.pools import by_token, run_pools
 from indexer.store.registry import account_row, feed_names, position_rows
 from indexer.store.runs import latest_run
 from indexer.token_events import ACCOUNT_EVENTS, fold_account_events
@@ -167,28 +168,13 @@ def _mark(r) -> dict[str, Any] | None:
 
 
 def token_markets(conn: Connection, run_id: int) -> dict[str, dict[str, Any]]:
-    """Per token, its pools in the run (`risk_pools`) together, as the `token_liquidity` view shows them: depth
-    and volume summed, the price weighted by 2% depth, and the premium of that price against the run's NAV."""
-    p = m.RiskPool.__table__
-    out: dict[str, dict[str, Any]] = {}
-    for r in conn.execute(select(p).where(p.c.run_id == run_id).order_by(p.c.token, p.c.name)).mappings():
-        t = out.setdefault(r["token"], {"pools": [], "depth_1pct": 0.0, "depth_2pct": 0.0, "depth_5pct": 0.0,
-                                        "depth_2pct_usd": 0.0, "volume_24h": 0.0, "volume_7d": 0.0,
-                                        "nav_usd": r["nav_usd"], "_weighted": 0.0, "_weight": 0.0})
-        t["pools"].append({"name": r["name"], "pool": r["pool"], "price_usd": r["price_usd"],
-                           "premium_bp": r["premium_bp"], "depth_2pct": r["depth_2pct"]})
-        for k in ("depth_1pct", "depth_2pct", "depth_5pct", "volume_24h", "volume_7d"):
-            t[k] += r[k]
-        t["depth_2pct_usd"] += r["depth_2pct_usd"] or 0.0
-        if r["price_usd"] is not None:
-            t["_weighted"] += r["price_usd"] * r["depth_2pct"]
-            t["_weight"] += r["depth_2pct"]
-    for t in out.values():
-        weighted, weight = t.pop("_weighted"), t.pop("_weight")
-        t["price_usd"] = weighted / weight if weight else None
-        nav = t["nav_usd"]
-        t["premium_bp"] = None if t["price_usd"] is None or not nav else (t["price_usd"] / nav - 1.0) * 1e4
-    return out
+    """Per token, its pools in the run together (`store.pools.by_token`, as the `token_liquidity` view shows
+    them), in the lookup's shape."""
+    keys = ("depth_1pct", "depth_2pct", "depth_5pct", "depth_2pct_usd", "volume_24h", "volume_7d", "nav_usd",
+            "price_usd", "premium_bp")
+    return {token: {"pools": [{k: p[k] for k in ("name", "pool", "price_usd", "premium_bp", "depth_2pct")}
+                              for p in t["pools"]], **{k: t[k] for k in keys}}
+            for token, t in by_token(run_pools(conn, [run_id])[run_id]).items()}
 
 
 def _liquidity(r, market: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field, replace
 
 from indexer.liquidity.v3 import PoolState, add_delta
 
-POOL_EVENTS = ("Initialize", "Mint", "Burn", "Swap")
-
 
 @dataclass(frozen=True)
 class PoolEvent:

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, and_, func, select
 from indexer.errors import IndexerError
 from indexer.risk import Eligibility
 from indexer.store import models as m
+from indexer.store.pools import by_token, run_pools
 from indexer.store.registry import token_rows
 from indexer.store.runs import latest_run
 from indexer.store.state import token_state_at
@@ -70,7 +71,7 @@ def load_report_data(conn: Connection, chain_id: int, run_id: int | None = None)
     mark_clients(holdings, wallets)
     return ReportData(run=run, holdings=holdings, wallets=wallets,
                       supply=_supply(conn, chain_id, run["block_number"]), history=_history(conn, chain_id),
-                      pools=_pools(conn, run["id"]), premium_history=_premium_history(conn, chain_id))
+                      pools=run_pools(conn, [run["id"]])[run["id"]], premium_history=_premium_history(conn, chain_id))
 
 
 def mark_clients(holdings: dict[str, np.ndarray], wallets: dict[str, np.ndarray]) -> None:
@@ -163,28 +164,18 @@ def _history(conn: Connection, chain_id: int) -> list[dict[str, Any]]:
     return history
 
 
-def _pools(conn: Connection, rid: int) -> list[dict[str, Any]]:
-    P = m.RiskPool.__table__
-    return [dict(r) for r in conn.execute(select(P).where(P.c.run_id == rid).order_by(P.c.symbol, P.c.name))
-            .mappings()]
-
-
 def _premium_history(conn: Connection, chain_id: int) -> dict[str, list[tuple[int, float]]]:
-    """Per token, (block time, premium in bp) of every run that is not orphaned: its pools' price weighted by 2%
-    depth against the run's value of one token, as `token_liquidity` computes it."""
-    R, P = m.RiskRunRecord, m.RiskPool
-    weight = func.sum(P.depth_2pct)
-    rows = conn.execute(
-        select(R.block_timestamp, P.symbol, func.sum(P.price_usd * P.depth_2pct), weight, func.avg(P.price_usd),
-               func.max(P.nav_usd))
-        .join(R, R.id == P.run_id)
-        .where(R.chain_id == chain_id, R.orphaned_at.is_(None), P.price_usd.is_not(None))
-        .group_by(R.id, R.block_timestamp, P.symbol).order_by(R.block_timestamp, R.id))
+    """Per token, (block time, premium in bp) of every run that is not orphaned, its pools together as
+    `store.pools.by_token` adds them up."""
+    R = m.RiskRunRecord
+    runs = conn.execute(select(R.id, R.block_timestamp).where(R.chain_id == chain_id, R.orphaned_at.is_(None))
+                        .order_by(R.block_timestamp, R.id)).all()
+    pools = run_pools(conn, [r for r, _ in runs])
     out: dict[str, list[tuple[int, float]]] = {}
-    for ts, symbol, weighted, w, mean, nav in rows:
-        price = float(weighted) / float(w) if w else float(mean)
-        if nav:
-            out.setdefault(symbol, []).append((int(ts), (price / float(nav) - 1.0) * 1e4))
+    for rid, ts in runs:
+        for t in by_token(pools[rid]).values():
+            if t["premium_bp"] is not None:
+                out.setdefault(t["symbol"], []).append((int(ts), t["premium_bp"]))
     return out
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine
@@ -24,6 +23,7 @@ from indexer.report.data import ReportData, load_backtest, load_report_data, loa
 from indexer.report.format import esc, num, pct, usd, usd_short, utc
 from indexer.report.svg import MUTED, bars, columns, empty_chart, line_chart, scatter, stacked_bars
 from indexer.risk import Policy
+from indexer.store.pools import by_token
 
 # Section titles, in page order (tests look for them).
 SECTIONS = (
@@ -501,28 +501,16 @@ def _liquidity_section(d: ReportData) -> str:
         return _section(title, "Where the tokens trade on DEX pools.",
                         '<div class="note">No pool measured in this run: the configuration lists no [[pools]], or '
                         "the pool sync has no state of them at the run's block (docs/liquidity.md).</div>")
-    tokens: dict[str, dict[str, Any]] = {}
-    for p in d.pools:
-        t = tokens.setdefault(p["symbol"], {"offered": 0.0, "proceeds": 0.0, "priced": True, "nav": p["nav_usd"],
-                                            "depth": 0.0, "depth_usd": 0.0, "volume": 0.0, "pools": 0})
-        t["offered"] += p["sale_offered"]
-        t["depth"] += p["depth_2pct"]
-        t["depth_usd"] += p["depth_2pct_usd"] or 0.0
-        t["volume"] += p["volume_24h"]
-        t["pools"] += 1
-        if p["sale_proceeds_usd"] is None:
-            t["priced"] = False
-        else:
-            t["proceeds"] += p["sale_proceeds_usd"]
     cost_rows, trows = [], []
-    for symbol, t in sorted(tokens.items()):
-        pledged_usd = t["offered"] * (t["nav"] or 0.0)
-        cost = 1.0 - t["proceeds"] / pledged_usd if t["priced"] and pledged_usd > 0 else None
+    for t in sorted(by_token(d.pools).values(), key=lambda t: t["symbol"]):
+        symbol, cost = t["symbol"], t["sale_cost"]
+        pledged_usd = t["sale_offered"] * (t["nav_usd"] or 0.0)
         if cost is not None:
             cost_rows.append((symbol, cost, "#d43d3d" if cost > 0.1 else "#e39b12" if cost > 0.02 else "#2e9d5b",
-                              f"{usd(pledged_usd)} pledged pays {usd(t['proceeds'])} sold at once"))
-        trows.append((symbol, num(t["pools"]), f"{t['depth']:,.2f}", usd(t["depth_usd"]), f"{t['volume']:,.2f}",
-                      usd(pledged_usd), "–" if cost is None else usd(t["proceeds"]), "–" if cost is None else pct(cost)))
+                              f"{usd(pledged_usd)} pledged pays {usd(t['sale_proceeds_usd'])} sold at once"))
+        trows.append((symbol, num(len(t["pools"])), f"{t['depth_2pct']:,.2f}", usd(t["depth_2pct_usd"]),
+                      f"{t['volume_24h']:,.2f}", usd(pledged_usd),
+                      "–" if cost is None else usd(t["sale_proceeds_usd"]), "–" if cost is None else pct(cost)))
     prow = [(p["symbol"], p["name"], "–" if p["price_usd"] is None else usd(p["price_usd"]),
              "–" if p["nav_usd"] is None else usd(p["nav_usd"]),
              "–" if p["premium_bp"] is None else f"{p['premium_bp']:+,.1f}", f"{p['depth_1pct']:,.2f}",

@@ -33,10 +33,6 @@ def write_pool_meta(conn: Connection, cid: int, metas: Iterable) -> None:
 
 
 # ---------------------------------------------------------------------------------- events
-def write_pool_events(conn: Connection, rows: list[dict]) -> None:
-    insert_ignore(conn, _events, rows)
-
-
 def as_pool_event(row) -> PoolEvent:
     return PoolEvent(int(row["block_number"]), int(row["log_index"]), row["event"], row["tick_lower"],
                      row["tick_upper"], int(row["amount_raw"] or 0), int(row["amount0_raw"] or 0),
@@ -113,7 +109,44 @@ def pool_at(conn: Connection, cid: int, pool: str, block: int) -> PoolSnapshot |
     return fold(start, pool_events(conn, cid, pool, start.block_number, block), until=block)
 
 
-def last_read_block(conn: Connection, cid: int, pool: str) -> int | None:
-    n = conn.execute(select(_states.c.block_number).where(_states.c.chain_id == cid, _states.c.pool == pool)
-                     .order_by(_states.c.block_number.desc()).limit(1)).scalar()
-    return None if n is None else int(n)
+
+# ---------------------------------------------------------------------------------- a run's pools
+def run_pools(conn: Connection, run_ids: Sequence[int]) -> dict[int, list[dict]]:
+    """The `risk_pools` rows of these runs, by run, each run's by token and name."""
+    p = m.RiskPool.__table__
+    out: dict[int, list[dict]] = {r: [] for r in run_ids}
+    for row in conn.execute(select(p).where(p.c.run_id.in_(list(run_ids))).order_by(p.c.run_id, p.c.symbol, p.c.name)
+                            ).mappings():
+        out[int(row["run_id"])].append(dict(row))
+    return out
+
+
+def by_token(rows: Sequence[dict]) -> dict[str, dict]:
+    """One run's pools together per token, as the `token_liquidity` view adds them up: depths, volumes and the
+    liquidation summed, the price weighted by 2% depth (a plain mean when no priced pool has depth, as the engine
+    weighs them), its premium against the run's NAV, and the liquidation's cost (None where a pool's quote had no
+    price)."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        t = out.setdefault(r["token"], {"symbol": r["symbol"], "pools": [], "nav_usd": r["nav_usd"],
+                                        **dict.fromkeys(("depth_1pct", "depth_2pct", "depth_5pct", "depth_2pct_usd",
+                                                         "volume_24h", "volume_7d", "sale_offered"), 0.0),
+                                        "sale_proceeds_usd": 0.0})
+        t["pools"].append(r)
+        for k in ("depth_1pct", "depth_2pct", "depth_5pct", "volume_24h", "volume_7d", "sale_offered"):
+            t[k] += r[k]
+        t["depth_2pct_usd"] += r["depth_2pct_usd"] or 0.0
+        if t["sale_proceeds_usd"] is not None:
+            t["sale_proceeds_usd"] = None if r["sale_proceeds_usd"] is None else \
+                t["sale_proceeds_usd"] + r["sale_proceeds_usd"]
+    for t in out.values():
+        priced = [r for r in t["pools"] if r["price_usd"] is not None]
+        weight = sum(r["depth_2pct"] for r in priced)
+        t["price_usd"] = (sum(r["price_usd"] * r["depth_2pct"] for r in priced) / weight if weight else
+                          sum(r["price_usd"] for r in priced) / len(priced) if priced else None)
+        nav = t["nav_usd"]
+        t["premium_bp"] = None if t["price_usd"] is None or not nav else (t["price_usd"] / nav - 1.0) * 1e4
+        pledged = t["sale_offered"] * (nav or 0.0)
+        t["sale_cost"] = (1.0 - t["sale_proceeds_usd"] / pledged
+                          if t["sale_proceeds_usd"] is not None and pledged > 0 else None)
+    return out

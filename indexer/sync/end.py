@@ -21,7 +21,8 @@ from indexer.accounting import RebasingParams, UiMultiplierUpdate
 from indexer.chain.classify import is_state_pruned, is_state_unavailable
 from indexer.chain.decode import ZERO_ADDRESS
 from indexer.chain.headers import read_head, read_headers
-from indexer.chain.retry import patiently
+from indexer.chain.retry import RetryPolicy, patiently
+from indexer.chain.rpc import RpcClient
 from indexer.chain.state import (
     BALANCE_OF,
     IS_FROZEN,
@@ -201,19 +202,24 @@ def _at(ctx: SyncContext, gone: _Gone, block: int, read: Callable[[], T]) -> T |
 
 
 def _required(ctx: SyncContext, block: int, read: Callable[[], T]) -> T:
-    """`read()` of state the tick cannot do without, tried again while the block is recent and the node
-    (or the backend that answered) has not seen it yet; a block whose state is gone raises a
-    `state_unavailable` error, which no retry fixes."""
+    """`read()` of state the tick cannot do without (`state_at_recent_block`)."""
+    return state_at_recent_block(ctx.rpc, ctx.settings.chain.retry, block, read)
+
+
+def state_at_recent_block(rpc: RpcClient, policy: RetryPolicy, block: int, read: Callable[[], T]) -> T:
+    """`read()` of contract state at `block`, tried again while the block is recent and the node (or the
+    backend that answered) has not seen it yet; a block whose state is gone raises a `state_unavailable`
+    error, which no retry fixes. Start-up's reads at the head go through here too."""
     def attempt() -> T:
         try:
             return read()
         except RpcError as exc:
-            _state_gone(ctx, exc, block)
+            _state_gone(rpc, exc, block)
             raise RpcError(f"no state at block {block} on this node: {exc}", kind="state_unavailable") from exc
-    return patiently(attempt, ctx.settings.chain.retry, f"state read at block {block}")
+    return patiently(attempt, policy, f"state read at block {block}")
 
 
-def _state_gone(ctx: SyncContext, exc: RpcError, block: int) -> None:
+def _state_gone(rpc: RpcClient, exc: RpcError, block: int) -> None:
     """Return when a failed read at `block` means the node no longer holds that block's state (not an
     archive node: the caller goes on without it). Otherwise raise: a node (or the backend that answered)
     without a block this close to its head is behind, and the read is tried again (`block_unavailable`
@@ -222,7 +228,7 @@ def _state_gone(ctx: SyncContext, exc: RpcError, block: int) -> None:
         raise exc
     if exc.kind != "block_unavailable" and is_state_pruned(exc):
         return  # pruned, however recent: a node keeping fewer than RECENT_BLOCKS of state says so at once
-    behind = read_head(ctx.rpc) - block
+    behind = read_head(rpc) - block
     if behind < RECENT_BLOCKS:
         raise RpcError(f"no state at block {block}, {behind} below the head: {exc}", kind="block_unavailable") from exc
 

@@ -3,6 +3,9 @@ configuration says it is. Each problem stops start-up with a ConfigError naming 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from indexer.chain.headers import read_head
 from indexer.chain.logs import LogFetcher
 from indexer.chain.pools import PoolMeta, read_pool_meta
@@ -12,7 +15,10 @@ from indexer.chain.tokens import Surface, probe_surfaces
 from indexer.config import Settings
 from indexer.errors import ChainDataError, ConfigError, RpcError
 from indexer.sync.context import SyncContext
+from indexer.sync.end import state_at_recent_block
 from indexer.types import Accounting, BalanceSource
+
+T = TypeVar("T")
 
 
 def prepare(settings: Settings, rpc: RpcClient, *, max_blocks_per_tick: int | None = None) -> SyncContext:
@@ -23,7 +29,8 @@ def prepare(settings: Settings, rpc: RpcClient, *, max_blocks_per_tick: int | No
     head = read_head(rpc)
     surfaces = _check_tokens(settings, rpc, head)
     rebasing = [t.address for t in settings.tokens if t.accounting == Accounting.REBASING_SHARES]
-    sanctions = read_sanctions_lists(rpc, rebasing, head, settings.chain.multicall3) if rebasing else []
+    sanctions = _at_head(settings, rpc, head, lambda: read_sanctions_lists(
+        rpc, rebasing, head, settings.chain.multicall3)) if rebasing else []
     return SyncContext(
         settings, rpc, chain_id, {t.address: t.accounting for t in settings.tokens},
         [f.address for f in settings.feeds], sanctions, new_fetcher(),
@@ -36,6 +43,12 @@ def new_fetcher() -> LogFetcher:
     """The sync's log fetcher: it starts at one block and grows while answers are light (a deployment's
     first blocks can hold a whole token's mints); a dense chain settles near 50,000 logs per request."""
     return LogFetcher(initial_range=1, target_logs=50_000)
+
+
+def _at_head(settings: Settings, rpc: RpcClient, head: int, read: Callable[[], T]) -> T:
+    """A start-up read at the head the node just reported: a load-balanced provider's backend that has not seen
+    that block yet answers "header not found", which passes (`sync.end.state_at_recent_block`)."""
+    return state_at_recent_block(rpc, settings.chain.retry, head, read)
 
 
 def _check_chain(settings: Settings, rpc: RpcClient) -> int:
@@ -63,7 +76,8 @@ def _check_code(settings: Settings, rpc: RpcClient) -> None:
 
 def _check_tokens(settings: Settings, rpc: RpcClient, head: int) -> dict[str, Surface]:
     """Each token's surface, probed at the head; the accounting model it means must be the configured one."""
-    surfaces = probe_surfaces(rpc, [t.address for t in settings.tokens], head, settings.chain.multicall3)
+    surfaces = _at_head(settings, rpc, head, lambda: probe_surfaces(rpc, [t.address for t in settings.tokens], head,
+                                                                   settings.chain.multicall3))
     for t in settings.tokens:
         surface = surfaces[t.address]
         if not surface.has("totalSupply"):
@@ -81,7 +95,8 @@ def _check_pools(settings: Settings, rpc: RpcClient, head: int) -> dict[str, Poo
     if not settings.pools:
         return {}
     try:
-        metas = read_pool_meta(rpc, [p.address for p in settings.pools], head, settings.chain.multicall3)
+        metas = _at_head(settings, rpc, head, lambda: read_pool_meta(rpc, [p.address for p in settings.pools], head,
+                                                                    settings.chain.multicall3))
     except ChainDataError as exc:
         raise ConfigError(f"pools: {exc}") from None
     for p in settings.pools:

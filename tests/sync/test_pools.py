@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from fractions import Fraction
 
@@ -64,6 +66,18 @@ def _settings(dex, db_url: str, *, deployment_block: int, pools: list[dict] | No
             {"name": "STK/USDC 0.3%", "address": dex["created"].address, "token": "STK"},
             {"name": "STK/USDC 0.05%", "address": dex["older"].address, "token": "STK"}],
         database_url=db_url)
+
+
+@contextmanager
+def _synced_store(dex, db_url: str, rpc, blocks_per_tick: int) -> Iterator[tuple]:
+    """(engine, context) of a store for the module's pools from the first synced block, prepared (nothing
+    synced yet); the engine is disposed after."""
+    settings = _settings(dex, db_url, deployment_block=dex["first"])
+    engine = open_store(settings)
+    try:
+        yield engine, prepare(settings, rpc, max_blocks_per_tick=blocks_per_tick)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +138,7 @@ def _check_every_block(engine, ctx, dex, blocks) -> None:
 
 def test_pools_sync_as_facts_and_fold_to_the_chains_state(dex, db_url, rpc):
     _trade(dex, 6)
-    settings = _settings(dex, db_url, deployment_block=dex["first"])
-    engine = open_store(settings)
-    try:
-        ctx = prepare(settings, rpc, max_blocks_per_tick=3)
+    with _synced_store(dex, db_url, rpc, 3) as (engine, ctx):
         assert {p: (meta.fee, meta.tick_spacing) for p, meta in ctx.pools.items()} == {
             dex["created"].address: (3000, 60), dex["older"].address: (500, 10)}
         sync(engine, ctx)
@@ -171,15 +182,10 @@ def test_pools_sync_as_facts_and_fold_to_the_chains_state(dex, db_url, rpc):
                         zero_for_one = dex["stock_is_token0"]
                         q = quote_exact_input(state, zero_for_one, amount)
                         assert q.amount_out == quoter_exact_input(u, pool, zero_for_one, amount, block).amount_out
-    finally:
-        engine.dispose()
 
 
 def test_a_reorg_replaces_the_pools_rows_above_the_fork(dex, db_url, rpc):
-    settings = _settings(dex, db_url, deployment_block=dex["first"])
-    engine = open_store(settings)
-    try:
-        ctx = prepare(settings, rpc, max_blocks_per_tick=4)
+    with _synced_store(dex, db_url, rpc, 4) as (engine, ctx):
         sync(engine, ctx)
         fork = _head(rpc)
         snapshot = rpc.call("evm_snapshot")
@@ -202,15 +208,10 @@ def test_a_reorg_replaces_the_pools_rows_above_the_fork(dex, db_url, rpc):
             assert [tuple(r) for r in stored] == chain
             assert conn.execute(select(func.count()).select_from(m.SyncIssue)).scalar() == 0
         _check_every_block(engine, ctx, dex, range(fork, head + 1))
-    finally:
-        engine.dispose()
 
 
 def test_a_pool_that_is_not_what_its_logs_say_is_recorded_and_read_in_full(dex, db_url, rpc):
-    settings = _settings(dex, db_url, deployment_block=dex["first"])
-    engine = open_store(settings)
-    try:
-        ctx = prepare(settings, rpc, max_blocks_per_tick=50)
+    with _synced_store(dex, db_url, rpc, 50) as (engine, ctx):
         sync(engine, ctx)
         # what the sync knows is made wrong, as if a log had been lost: the in-range liquidity, and one tick
         pool, u = dex["created"].address, dex["u"]
@@ -240,8 +241,6 @@ def test_a_pool_that_is_not_what_its_logs_say_is_recorded_and_read_in_full(dex, 
                                     .order_by(m.SyncIssue.id)).scalars().all()
             assert len(messages) == 2 and "liquidityGross below 0" in messages[1]
         _check_every_block(engine, ctx, dex, [_head(rpc)])
-    finally:
-        engine.dispose()
 
 
 def test_a_pool_that_does_not_trade_its_token_stops_start_up(dex, db_url, rpc):
@@ -271,10 +270,7 @@ def test_liquidity_measures_are_sums_over_the_logs_and_the_pools_own_quotes(dex,
     u.send([u.tx(stock, token.fn("mint").encode(u.owner, 7 * 10**18), 200_000),
             u.tx(stock, token.fn("burn").encode(u.owner, 3 * 10**18), 200_000)])
     _trade(dex, 3)
-    settings = _settings(dex, db_url, deployment_block=dex["first"])
-    engine = open_store(settings)
-    try:
-        ctx = prepare(settings, rpc, max_blocks_per_tick=7)
+    with _synced_store(dex, db_url, rpc, 7) as (engine, ctx):
         sync(engine, ctx)
         head = _head(rpc)
         ts = int(rpc.call("eth_getBlockByNumber", [hex(head), False])["timestamp"], 16)
@@ -317,5 +313,3 @@ def test_liquidity_measures_are_sums_over_the_logs_and_the_pools_own_quotes(dex,
         weights = [p.depth_raw[200] for p in measure.pools]
         assert measure.price_usd == pytest.approx(
             sum(w * p.price_usd for w, p in zip(weights, measure.pools, strict=True)) / sum(weights), rel=1e-15)
-    finally:
-        engine.dispose()
