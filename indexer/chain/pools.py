@@ -72,12 +72,17 @@ def read_pool_meta(rpc: RpcClient, pools: list[str], block: int, multicall: str 
     return out
 
 
-def read_slots(rpc: RpcClient, pools: list[str], block: int, multicall: str | None) -> dict[str, PoolSnapshot]:
-    """slot0 and the in-range liquidity of each pool at `block` (no ticks)."""
+def read_slots(rpc: RpcClient, pools: list[str], block: int, multicall: str | None
+               ) -> dict[str, PoolSnapshot | None]:
+    """slot0 and the in-range liquidity of each pool at `block` (no ticks); None for a pool with no code there
+    yet (a configured pool created later: both calls answer nothing)."""
     calls = [Call(p, r.selector, allow_failure=False) for p in pools for r in (SLOT0, LIQUIDITY)]
     results = read_calls(rpc, calls, block, multicall=multicall)
-    out = {}
+    out: dict[str, PoolSnapshot | None] = {}
     for i, pool in enumerate(pools):
+        if not results[2 * i][1] and not results[2 * i + 1][1]:
+            out[pool] = None
+            continue
         slot0 = SLOT0.decode(results[2 * i][1])
         out[pool] = PoolSnapshot(block, int(slot0[0]), int(slot0[1]), int(LIQUIDITY.decode(results[2 * i + 1][1])))
     return out

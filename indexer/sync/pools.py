@@ -120,6 +120,10 @@ def read_pools(conn: Connection, ctx: SyncContext, start: int, end: int, events:
             known[p] = fold(known[p], by_pool[p], until=end)
         return PoolReads(memory=memory)
     for pool in checked:
+        if slots[pool] is None:  # logs from an address with no code at the tick's end: a reorg is due, read again
+            full.append(pool)
+            known[pool] = None
+            continue
         touched = sorted(touched_ticks(by_pool[pool]))
         ticks = read_at(end, lambda pool=pool, touched=touched: read_ticks(rpc, pool, touched, end, mc)) \
             if touched else {}
@@ -145,7 +149,7 @@ def read_pools(conn: Connection, ctx: SyncContext, start: int, end: int, events:
             known[pool] = folded
     for pool in full:
         got = read_at(end, lambda pool=pool: _full_read(ctx, pool, ctx.pools[pool].tick_spacing, end))
-        if got is None:
+        if got is None:  # no state at `end`, or not created by then
             continue
         note = notes.get(pool)
         created = [e for e in by_pool.get(pool, ()) if e.event == "Initialize"]
@@ -171,8 +175,11 @@ def _note(diff: list[str]) -> str:
     return "; ".join(diff[:5]) + (f"; and {len(diff) - 5} more" if len(diff) > 5 else "")
 
 
-def _full_read(ctx: SyncContext, pool: str, tick_spacing: int, block: int) -> PoolSnapshot:
+def _full_read(ctx: SyncContext, pool: str, tick_spacing: int, block: int) -> PoolSnapshot | None:
+    """The pool in full at `block`; None when it has no code there yet (it is read again at the next tick)."""
     slot = read_slots(ctx.rpc, [pool], block, ctx.multicall)[pool]
+    if slot is None:
+        return None
     return with_ticks(slot, initialized_ticks(ctx.rpc, pool, tick_spacing, block, ctx.multicall))
 
 

@@ -184,6 +184,28 @@ def test_pools_sync_as_facts_and_fold_to_the_chains_state(dex, db_url, rpc):
                         assert q.amount_out == quoter_exact_input(u, pool, zero_for_one, amount, block).amount_out
 
 
+def test_a_configured_pool_is_read_from_the_first_tick_that_ends_after_its_creation(dex, db_url, rpc):
+    """One-block ticks from before the 0.3% pool exists: its ticks before its creation read nothing of it (no
+    code there yet), its first full read is the block of its Initialize log, and nothing is recorded as wrong."""
+    settings = _settings(dex, db_url, deployment_block=dex["first"] - 2)
+    engine = open_store(settings)
+    try:
+        ctx = prepare(settings, rpc, max_blocks_per_tick=1)
+        head = _head(rpc)
+        sync(engine, ctx, to_block=head)
+        created = dex["created"].address
+        with engine.connect() as conn:
+            reads = conn.execute(select(m.PoolStateRead.block_number, m.PoolStateRead.ticks_read)
+                                 .where(m.PoolStateRead.pool == created).order_by(m.PoolStateRead.block_number)).all()
+            born = conn.execute(select(m.PoolEvent.block_number).where(
+                m.PoolEvent.pool == created, m.PoolEvent.event == "Initialize")).scalar()
+            assert conn.execute(select(func.count()).select_from(m.SyncIssue)).scalar() == 0
+        assert born >= dex["first"] and reads[0] == (born, "all")
+        _check_every_block(engine, ctx, dex, range(born, min(head, born + 6) + 1))
+    finally:
+        engine.dispose()
+
+
 def test_a_reorg_replaces_the_pools_rows_above_the_fork(dex, db_url, rpc):
     with _synced_store(dex, db_url, rpc, 4) as (engine, ctx):
         sync(engine, ctx)
