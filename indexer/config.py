@@ -104,6 +104,9 @@ class TokenConfig(_Strict):
     feed: str | None = None  # name of the price feed that values this token
     reserve_feed: str | None = None  # name of its proof-of-reserve feed
     balance_source: BalanceSource = BalanceSource.LOGS
+    # an ERC-4626 vault whose asset is the configured token with this symbol: its shares are valued through
+    # convertToAssets at the block (docs/liquidity.md, "ERC-4626 vaults"); it has no feed of its own
+    vault_asset: str | None = None
 
     @field_validator("address")
     @classmethod
@@ -251,6 +254,15 @@ class Settings(BaseSettings):
                     raise ValueError(f"tokens[{t.symbol}].{attr}: no feed named {ref!r} in [[feeds]]")
             if t.feed is not None and feeds[t.feed].quote is None:
                 raise ValueError(f"feeds[{t.feed}].quote: a price feed must say per_share or per_token")
+            if t.vault_asset is not None:
+                asset = next((a for a in self.tokens if a.symbol == t.vault_asset), None)
+                if asset is None:
+                    raise ValueError(f"tokens[{t.symbol}].vault_asset: no token with symbol {t.vault_asset!r}")
+                if asset.vault_asset is not None:
+                    raise ValueError(f"tokens[{t.symbol}].vault_asset: {asset.symbol} is itself a vault")
+                if t.accounting != Accounting.PLAIN or t.feed is not None or t.reserve_feed is not None:
+                    raise ValueError(f"tokens[{t.symbol}]: an ERC-4626 vault's shares are plain ERC-20 units valued "
+                                     "through its asset: accounting = \"plain\" and no feed or reserve_feed")
         for f in self.feeds:
             if f.token is not None and f.token not in symbols:
                 raise ValueError(f"feeds[{f.name}].token: no token with symbol {f.token!r}")

@@ -169,3 +169,26 @@ def test_a_pool_loads_and_may_not_share_an_address(tmp_path):
         load_settings(write(tmp_path, {**GOOD, "pools": [{**pool, "address": GOOD["feeds"][0]["address"]}]}))
     with pytest.raises(ConfigError, match="two pools share a name"):
         load_settings(write(tmp_path, {**GOOD, "pools": [pool, {**pool, "address": "0x" + "44" * 20}]}))
+
+
+VAULT = {"symbol": "vAAPLx", "address": "0x" + "55" * 20, "decimals": 18, "asset_class": "single_stock",
+         "accounting": "plain", "vault_asset": "AAPLx"}
+
+
+@pytest.mark.parametrize(("vault", "message"), [
+    ({"vault_asset": "NOPE"}, "tokens[vAAPLx].vault_asset: no token with symbol 'NOPE'"),
+    ({"accounting": "rebasing_shares"}, "tokens[vAAPLx]: an ERC-4626 vault's shares are plain ERC-20 units"),
+    ({"feed": "AAPL/USD"}, "tokens[vAAPLx]: an ERC-4626 vault's shares are plain ERC-20 units valued through its "
+                           "asset: accounting = \"plain\" and no feed or reserve_feed"),
+])
+def test_a_vault_names_a_configured_asset_and_has_no_feed_of_its_own(tmp_path, vault, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(write(tmp_path, {**GOOD, "tokens": [*GOOD["tokens"], {**VAULT, **vault}]}))
+
+
+def test_a_vault_loads_and_a_vault_over_a_vault_does_not(tmp_path):
+    s = load_settings(write(tmp_path, {**GOOD, "tokens": [*GOOD["tokens"], VAULT]}))
+    assert s.token("vAAPLx").vault_asset == "AAPLx" and s.token("AAPLx").vault_asset is None
+    nested = {**VAULT, "symbol": "vvAAPLx", "address": "0x" + "66" * 20, "vault_asset": "vAAPLx"}
+    with pytest.raises(ConfigError, match=re.escape("tokens[vvAAPLx].vault_asset: vAAPLx is itself a vault")):
+        load_settings(write(tmp_path, {**GOOD, "tokens": [*GOOD["tokens"], VAULT, nested]}))

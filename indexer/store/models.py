@@ -37,6 +37,7 @@ class Token(SQLModel, table=True):
     balance_source: str = "logs"  # logs | poll
     feed: str | None = None
     reserve_feed: str | None = None
+    vault_asset: str | None = Field(default=None, max_length=42)  # an ERC-4626 vault's asset token (0011)
 
 
 class Feed(SQLModel, table=True):
@@ -175,6 +176,22 @@ class PoolStateRead(SQLModel, table=True):
     liquidity_raw: int = Field(sa_column=U256())
     ticks_read: str  # all | touched
     note: str | None = None
+
+
+class VaultRate(SQLModel, table=True):
+    """An ERC-4626 vault's exchange rate read at a synced block (0011): at the end of each tick and at every
+    block inside it where the vault's shares or its asset moved to or from it, a row when anything changed.
+    `asset_multiplier_raw`: a rebasing asset's multiplier in force at the same block (None: not rebasing)."""
+
+    __tablename__ = "vault_rates"
+    chain_id: int = Field(primary_key=True)
+    vault: str = Field(primary_key=True, max_length=42)
+    block_number: int = Field(primary_key=True, sa_type=BigInteger)
+    block_timestamp: int = Field(sa_type=BigInteger)
+    assets_per_share_raw: int = Field(sa_column=U256())  # convertToAssets(10**decimals)
+    total_assets_raw: int = Field(sa_column=U256())
+    total_supply_raw: int = Field(sa_column=U256())
+    asset_multiplier_raw: int | None = Field(default=None, sa_column=U256(nullable=True))
 
 
 class PoolTick(SQLModel, table=True):
@@ -473,6 +490,10 @@ class RiskHolding(SQLModel, table=True):
     liquidity_source: str = Field(default="configured", sa_column_kwargs={"server_default": "configured"})
     value_flags: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     value_flag_names: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    # ERC-4626 vaults (0011): asset units per whole share at B, and the largest move of the rate between two
+    # reads in the policy's window, in the asset's value-continuous units (docs/risk.md section 16)
+    vault_rate_raw: int | None = Field(default=None, sa_column=U256(nullable=True))
+    vault_jump: float | None = None
 
 
 class RiskWallet(SQLModel, table=True):

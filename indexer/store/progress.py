@@ -122,7 +122,7 @@ def record_issue(conn: Connection, cid: int, contract: str, kind: str, message: 
 _ABOVE = ((m.Transfer, "block_number"), (m.ShareTransfer, "block_number"), (m.TokenEvent, "block_number"),
           (m.BalanceChange, "block_number"), (m.TokenState, "block_number"), (m.PriceRound, "block_number"),
           (m.PoolEvent, "block_number"), (m.PoolStateRead, "block_number"), (m.PoolTick, "block_number"),
-          (m.Block, "number"))
+          (m.VaultRate, "block_number"), (m.Block, "number"))
 
 
 def delete_facts_above(conn: Connection, cid: int, block: int) -> None:

@@ -16,7 +16,8 @@ def register(conn: Connection, settings: Settings) -> None:
     upsert(conn, m.Token.__table__, [dict(
         chain_id=cid, address=t.address, symbol=t.symbol, name=t.name, decimals=t.decimals, underlying=t.underlying,
         asset_class=t.asset_class, accounting=str(t.accounting), balance_source=str(t.balance_source), feed=t.feed,
-        reserve_feed=t.reserve_feed) for t in settings.tokens], ["chain_id", "address"])
+        reserve_feed=t.reserve_feed, vault_asset=None if t.vault_asset is None else settings.token(t.vault_asset).address)
+        for t in settings.tokens], ["chain_id", "address"])
     upsert(conn, m.Feed.__table__, [dict(
         chain_id=cid, address=f.address, name=f.name, kind=str(f.kind), quote=None if f.quote is None else str(f.quote),
         decimals=f.decimals, heartbeat=f.heartbeat, calendar=f.calendar, token=f.token) for f in settings.feeds],

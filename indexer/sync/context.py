@@ -12,6 +12,7 @@ from indexer.chain.logs import LogFetcher
 from indexer.chain.pools import PoolMeta
 from indexer.chain.rpc import RpcClient
 from indexer.chain.tokens import Surface
+from indexer.chain.vaults import VaultMeta
 from indexer.config import Settings
 from indexer.liquidity.pools import PoolSnapshot
 from indexer.store.progress import record_issue
@@ -42,6 +43,7 @@ class SyncContext:
     pools_registered: bool = False  # the pools' chain part is stored (sync/pools.register_pools)
     pool_memory: PoolMemory = field(default_factory=lambda: PoolMemory())
     pool_pending: PoolMemory | None = None  # the tick's, until it commits
+    vaults: dict[str, VaultMeta] = field(default_factory=dict)  # configured ERC-4626 vault -> what it is
 
     def unit_model(self, token: str) -> Accounting:
         """How a token's stored units become balances (`indexer.accounting.units_model`)."""

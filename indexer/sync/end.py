@@ -48,6 +48,7 @@ from indexer.store.state import (
     write_rounds,
     write_token_state,
 )
+from indexer.store.vaults import write_vault_rates
 from indexer.sync.context import Issue, SyncContext
 from indexer.sync.derive import (
     Holder,
@@ -67,6 +68,7 @@ from indexer.sync.derive import (
 )
 from indexer.sync.facts import LogsWritten
 from indexer.sync.pools import PoolReads, read_pools, write_pool_end
+from indexer.sync.vaults import VaultReads, read_vaults, vault_rows
 from indexer.token_events import AccountKey
 from indexer.types import Accounting
 
@@ -98,6 +100,7 @@ class EndState:
     # node holds no state there to find the block
     unlocated: tuple[tuple[str, int, int], ...] = ()
     pools: PoolReads = PoolReads()  # the configured pools at the tick's last block (sync/pools.py)
+    vaults: VaultReads = VaultReads()  # the configured vaults' rates (sync/vaults.py)
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class EndRows:
     account_status: list[dict]
     issues: list[Issue]
     pools: PoolReads = PoolReads()
+    vault_rates: tuple[dict, ...] = ()
 
 
 # ---------------------------------------------------------------------------------- read
@@ -154,8 +158,10 @@ def read_end(conn: Connection, ctx: SyncContext, logs: LogsWritten) -> EndState:
     ui_tokens = [t for t, a in ctx.accounting.items() if a == Accounting.UI_MULTIPLIER]
     prior = {t: int(r["multiplier_raw"]) for t, r in stored.items()}
     pools = read_pools(conn, ctx, logs.start, end, logs.pool_events, lambda at, read: _at(ctx, gone, at, read))
+    vaults = VaultReads() if tokens is None else read_vaults(conn, ctx, logs, lambda at, read: _at(ctx, gone, at, read))
     return EndState(block, tokens, latest, new_rounds, polled, flags, prior,
-                    stored_ui_schedule(conn, cid, tokens=ui_tokens), polled_units, at_events, unlocated, pools)
+                    stored_ui_schedule(conn, cid, tokens=ui_tokens), polled_units, at_events, unlocated, pools,
+                    vaults)
 
 
 def _new_rounds(conn: Connection, ctx: SyncContext, latest: tuple[RoundRead | None, ...], block: int
@@ -423,8 +429,10 @@ def derive_end(ctx: SyncContext, logs: LogsWritten, state: EndState) -> EndRows:
     issues += found
     rescale = frozenset(t for t in moved if models[t] != Accounting.PLAIN)
     issues += state.pools.issues
+    vault_rates, found = vault_rows(cid, state.vaults)
+    issues += found
     return EndRows(rounds, token_state_at_events + token_state, multipliers, rescale, balances, new_balances,
-                   polled_changes, polled_balances, status, issues, state.pools)
+                   polled_changes, polled_balances, status, issues, state.pools, tuple(vault_rates))
 
 
 # ---------------------------------------------------------------------------------- write
@@ -449,4 +457,5 @@ def write_end(conn: Connection, ctx: SyncContext, logs: LogsWritten, rows: EndRo
     write_balances(conn, rows.polled_balances)
     write_account_status(conn, rows.account_status)
     write_pool_end(conn, ctx, rows.pools)
+    write_vault_rates(conn, list(rows.vault_rates))
     write_checkpoint(conn, cid, end, logs.end_hash)

@@ -45,6 +45,7 @@ class LogsWritten:
     duplicates: int = 0  # logs the provider sent twice, kept once
     recovered: int = 0  # logs a range answer lacked, read again by block hash
     pool_events: tuple[EventRecord, ...] = ()  # the configured pools' logs, in log order
+    vault_blocks: frozenset[int] = frozenset()  # blocks where a vault's shares, or tokens to or from it, moved
 
     @property
     def end_hash(self) -> str:
@@ -53,6 +54,13 @@ class LogsWritten:
     @property
     def end_timestamp(self) -> int:
         return int(self.headers[self.end]["timestamp"], 16)
+
+
+def vault_blocks(vaults: frozenset[str], *transfers) -> set[int]:
+    """The blocks of the transfer records (TransferRecord's field order) that move a vault's shares or move a
+    token to or from a vault: where its exchange rate may have changed."""
+    return {block for rows in transfers for block, _, _, _, token, src, dst, _ in rows
+            if token in vaults or src in vaults or dst in vaults}
 
 
 class FactWriter:
@@ -70,6 +78,8 @@ class FactWriter:
         self.polled: set[Holder] = set()
         self.n_logs = self.n_transfers = self.duplicates = self.recovered = 0
         self.undecodable: list[Undecodable] = []
+        self.vaults = frozenset(ctx.vaults)
+        self.vault_blocks: set[int] = set()
         # which tokens move by which log: units are raw for plain and ERC-8056 tokens, shares for rebasing ones
         models = ctx.accounting
         self.by_transfer = {t for t, a in models.items() if a != Accounting.REBASING_SHARES and t not in ctx.polled}
@@ -102,6 +112,8 @@ class FactWriter:
             self.units.update(load_units(conn, cid, unseen))
         changes = apply_movements(cid, moves, self.units)
         write(prepare_insert(conn, m.BalanceChange.__table__, CHANGE_COLS, changes, new=self.new, ordered=True))
+        if self.vaults:
+            self.vault_blocks |= vault_blocks(self.vaults, d.transfers, d.share_transfers)
         self.events += events
         self.pool_events += pool_events
         self.undecodable += d.undecodable
@@ -117,7 +129,7 @@ class FactWriter:
         self.writes.drain()
         return LogsWritten(self.start, self.end, self.n_logs, self.n_transfers, tuple(self.events), self.headers,
                            self.units, self.fresh, frozenset(self.polled), tuple(self.undecodable), self.duplicates,
-                           self.recovered, tuple(self.pool_events))
+                           self.recovered, tuple(self.pool_events), frozenset(self.vault_blocks))
 
     def close(self) -> None:
         """Stop the writing thread (the rows not written yet are dropped with the transaction)."""

@@ -12,6 +12,7 @@ from indexer.chain.pools import PoolMeta, read_pool_meta
 from indexer.chain.rpc import RpcClient
 from indexer.chain.state import read_sanctions_lists
 from indexer.chain.tokens import Surface, probe_surfaces
+from indexer.chain.vaults import VaultMeta, read_vault_meta
 from indexer.config import Settings
 from indexer.errors import ChainDataError, ConfigError, RpcError
 from indexer.sync.context import SyncContext
@@ -36,7 +37,7 @@ def prepare(settings: Settings, rpc: RpcClient, *, max_blocks_per_tick: int | No
         [f.address for f in settings.feeds], sanctions, new_fetcher(),
         max_blocks_per_tick or settings.service.blocks_per_tick,
         polled=frozenset(t.address for t in settings.tokens if t.balance_source == BalanceSource.POLL),
-        surfaces=surfaces, pools=_check_pools(settings, rpc, head))
+        surfaces=surfaces, pools=_check_pools(settings, rpc, head), vaults=_check_vaults(settings, rpc, head))
 
 
 def new_fetcher() -> LogFetcher:
@@ -105,6 +106,32 @@ def _check_pools(settings: Settings, rpc: RpcClient, head: int) -> dict[str, Poo
             raise ConfigError(f"pools[{p.name}].token = {p.token!r}, but the pool at {p.address} trades {meta.token0} "
                               f"against {meta.token1}, neither of which is {p.token} ({token})")
     return metas
+
+
+def _check_vaults(settings: Settings, rpc: RpcClient, head: int) -> dict[str, VaultMeta]:
+    """What each configured ERC-4626 vault is: it must answer as one, over its configured asset, with the
+    configured decimals."""
+    vaults = [t for t in settings.tokens if t.vault_asset is not None]
+    if not vaults:
+        return {}
+    try:
+        found = _at_head(settings, rpc, head, lambda: read_vault_meta(rpc, [t.address for t in vaults], head,
+                                                                     settings.chain.multicall3))
+    except ChainDataError as exc:
+        raise ConfigError(f"tokens: {exc}") from None
+    out = {}
+    for t in vaults:
+        asset_address, decimals = found[t.address]
+        asset = settings.token(t.vault_asset)  # type: ignore[arg-type]
+        if asset_address != asset.address:
+            raise ConfigError(f"tokens[{t.symbol}].vault_asset = {asset.symbol!r} ({asset.address}), but the vault at "
+                              f"{t.address} holds {asset_address}")
+        if decimals != t.decimals:
+            raise ConfigError(f"tokens[{t.symbol}].decimals = {t.decimals}, but the vault at {t.address} answers "
+                              f"decimals() = {decimals}")
+        out[t.address] = VaultMeta(t.address, asset.address, decimals,
+                                   asset.accounting == Accounting.REBASING_SHARES)
+    return out
 
 
 def _evidence(detected: Accounting, surface: Surface) -> str:

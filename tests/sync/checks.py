@@ -12,12 +12,15 @@ from indexer.chain.decode import topic_of
 from indexer.chain.multicall import Call, read_calls
 from indexer.chain.rpc import RpcClient
 from indexer.chain.tokens import READS, Read
+from indexer.chain.vaults import CONVERT_TO_ASSETS, TOTAL_ASSETS
 from indexer.config import Settings
+from indexer.liquidity.vaults import VaultRead
 from indexer.risk.uint256 import ints_from_limbs
 from indexer.runs.snapshot import load_snapshot, tokens_in_force
 from indexer.store import models as m
 from indexer.store.balances import units_at
 from indexer.store.registry import token_rows
+from indexer.store.vaults import last_vault_rates
 from indexer.types import Accounting
 
 BALANCE_OF = Read("balanceOf(address)", ("uint256",))
@@ -155,6 +158,26 @@ def assert_token_state_matches_chain(engine: Engine, settings: Settings, rpc: Rp
         row = rows[t.address]
         assert row.total_supply_raw == supply, t.symbol
         assert (row.multiplier_raw, row.paused) == truth[t.address], t.symbol
+
+
+def assert_vault_rates_match_chain(engine: Engine, settings: Settings, rpc: RpcClient) -> int:
+    """Each configured ERC-4626 vault's rate in force at the synced head (its last stored read) equals what the
+    vault answers there: convertToAssets(10**decimals), totalAssets(), totalSupply(), and a rebasing asset's
+    getCurrentMultiplier(). Returns the number of vaults compared."""
+    cid = settings.chain.chain_id
+    block = synced_block(engine, cid)
+    vaults = [t for t in settings.tokens if t.vault_asset is not None]
+    with engine.connect() as conn:
+        stored = last_vault_rates(conn, cid)
+    for t in vaults:
+        asset = settings.token(t.vault_asset)  # type: ignore[arg-type]
+        rate, assets, supply = eth_calls(rpc, [(t.address, CONVERT_TO_ASSETS, (10**t.decimals,)),
+                                               (t.address, TOTAL_ASSETS, ()), (t.address, READS["totalSupply"], ())],
+                                         block)
+        multiplier = (eth_calls(rpc, [(asset.address, READS["getCurrentMultiplier"], ())], block)[0][0]
+                      if asset.accounting == Accounting.REBASING_SHARES else None)
+        assert stored[t.address] == VaultRead(rate, assets, supply, multiplier), t.symbol
+    return len(vaults)
 
 
 def _read_at(rpc: RpcClient, calls: list[tuple[str, Read, tuple]], block: int, multicall: str) -> list:

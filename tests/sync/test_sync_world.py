@@ -16,6 +16,7 @@ from tests.sync.checks import (
     assert_rounds_match_chain,
     assert_token_state_matches_chain,
     assert_transfers_match_logs,
+    assert_vault_rates_match_chain,
     synced_block,
 )
 
@@ -34,6 +35,7 @@ def test_world_sync_equals_the_chain_for_every_model(world, manifest, db_url):
     assert assert_transfers_match_logs(engine, settings, rpc) >= 50_000
     assert assert_rounds_match_chain(engine, settings, rpc) > 20_000
     assert_token_state_matches_chain(engine, settings, rpc)
+    assert assert_vault_rates_match_chain(engine, settings, rpc) == 1  # the world's TSLAx vault
 
     with engine.connect() as conn:
         quality = dict(conn.execute(select(m.PriceRound.quality, func.count()).group_by(m.PriceRound.quality)).all())
