@@ -138,9 +138,9 @@ accounting = "rebasing_shares"
             load_files(engine, settings, accounts=bad)
         assert exc.value.problems == [
             (3, "jurisdiction: 'XX' is not an assigned ISO 3166-1 alpha-2 country code (such as DE or SG)"),
-            (3, "tier: 'professional' is not one of the tiers policy desk 2026.2 allows (retail, vip)"),
+            (3, "tier: 'professional' is not one of the tiers policy desk 2026.3 allows (retail, vip)"),
             (4, "jurisdiction: 'ZZ' is not an assigned ISO 3166-1 alpha-2 country code (such as DE or SG)"),
-            (4, "tier: 'retial' is not one of the tiers policy desk 2026.2 allows (retail, vip); "
+            (4, "tier: 'retial' is not one of the tiers policy desk 2026.3 allows (retail, vip); "
                 "did you mean 'retail'?"),
         ]
         assert str(exc.value).startswith(f"{bad}: 4 problem(s) in 3 data rows; nothing was loaded\n  line 3: ")

@@ -29,6 +29,8 @@ class Eligibility(IntFlag):
     PRICE_BEFORE_ACTION = 1 << 14  # priced by a round from before a corporate action in force (by policy)
     VALUATION_INCONSISTENT = 1 << 15  # the feed contradicts the multiplier or the proof of reserve
     RESERVE_STALE = 1 << 16  # the proof-of-reserve round is older than the policy allows
+    VAULT_RATE_JUMP = 1 << 17  # an ERC-4626 vault's rate jumped beyond the policy's bound in its window
+    VAULT_RATE_MISSING = 1 << 18  # an ERC-4626 vault with no rate read at B
 
 
 class ValuationFlag(IntFlag):

@@ -17,7 +17,7 @@ from indexer.risk.actions import adjusted_tokens, factor_at, feed_adjuster, hist
 from indexer.risk.calendar import MarketState, TradingCalendar, xnys
 from indexer.risk.eligibility import Eligibility, ValuationFlag, codes_to_names
 from indexer.risk.haircuts import sigma_haircut, size_haircut, wallet_concentration
-from indexer.risk.inputs import Liquidity, Snapshot
+from indexer.risk.inputs import Liquidity, Snapshot, Tokens
 from indexer.risk.policy import Policy
 from indexer.risk.staleness import SESSION_S, assess_staleness
 from indexer.risk.stress import StressedCovariance, instrument_losses, stressed_covariance
@@ -116,6 +116,9 @@ class TokenRisk:
     platform_cap_factor: np.ndarray | None = None  # the supply-share cap's factor alone
     platform_liquidity_factor: np.ndarray | None = None  # the platform liquidation cost's factor alone
     platform_cost: np.ndarray | None = None  # min(cap, Y sigma sqrt(H) sqrt(pledged / A)); 0 where none
+    # ERC-4626 vaults (section 16): asset units per share at B, and the largest move of the rate in the window
+    vault_rate: np.ndarray | None = None  # NaN: not a vault, or no rate
+    vault_jump: np.ndarray | None = None  # NaN: not a vault, or fewer than two reads
 
 
 @dataclass(frozen=True, eq=False)
@@ -589,8 +592,16 @@ def assess_tokens(
     else:
         h_gap = np.zeros(n_t)
     h_stale = np.where(has_feed, feeds.h_stale[f], 0.0) if n_f and feeds.h_stale is not None else np.zeros(n_t)
+    vault_rate, vault_jump = np.full(n_t, np.nan), np.full(n_t, np.nan)
+    if tokens.vault_asset_idx is not None:  # a vault's NAV from its asset's (section 16)
+        value_factor, codes, vault_rate, vault_jump = _vaults(tokens, policy, value_factor, codes, now)
     liquidity = ({} if snapshot.liquidity is None or not policy.liquidity.enabled else
                  assess_liquidity(snapshot.liquidity, policy, value_factor, sigma, now))
+    if "value_factor" in liquidity and tokens.vault_asset_idx is not None:
+        # a share redeems for its rate in asset units: never worth more than they are at the asset's own value
+        after = liquidity["value_factor"]
+        v = np.flatnonzero(np.asarray(tokens.vault_asset_idx) >= 0)
+        after[v] = np.minimum(after[v], after[tokens.vault_asset_idx[v]] * np.nan_to_num(vault_rate[v]))
     value_factor = liquidity.pop("value_factor", value_factor)
 
     return TokenRisk(
@@ -632,7 +643,36 @@ def assess_tokens(
         action_move=move,
         action_cross=cross,
         gap_days=token_gap.astype(np.int64),
+        vault_rate=vault_rate,
+        vault_jump=vault_jump,
     )
+
+
+def _vaults(tokens: Tokens, policy: Policy, value_factor: np.ndarray, codes: np.ndarray, now: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ERC-4626 vaults (section 16): a share is worth its rate in asset units at the asset's value per unit
+    (after the asset's NAV rule), carries every code of its asset, VAULT_RATE_JUMP when its rate jumped beyond
+    the policy's bound in the window, VAULT_RATE_MISSING with no rate at B. (value_factor, codes, rate in
+    asset units per share, largest move in the window: 0 when none moved), NaN for tokens that are not vaults."""
+    n_t = len(tokens)
+    asset = np.asarray(tokens.vault_asset_idx, dtype=np.int64)
+    v = np.flatnonzero(asset >= 0)
+    a = asset[v]
+    rate, jump = np.full(n_t, np.nan), np.full(n_t, np.nan)
+    rate[v] = to_float_units(np.asarray(tokens.vault_rate_raw, dtype=object)[v],
+                             np.asarray(tokens.decimals, dtype=np.int64)[a])
+    vp = policy.vaults
+    off, at, move = tokens.vault_move_offsets, tokens.vault_move_at, tokens.vault_move
+    for t in v.tolist():
+        window = slice(int(off[t]), int(off[t + 1]))  # type: ignore[index]
+        recent = (at[window] > now - vp.window_s) & (at[window] <= now)  # type: ignore[index]
+        jump[t] = float(move[window][recent].max()) if recent.any() else 0.0  # type: ignore[index]
+    missing = ~(rate[v] > 0)
+    value_factor, codes = value_factor.copy(), codes.copy()
+    value_factor[v] = np.where(missing, 0.0, value_factor[a] * np.nan_to_num(rate[v]))
+    codes[v] |= (codes[a] | _bit(np.nan_to_num(jump[v]) > vp.max_rate_jump, Eligibility.VAULT_RATE_JUMP)
+                 | _bit(missing, Eligibility.VAULT_RATE_MISSING)).astype(np.uint32)
+    return value_factor, codes, rate, jump
 
 
 def _as_str(values: np.ndarray) -> np.ndarray:

@@ -35,6 +35,9 @@ from indexer.types import Accounting, FeedKind, UnixSeconds
 # -- snapshot parts --------------------------------------------------------------------------------
 
 
+_CSR_COLUMNS = frozenset({"vault_move_offsets", "vault_move_at", "vault_move"})  # not one row per token
+
+
 @dataclass(frozen=True, eq=False)
 class Tokens:
     symbol: np.ndarray  # str, keys into the policy's [tokens]
@@ -49,6 +52,14 @@ class Tokens:
     reserve_raw: np.ndarray  # object ints, reserves held by the custodian, in shares
     reserve_decimals: np.ndarray  # int64
     reserve_updated_at: np.ndarray | None = None  # int64, updatedAt of the reserve round; None: not known
+    # ERC-4626 vaults over another listed token (docs/risk.md section 16); None: no vault in the snapshot
+    vault_asset_idx: np.ndarray | None = None  # int64, the asset's token index; -1: not a vault
+    vault_rate_raw: np.ndarray | None = None  # object ints, convertToAssets(10**decimals) at B; 0: no read
+    # the moves of each vault's rate between consecutive reads up to B, CSR: token t owns rows
+    # vault_move_offsets[t]:vault_move_offsets[t+1], oldest first; at: the later read's time; move: max(a/b, b/a) - 1
+    vault_move_offsets: np.ndarray | None = None  # int64, n_tokens + 1
+    vault_move_at: np.ndarray | None = None  # int64
+    vault_move: np.ndarray | None = None  # float64
 
     def __len__(self) -> int:
         return len(self.symbol)
@@ -292,12 +303,26 @@ class Snapshot:
             n = len(part)
             for f in fields(part):
                 col = getattr(part, f.name)
-                if col is not None and len(col) != n:
+                if col is not None and f.name not in _CSR_COLUMNS and len(col) != n:
                     raise SnapshotError(
                         f"{part_name}.{f.name}: {len(col)} rows, expected {n} like the others"
                     )
         n_t, n_f, n_w = len(self.tokens), len(self.feeds), self.n_wallets
         _check_index("tokens.feed_idx", self.tokens.feed_idx, n_f, allow_minus_one=True)
+        if self.tokens.vault_asset_idx is not None:
+            _check_index("tokens.vault_asset_idx", self.tokens.vault_asset_idx, n_t, allow_minus_one=True)
+            assets = self.tokens.vault_asset_idx[self.tokens.vault_asset_idx >= 0]
+            if (self.tokens.vault_asset_idx[assets] >= 0).any():
+                raise SnapshotError("tokens.vault_asset_idx: a vault's asset is itself a vault")
+            t = self.tokens
+            if t.vault_rate_raw is None or len(t.vault_rate_raw) != n_t:
+                raise SnapshotError("tokens.vault_rate_raw: one per token with tokens.vault_asset_idx")
+            off = t.vault_move_offsets
+            if (off is None or len(off) != n_t + 1 or off[0] != 0 or (np.diff(off) < 0).any()
+                    or t.vault_move_at is None or t.vault_move is None
+                    or not len(t.vault_move_at) == len(t.vault_move) == off[-1]):
+                raise SnapshotError("tokens.vault_move_offsets: must have n_tokens + 1 entries from 0 to "
+                                    "len(vault_move_at) == len(vault_move)")
         _check_index("holdings.wallet_idx", self.holdings.wallet_idx, n_w)
         _check_index("holdings.token_idx", self.holdings.token_idx, n_t)
         _check_index("positions.wallet_idx", self.positions.wallet_idx, n_w)

@@ -134,6 +134,16 @@ class LiquidityPolicy(_Model):
     max_age_s: int = Field(default=3_600, gt=0)  # measures read longer ago than this (updated_at) are stale
 
 
+class VaultPolicy(_Model):
+    """ERC-4626 vaults over a listed token (docs/risk.md section 16). A vault share is valued at its rate
+    (convertToAssets) times its asset's value; the vault must be listed in [tokens] itself."""
+
+    # VAULT_RATE_JUMP when the rate, in the asset's value-continuous units, moved by more than this between
+    # two reads (max(a/b, b/a) - 1) at or before B within window_s
+    max_rate_jump: Annotated[float, Field(gt=0.0)] = 0.05
+    window_s: int = Field(default=604_800, gt=0, le=90 * 86_400)  # runs load 90 days of reads (runs/snapshot.py)
+
+
 class GapPolicy(_Model):
     enabled: bool = True
     cap: Fraction01  # h_gap never exceeds this
@@ -252,6 +262,7 @@ class Policy(_Model):
     reserves: ReservesPolicy
     valuation: ValuationPolicy = ValuationPolicy()
     liquidity: LiquidityPolicy = LiquidityPolicy()
+    vaults: VaultPolicy = VaultPolicy()
     margin: MarginPolicy
     stress: StressPolicy
 

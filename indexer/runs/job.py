@@ -88,6 +88,17 @@ def run_and_store(engine: Engine, chain_id: int, policy_path: str, *, block: int
     return summary
 
 
+def _vault_columns(snapshot: Snapshot, run: RiskRun) -> tuple[list[int | None], list[float | None]]:
+    """Per token: an ERC-4626 vault's rate at B (exact) and its largest move in the window; None elsewhere."""
+    t = snapshot.tokens
+    if t.vault_asset_idx is None or run.tokens.vault_jump is None:
+        return [None] * len(t), [None] * len(t)
+    rate = [int(r) if a >= 0 and int(r) > 0 else None for a, r in zip(t.vault_asset_idx.tolist(), t.vault_rate_raw,
+                                                                       strict=True)]
+    jump = [None if np.isnan(j) else float(j) for j in run.tokens.vault_jump.tolist()]
+    return rate, jump
+
+
 def store_run(conn: Connection, run: RiskRun, snapshot: Snapshot, keys: SnapshotKeys, policy: Policy, *,
               started_at: float, seconds: float) -> int:
     """Insert the run, its holdings and its wallets; return the run id."""
@@ -127,8 +138,10 @@ def store_run(conn: Connection, run: RiskRun, snapshot: Snapshot, keys: Snapshot
     balances = snapshot.holdings.balance_ints()  # exact, as valued
     feed = [keys.feed_addresses[feed_of_token[t]] if feed_of_token[t] >= 0 else None for t in token_idx]
     rounds = [None if run.tokens.round_id[t] is None else int(run.tokens.round_id[t]) for t in token_idx]
+    vault_rate, vault_jump = _vault_columns(snapshot, run)
     rows = [dict(run_id=run_id, balance_raw=balances[i], feed=feed[i], round_id=rounds[i],
-                 market_state=states[token_idx[i]], **{k: v[i] for k, v in cols.items()})
+                 market_state=states[token_idx[i]], vault_rate_raw=vault_rate[token_idx[i]],
+                 vault_jump=vault_jump[token_idx[i]], **{k: v[i] for k, v in cols.items()})
             for i in range(len(token_idx))]
     _insert(conn, m.RiskHolding.__table__, rows)
 

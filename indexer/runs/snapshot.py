@@ -19,7 +19,7 @@ Everything comes from stored facts, so a run at any synced block is reproducible
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sqlalchemy import Connection
@@ -38,6 +38,7 @@ from indexer.accounting import (
     units_model,
 )
 from indexer.errors import IndexerError
+from indexer.liquidity.vaults import rate_at, rate_moves
 from indexer.risk.inputs import (
     Accounts,
     CorporateActions,
@@ -67,9 +68,11 @@ from indexer.store.state import (
     token_state_history,
     usable_rounds,
 )
+from indexer.store.vaults import vault_reads
 from indexer.types import Accounting, FeedKind, PriceQuote
 
 HISTORY_DAYS = 420  # > the policy's 250-session look-back plus holidays, in calendar days
+VAULT_HISTORY_S = 90 * 86_400  # a vault's rate reads a run looks at: the policy's window must be shorter
 
 
 class SnapshotUnavailable(IndexerError):
@@ -151,6 +154,8 @@ def load_market(conn: Connection, chain_id: int, block: int | None = None, *, at
     multipliers, states = tokens_in_force(conn, chain_id, toks, number, ts, history=state_rows)
     feed_index = {f["name"]: i for i, f in enumerate(priced)}
     tokens = _tokens(toks, feed_index, by_name, multipliers, states, latest, keys)
+    if any(t["vault_asset"] for t in toks):
+        tokens = _with_vaults(conn, chain_id, toks, tokens, number, ts, multipliers, keys)
     actions = _actions(conn, chain_id, toks, number, ts, state_rows)
     return Market(keys, toks, tokens, feeds, history, actions, multipliers, feed_index)
 
@@ -356,6 +361,35 @@ def _tokens(toks: list[dict], feed_index: dict[str, int], by_name: dict[str, dic
         reserve_decimals=np.array(reserve_dec, dtype=np.int64),
         reserve_updated_at=np.array(reserve_at, dtype=np.int64),
     )
+
+
+def _with_vaults(conn: Connection, cid: int, toks: list[dict], tokens: Tokens, number: int, ts: int,
+                 multipliers: dict[str, int], keys: SnapshotKeys) -> Tokens:
+    """The ERC-4626 vaults' part of the token table (docs/risk.md section 16): each vault's asset, priced by the
+    asset's feed, its rate at B and the moves of its rate between the reads of the last `VAULT_HISTORY_S`. The
+    rate at B is the last read at or before B, carried to B by a rebasing asset's multiplier (`rate_at`)."""
+    index = {t["address"]: i for i, t in enumerate(toks)}
+    reads = vault_reads(conn, cid, number, ts - VAULT_HISTORY_S)
+    n_t = len(toks)
+    asset_idx, feed_idx = np.full(n_t, -1, dtype=np.int64), np.asarray(tokens.feed_idx, dtype=np.int64).copy()
+    rate = np.zeros(n_t, dtype=object)
+    offsets, at, move = [0], [], []
+    for i, t in enumerate(toks):
+        if t["vault_asset"] and t["vault_asset"] in index:
+            a = index[t["vault_asset"]]
+            asset_idx[i], feed_idx[i] = a, feed_idx[a]
+            series = reads.get(t["address"], [])
+            if series:
+                rate[i] = rate_at(series[-1][2], multipliers.get(t["vault_asset"]))
+            else:
+                keys.notes.append(f"{t['symbol']}: no rate of the ERC-4626 vault read at or before block {number}")
+            for when, m in rate_moves([(s_ts, r) for _, s_ts, r in series]):
+                at.append(when)
+                move.append(m)
+        offsets.append(len(at))
+    return replace(tokens, feed_idx=feed_idx, vault_asset_idx=asset_idx, vault_rate_raw=rate,
+                   vault_move_offsets=np.array(offsets, dtype=np.int64), vault_move_at=np.array(at, dtype=np.int64),
+                   vault_move=np.array(move, dtype=np.float64))
 
 
 def _balances(conn: Connection, cid: int, toks: list[dict], multipliers: dict[str, int], number: int, head: int

@@ -41,6 +41,8 @@ CODE_BITS = {
     "PRICE_BEFORE_ACTION": 14,
     "VALUATION_INCONSISTENT": 15,
     "RESERVE_STALE": 16,
+    "VAULT_RATE_JUMP": 17,
+    "VAULT_RATE_MISSING": 18,
 }
 STATE_CODES = {"open": 0, "overnight": 1, "weekend": 2, "holiday": 3, "early_close": 4, "continuous": 5}
 KIND_NAMES = {0: "stock", 1: "crypto", 2: "stable"}
@@ -525,8 +527,25 @@ class ReferenceModel:
                     "age": self.feed_age[feed] if feed >= 0 else -1,
                     "shocks": [policy.scenario_token_shock(sc, sym) for sc in sp.scenarios],
                     "sigma": sigma,
+                    "vault": None,
                 }
             )
+        # ERC-4626 vaults (docs/risk.md section 16): the rate, its moves in the window, the asset's codes
+        for t in range(n_t):
+            a = -1 if tok.vault_asset_idx is None else int(tok.vault_asset_idx[t])
+            if a >= 0:
+                tk = self.token[t]
+                rate_raw = int(tok.vault_rate_raw[t])
+                lo, hi = int(tok.vault_move_offsets[t]), int(tok.vault_move_offsets[t + 1])
+                jump = max((float(tok.vault_move[k]) for k in range(lo, hi)
+                            if now - policy.vaults.window_s < int(tok.vault_move_at[k]) <= now), default=0.0)
+                tk["vault"] = (a, rate_raw / 10 ** self.token[a]["decimals"])
+                tk["code"] |= self.token[a]["code"]
+                if jump > policy.vaults.max_rate_jump:
+                    tk["code"] |= bit("VAULT_RATE_JUMP")
+                if rate_raw <= 0:
+                    tk["code"] |= bit("VAULT_RATE_MISSING")
+        for t in range(n_t):
             self._dex(t, snapshot, policy)
 
         # Rows per wallet, and the platform-wide pledged total per token (needs every holding)
@@ -591,10 +610,26 @@ class ReferenceModel:
         tk = self.token[t]
         units = balance / 10 ** tk["decimals"]
         shares = units if tk["model"] == REBASING else units * tk["m"]
-        if tk["nav_deviation"]:
-            return units, shares, units * tk["unit_value"]
-        mv = (units if tk["per_token"] else shares) * (tk["price"] * tk["factor"])
-        return units, shares, mv
+        return units, shares, units * self._unit_value(t)
+
+    def _nav(self, t: int) -> float:
+        """USD per token unit from the oracle; a vault's: its rate in asset units at the asset's."""
+        tk = self.token[t]
+        if tk["vault"] is not None:
+            a, rate = tk["vault"]
+            return rate * self._nav(a)
+        one_share = 1.0 if tk["per_token"] or tk["model"] == REBASING else tk["m"]
+        return one_share * tk["price"] * tk["factor"]
+
+    def _unit_value(self, t: int) -> float:
+        """USD per token unit as valued: the lower of pool price and NAV past the tolerance; a vault's share is
+        never worth more than its rate in asset units at the asset's own value."""
+        tk = self.token[t]
+        value = tk["unit_value"] if tk["nav_deviation"] else self._nav(t)
+        if tk["vault"] is not None:
+            a, rate = tk["vault"]
+            value = min(value, rate * self._unit_value(a))
+        return value
 
     # -- DEX liquidity (docs/risk.md section 15) --------------------------------------------------------
 
@@ -617,8 +652,7 @@ class ReferenceModel:
             adv = min(adv, float(liq.volume_24h[t]))
         tk["adv"] = adv
         tk["depth"] = float({100: liq.depth_1pct, 200: liq.depth_2pct, 500: liq.depth_5pct}[lp.depth_move_bp][t])
-        one_share = 1.0 if tk["per_token"] or tk["model"] == REBASING else tk["m"]
-        nav = one_share * tk["price"] * tk["factor"]
+        nav = self._nav(t)
         pool = float(liq.pool_price_usd[t])
         if pool == pool and nav > 0:
             tk["premium"] = (pool / nav - 1) * 10_000

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from indexer.risk.eligibility import Eligibility
 from indexer.risk.engine import run_risk
@@ -160,6 +161,16 @@ def test_engine_agrees_with_reference_where_dex_measures_bite(world: Snapshot, p
     assert_engine_matches_reference(world, policy)
 
 
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(world=random_world(liquidity=True, vaults=True), policy=random_policy(liquidity=True))
+def test_engine_agrees_with_reference_on_random_worlds_with_vaults(world: Snapshot, policy: Policy) -> None:
+    """ERC-4626 vaults over the worlds' tokens (docs/risk.md section 16): valued through their rate at their
+    asset's value, with their asset's codes, a jumped rate in and out of the window, no rate."""
+    assert_engine_matches_reference(world, policy)
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(world=random_world())
 def test_engine_agrees_with_reference_under_the_kraken_preset(world: Snapshot) -> None:
@@ -185,7 +196,7 @@ def test_every_eligibility_code_is_reached_by_the_random_worlds() -> None:
         derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(world=random_world(), policy=random_policy())
+    @given(world=st.one_of(random_world(), random_world(vaults=True)), policy=random_policy())
     def collect(world: Snapshot, policy: Policy) -> None:
         codes = run_risk(world, policy).holdings.codes
         seen.update(c for c in Eligibility if (codes & np.uint32(c)).any())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -146,6 +147,29 @@ class WorldBuilder:
         )
         return len(self.tokens) - 1
 
+    def vault(self, symbol: str, asset: int, rate_raw: int, *, moves: list[tuple[int, float]] | None = None,
+              decimals: int = 18, supply_units: float = 1e6) -> int:
+        """An ERC-4626 vault over token ``asset`` (docs/risk.md section 16): priced by the asset's feed, worth
+        ``rate_raw`` asset raw units per whole share; ``moves``: (time, move) of its rate between reads."""
+        t = self.token(symbol, self.tokens[asset]["feed"], decimals=decimals, accounting=Accounting.PLAIN,
+                       supply_units=supply_units)
+        self.tokens[t].update(vault_asset=asset, vault_rate=rate_raw, vault_moves=sorted(moves or []))
+        return t
+
+    def _vault_columns(self) -> dict[str, Any]:
+        t = self.tokens
+        if all(x.get("vault_asset") is None for x in t):
+            return {}
+        moves = [x.get("vault_moves") or [] for x in t]
+        return dict(
+            vault_asset_idx=np.array([-1 if x.get("vault_asset") is None else x["vault_asset"] for x in t],
+                                     dtype=np.int64),
+            vault_rate_raw=int_array([x.get("vault_rate") or 0 for x in t]),
+            vault_move_offsets=np.concatenate(([0], np.cumsum([len(m) for m in moves]))).astype(np.int64),
+            vault_move_at=np.array([a for m in moves for a, _ in m], dtype=np.int64),
+            vault_move=np.array([v for m in moves for _, v in m], dtype=np.float64),
+        )
+
     def wallet(
         self,
         *,
@@ -244,6 +268,7 @@ class WorldBuilder:
                 reserve_updated_at=None if all(x.get("reserve_updated_at") is None for x in t) else np.array(
                     [now if x.get("reserve_updated_at") is None else x["reserve_updated_at"] for x in t],
                     dtype=np.int64),
+                **self._vault_columns(),
             ),
             feeds=Feeds(
                 name=np.array([x["name"] for x in f], dtype=object),
@@ -408,10 +433,11 @@ def dex_measures(draw: st.DrawFn, nav: float, now: int) -> dict[str, Any] | None
 
 
 @st.composite
-def random_world(draw: st.DrawFn, liquidity: bool = False) -> Snapshot:
+def random_world(draw: st.DrawFn, liquidity: bool = False, vaults: bool = False) -> Snapshot:
     """Small worlds that reach every branch: empty wallets, zero and negative prices, uint256
     balances, 6 and 18 decimals, every eligibility failure, every market state; with ``liquidity``,
-    DEX measures for some tokens (docs/risk.md section 15)."""
+    DEX measures for some tokens (docs/risk.md section 15); with ``vaults``, ERC-4626 vaults over some tokens
+    (section 16)."""
     now = draw(
         st.one_of(
             st.sampled_from(INTERESTING_TIMES), st.integers(ny("2024-01-02 00:00"), ny("2026-06-30 00:00"))
@@ -489,6 +515,17 @@ def random_world(draw: st.DrawFn, liquidity: bool = False) -> Snapshot:
                 reserve_updated_at=draw(st.sampled_from([None, now - 1_000, now - 300_000])),
             )
         )
+    if vaults:
+        for sym in draw(st.lists(st.sampled_from(["vTSLAx", "vAAPLx"]), min_size=1, max_size=2, unique=True)):
+            asset = draw(st.integers(0, n_tokens - 1))
+            rate = draw(st.sampled_from([0, 10 ** b.tokens[asset]["decimals"], 3 * 10**18 // 2,
+                                         draw(st.integers(1, 10**30))]))
+            moves = draw(st.lists(st.tuples(st.sampled_from([now - 30 * 86_400, now - 6 * 86_400, now - 600, now,
+                                                             now + 60]),
+                                            st.sampled_from([0.0, 0.001, 0.049, 0.051, 12.0, math.inf])),
+                                  max_size=3))
+            b.vault(sym, asset, rate, moves=moves, decimals=draw(st.sampled_from([6, 18])))
+        n_tokens = len(b.tokens)
     n_wallets = draw(st.integers(0, 6))
     for _ in range(n_wallets):
         b.wallet(
