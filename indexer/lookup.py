@@ -25,7 +25,7 @@ from indexer.store.registry import account_row, feed_names, position_rows
 from indexer.store.runs import latest_run
 from indexer.token_events import ACCOUNT_EVENTS, fold_account_events
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 
 
 class LookupError_(IndexerError):  # noqa: N801 - LookupError is a builtin
@@ -93,6 +93,7 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
     account = account_row(conn, wallet)
     feeds = feed_names(conn, chain_id) if feeds is None else feeds
     markets = token_markets(conn, run.id)
+    vaults = vault_assets(conn, chain_id) if holdings else {}
     sanctioned, frozen_on = restrictions(conn, chain_id, wallet, run.block_number)
     out: dict[str, Any] = {
         "wallet": wallet,
@@ -104,7 +105,7 @@ def lookup_wallet(conn: Connection, chain_id: int, run: RunRef, wallet: str,
         "account": None if account is None else {
             "jurisdiction": account["jurisdiction"], "tier": account["tier"], "kyc_status": account["kyc_status"],
             "cash_usd": account["cash_usd"]},
-        "holdings": [_holding(r, feeds, markets.get(r["token"])) for r in holdings],
+        "holdings": [_holding(r, feeds, markets.get(r["token"]), vaults.get(r["token"])) for r in holdings],
         "positions": [{**{k: p[k] for k in ("instrument", "base_asset", "size", "entry_price", "leverage")},
                        "mark": _mark(marks.get(p["instrument"]))} for p in positions],
         "margin": None,
@@ -185,7 +186,26 @@ def _liquidity(r, market: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**market, "share_of_depth_2pct": (r["balance"] / depth) if depth > 0 else None}
 
 
-def _holding(r, feeds: dict[str, str], market: dict[str, Any] | None = None) -> dict[str, Any]:
+def vault_assets(conn: Connection, chain_id: int) -> dict[str, tuple[str, int]]:
+    """{ERC-4626 vault: (its asset's symbol, the asset's decimals)} of the chain's configured vaults."""
+    t, a = m.Token.__table__, m.Token.__table__.alias("asset")
+    return {v: (sym, dec) for v, sym, dec in conn.execute(
+        select(t.c.address, a.c.symbol, a.c.decimals).join(a, (a.c.chain_id == t.c.chain_id)
+                                                          & (a.c.address == t.c.vault_asset))
+        .where(t.c.chain_id == chain_id))}
+
+
+def _vault(r, asset: tuple[str, int] | None) -> dict[str, Any] | None:
+    """An ERC-4626 vault's rate as the run valued it (None: not a vault)."""
+    if asset is None:
+        return None
+    rate = r["vault_rate_raw"]
+    return {"asset": asset[0], "rate_raw": None if rate is None else str(rate),
+            "rate": None if rate is None else int(rate) / 10 ** asset[1], "jump": r["vault_jump"]}
+
+
+def _holding(r, feeds: dict[str, str], market: dict[str, Any] | None = None,
+             vault: tuple[str, int] | None = None) -> dict[str, Any]:
     return {
         "symbol": r["symbol"], "token": r["token"], "balance_raw": str(r["balance_raw"]), "balance": r["balance"],
         "shares": r["shares"],
@@ -202,6 +222,7 @@ def _holding(r, feeds: dict[str, str], market: dict[str, Any] | None = None) -> 
         "collateral_before_caps": r["collateral_before_caps"], "platform_cut": r["platform_cut"],
         "wallet_cut": r["wallet_cut"], "collateral_value": r["collateral_value"],
         "liquidity": _liquidity(r, market),
+        "vault": _vault(r, vault),
     }
 
 

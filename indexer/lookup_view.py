@@ -244,6 +244,15 @@ def _wallet(w: dict[str, Any], width: int) -> Panel:
                        _piece("pool price", usd(liq["price_usd"])),
                        _piece("vs NAV", "-" if premium is None else f"{premium:+,.1f} bp",
                               "" if premium is None or abs(premium) < 100 else "yellow")], width)
+    for h in w["holdings"]:
+        v = h.get("vault")
+        if v is None:
+            continue
+        jumped = "VAULT_RATE_JUMP" in h["reasons"]
+        parts += pack([Text(f"{h['symbol']}: ERC-4626 vault over {v['asset']}:", style="bold"),
+                       _piece("rate", "none read" if v["rate"] is None else f"{v['rate']:,.6f} {v['asset']} per share"),
+                       _piece("largest move in the window", "-" if v["jump"] is None else f"{v['jump']:+.2%}",
+                              "red" if jumped else "")], width)
     if w["positions"]:
         rows = []
         for pos in w["positions"]:

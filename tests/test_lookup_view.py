@@ -34,8 +34,10 @@ def _holding(symbol: str, balance: float, price: float, value: float, collateral
                     "size_liquidity": 0.0131, "liquidity_source": "measured"},
         "valuation_flags": [],
         "collateral_before_caps": collateral, "platform_cut": 0.0, "wallet_cut": 0.0, "collateral_value": collateral,
-        "liquidity": None}
+        "liquidity": None, "vault": None}
 
+
+VAULT = {"asset": "TSLAx", "rate_raw": "13004567891234567891", "rate": 13.004567891234567, "jump": 12.0045}
 
 SPYX_POOLS = {"pools": [{"name": "SPYx/USDC 0.05%", "pool": "0x" + "51" * 20, "price_usd": 604.97,
                          "premium_bp": -123.4, "depth_2pct": 12_345.6789}],
@@ -56,6 +58,7 @@ def whale_doc(*, sanctioned: bool = True, frozen_on: tuple[str, ...] = ("MSFT",)
             _holding("NVDAx", 1_869_123.4567, 187.25, 349_993_366_916.72, 0.0, ["WALLET_SANCTIONED"], 8192),
             _holding("MSFT", 12_345.1234, 512.34, 6_324_943.31, 0.0, ["WALLET_FROZEN", "WALLET_SANCTIONED"], 8196),
             {**_holding("SPYx", 987_654.3219, 612.5, 604_938_272.16, 458_668_477.95, [], 0), "liquidity": SPYX_POOLS},
+            {**_holding("vTSLAx", 1_234.5678, 430.12, 6_905_861.01, 0.0, ["VAULT_RATE_JUMP"], 131072), "vault": VAULT},
         ],
         "positions": [{"instrument": "BTC-PERP", "base_asset": "BTC", "size": 1_234.56789, "entry_price": 97_123.45,
                        "leverage": 10.0, "mark": {"used": 95_432.1, "price": 96_000.0, "adverse": 0.0059,
@@ -87,6 +90,8 @@ def numbers_of(doc: dict) -> list[str]:
             q = h["liquidity"]
             out += [f"{q['depth_2pct']:,.4f}", usd(q["depth_2pct_usd"]), f"{q['volume_24h']:,.4f}", usd(q["price_usd"]),
                     f"{q['premium_bp']:+,.1f}"]
+        if h["vault"]:
+            out += [f"{h['vault']['rate']:,.6f}", f"{h['vault']['jump']:+.2%}"]
     for p in w["positions"]:
         out += [f"{p['size']:,.6f}", usd(p["entry_price"]), usd(p["mark"]["used"]), usd(p["mark"]["upnl"])]
     return out
@@ -101,7 +106,7 @@ def rendered(doc: dict, width: int | None = None) -> str:
 def test_the_whale_document_follows_the_schema_and_the_new_fields_are_required():
     doc = whale_doc()
     jsonschema.validate(doc, SCHEMA)
-    assert SCHEMA["properties"]["schema_version"] == {"const": "1.3"} and SCHEMA["$id"].endswith("/1.3")
+    assert SCHEMA["properties"]["schema_version"] == {"const": "1.4"} and SCHEMA["$id"].endswith("/1.4")
     for field in ("headline", "sanctioned", "frozen_on"):
         broken = copy.deepcopy(doc)
         del broken["wallets"][0][field]
@@ -111,6 +116,16 @@ def test_the_whale_document_follows_the_schema_and_the_new_fields_are_required()
     del broken["wallets"][0]["holdings"][2]["liquidity"]
     with pytest.raises(jsonschema.ValidationError, match="liquidity"):
         jsonschema.validate(broken, SCHEMA)
+    broken = copy.deepcopy(doc)
+    del broken["wallets"][0]["holdings"][3]["vault"]
+    with pytest.raises(jsonschema.ValidationError, match="vault"):
+        jsonschema.validate(broken, SCHEMA)
+
+
+def test_a_vault_holding_shows_its_asset_rate_and_largest_move():
+    text = rendered(whale_doc(), 160)
+    assert "vTSLAx: ERC-4626 vault over TSLAx:" in text and "13.004568 TSLAx per share" in text
+    assert "largest move in the window +1200.45%" in text and "VAULT_RATE_JUMP" in text
 
 
 @pytest.mark.parametrize("width", [80, 60, 100, 120, 160, 220])

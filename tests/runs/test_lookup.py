@@ -186,7 +186,7 @@ def test_sanctioned_and_frozen_wallets_lead_with_it(db):
         before = lookup(conn, cid, [sanctioned, frozen], block=first.block_number)
         doc = lookup(conn, cid, [sanctioned, frozen])
     jsonschema.validate(doc, SCHEMA)
-    assert doc["schema_version"] == "1.3" and doc["run"]["id"] == second.run_id
+    assert doc["schema_version"] == "1.4" and doc["run"]["id"] == second.run_id
     s, f = doc["wallets"]
     assert s["found"] and s["margin"] is not None and s["holdings"]
     assert (s["headline"], s["sanctioned"], s["frozen_on"]) == ("sanctioned", True, [])
