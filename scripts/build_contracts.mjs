@@ -45,6 +45,7 @@ const ARTIFACTS = [
   "Disperse",
   "PlainToken",
   "Multicall3",
+  "StockVault",
 ];
 
 // Third-party contracts deployed as published: the npm packages' own compiled artifacts (package.json pins

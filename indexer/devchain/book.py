@@ -15,7 +15,9 @@ round in force at the entry time, from the world's price path replayed from its 
 2-5x, a few 10x and 20x (`LEVERAGE`, capped at the venue policy's `margin.max_leverage`). A position is
 sized so that its initial margin takes a drawn share (`IM_USE`: a third on average, rarely above two
 thirds) of what the venue counted as the holder's collateral at entry (the holdings at the entry prices,
-less the venue policy's base haircut and a volatility allowance, without what the world's events had made
+less the venue policy's base haircut, a volatility allowance and, for a token that trades in one of the world's
+DEX pools, the policy's square-root liquidity term on the depth the pool was planned with (`planned_depth_usd`:
+a holding of the thin MSTRx pool's token counts for next to nothing), without what the world's events had made
 ineligible by then, within its per-wallet share caps); a position under `MIN_NOTIONAL_USD` is not opened.
 So at the book's time most positions are healthy, those the market moved against since entry are in
 margin call, and the joint crash takes many further.
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.devchain.specs import CRYPTO, DAY, PRICE_DECIMALS, TOKENS
+from indexer.devchain.specs import CRYPTO, DAY, POOLS, PRICE_DECIMALS, TOKENS, PoolSpec
 from indexer.devchain.world import WorldSim
 from indexer.errors import DevchainError
 from indexer.risk.policy import Policy, load_policy
@@ -98,14 +100,45 @@ def refused_at(sim: WorldSim, wallet: int, t: int) -> np.ndarray:
     return refused
 
 
+def planned_depth_usd(spec: PoolSpec, move: float) -> float:
+    """USD of the pool's token that selling moves its price down by `move` (a fraction), as the pool is planned:
+    a position of C USD a side over prices p / (1 + w) .. p (1 + w) takes about C move sqrt(1 + w) / (2 (sqrt(1 +
+    w) - 1)) (its virtual liquidity over the price's square root, times the square root's move), C move / 2 over
+    the full range."""
+    total = 0.0
+    for half_width, share in spec.ranges:
+        r = math.sqrt(1.0 + half_width)
+        total += spec.usd_per_side * share * move * (0.5 if half_width == 0 else r / (2.0 * (r - 1.0)))
+    return total
+
+
+def _liquidity_terms(policy: Policy, value: np.ndarray) -> np.ndarray:
+    """Per token, the venue's square-root liquidity term of a holding worth `value` USD (docs/risk.md section
+    15) against the planned depth of the token's pools (no volume counted: the client's estimate is the
+    cautious one); 0 for a token with no pool."""
+    lp, horizon = policy.liquidity, policy.volatility.horizon_days
+    depth = {t.symbol: 0.0 for t in TOKENS}
+    for spec in POOLS:
+        depth[spec.token] += planned_depth_usd(spec, lp.depth_move_bp / 10_000)
+    out = np.zeros(len(TOKENS))
+    if not lp.enabled:
+        return out
+    for j, t in enumerate(TOKENS):
+        if depth[t.symbol] > 0:
+            sigma = t.vol / math.sqrt(252)
+            out[j] = min(lp.impact_cap, lp.impact_y * sigma * math.sqrt(horizon) * math.sqrt(value[j] / depth[t.symbol]))
+    return out
+
+
 def _counted_collateral(policy: Policy, units: np.ndarray, log_prices: np.ndarray, refused: np.ndarray) -> float:
     """What the venue counts of holdings `units` (per token, in token units) at fair prices `log_prices`, as
-    its client estimates it: the base haircut plus a volatility allowance over the liquidation horizon, for
-    the eligible tokens not `refused`, within the per-wallet share caps."""
+    its client estimates it: the base haircut plus a volatility allowance over the liquidation horizon and the
+    liquidity term of the token's pools, for the eligible tokens not `refused`, within the per-wallet share caps."""
     vol = policy.volatility
     value = units * np.exp(log_prices[:len(TOKENS)])
     haircut = np.array([min(1.0, policy.token_base_haircut(t.symbol)
                             + vol.z * t.vol / math.sqrt(252) * math.sqrt(vol.horizon_days)) for t in TOKENS])
+    haircut = np.minimum(1.0, haircut + _liquidity_terms(policy, value))
     eligible = np.array([policy.token_eligible(t.symbol) for t in TOKENS]) & ~refused
     counted = value * (1.0 - haircut) * eligible
     caps = np.array([policy.token_wallet_share_cap(t.symbol) for t in TOKENS])

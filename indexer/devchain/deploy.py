@@ -22,11 +22,13 @@ from indexer.devchain.specs import (
     PRICE_DECIMALS,
     RESERVE_DECIMALS,
     TOKENS,
+    VAULTS,
     Scale,
     Timeline,
 )
 from indexer.devchain.txs import ChainWriter, Tx
 from indexer.devchain.uniswap import factory_txs, periphery_txs, pool_address
+from indexer.devchain.vaults import vault_creation_tx
 from indexer.devchain.world import BlockPlan, Deployment, WorldSim, price_feed_name, reserve_feed_name
 from indexer.errors import DevchainError
 
@@ -50,7 +52,10 @@ def deploy_world(rpc: RpcClient, deployed_at: int) -> Deployment:
     3. each xStock through `factory.deployToken`: a transparent proxy initialised in its constructor, its
        roles and sanctions list set in the same transaction; and the DEX pools (`specs.POOLS`), created and
        initialized by the world's liquidity provider through the position manager (`pools.pool_creation_txs`:
-       an xStock's address, CREATE2 from the factory, is known from an `eth_call` of its `deployToken`).
+       an xStock's address, CREATE2 from the factory, is known from an `eth_call` of its `deployToken`); and the
+       ERC-4626 vault over TSLAx (`specs.VAULTS`, `contracts/StockVault.sol`), created by an account of its own
+       (`vaults.VAULT_DEPLOYER`) on the predicted address (its constructor's `decimals()` read of the asset
+       gives 18 whichever runs first).
 
     The Uniswap contracts are the published artifacts (docs/contracts.md), deployed by an account of their
     own. A configuration written when this returns finds every token, feed and pool it names.
@@ -106,14 +111,17 @@ def deploy_world(rpc: RpcClient, deployed_at: int) -> Deployment:
     tokens = {t.symbol: predicted.get(t.symbol) or placed[("token", t.symbol)] for t in TOKENS}
     positions = placed[("uniswap", "positions")]
     third += [("pool", spec.name, tx) for spec, tx in zip(POOLS, pool_creation_txs(positions, tokens), strict=True)]
+    third += [("vault", spec.symbol, vault_creation_tx(spec, tokens[spec.asset], w.deploy)) for spec in VAULTS]
     hashes = w.send_all([tx for _, _, tx in third])
     w.mine(deployed_at)
     receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
     new_token = topic_of("NewToken(address,string,string)")
     for (kind, key, _), receipt in zip(third, receipts, strict=True):
-        if receipt is None or receipt.get("status") != "0x1":
-            what = f"xStock {key} through the factory" if kind == "xstock" else f"pool {key}"
+        if receipt is None or receipt.get("status") != "0x1" or (kind == "vault" and not receipt.get("contractAddress")):
+            what = {"xstock": f"xStock {key} through the factory", "vault": f"vault {key}"}.get(kind, f"pool {key}")
             raise DevchainError(f"deploying {what} failed: {receipt!r:.300}")
+        if kind == "vault":
+            placed[("vault", key)] = receipt["contractAddress"].lower()
         if kind == "xstock":
             (log,) = [lg for lg in receipt["logs"] if lg["topics"][0] == new_token]
             placed[("token", key)] = "0x" + log["topics"][1][-40:]
@@ -136,6 +144,7 @@ def deploy_world(rpc: RpcClient, deployed_at: int) -> Deployment:
         uniswap=uniswap,
         pools={spec.name: pool_address(uniswap["factory"], placed[("token", spec.token)],
                                        placed[("token", POOL_QUOTE)], spec.fee) for spec in POOLS},
+        vaults={spec.symbol: placed[("vault", spec.symbol)] for spec in VAULTS},
     )
 
 

@@ -22,9 +22,11 @@ from indexer.devchain.specs import (
     STABLE_HEARTBEAT,
     STOCK_HEARTBEAT,
     TOKENS,
+    VAULTS,
     Scale,
     Timeline,
 )
+from indexer.devchain.vaults import ATTACKER, VAULT_DEPLOYER
 from indexer.devchain.world import Deployment, price_feed_name, reserve_feed_name
 
 
@@ -72,6 +74,21 @@ def manifest_data(
                 "calendar": "24/7",
                 "token": spec.symbol,
             })
+    by_symbol = {t.symbol: t for t in TOKENS}
+    for vault in VAULTS:  # an ERC-4626 vault over a token: plain shares, valued through its asset (no feed)
+        if vault.symbol not in dep.vaults:
+            continue
+        asset = by_symbol[vault.asset]
+        tokens.append({
+            "symbol": vault.symbol,
+            "name": vault.name,
+            "address": dep.vaults[vault.symbol],
+            "decimals": vault.decimals,
+            "underlying": asset.underlying,
+            "asset_class": asset.asset_class,
+            "accounting": "plain",
+            "vault_asset": vault.asset,
+        })
     for c in CRYPTO:
         feeds.append({
             "name": c.pair,
@@ -89,6 +106,9 @@ def manifest_data(
             "dex_actors": {"liquidity_provider": LIQUIDITY_PROVIDER, "arbitrageur": ARBITRAGEUR,
                            "traders": list(TRADERS)},
         }
+    if dep.vaults:  # the vaults, their deployer and the account that donates to one (vaults.py)
+        world_pools["vaults"] = dict(dep.vaults)
+        world_pools["vault_actors"] = {"deployer": VAULT_DEPLOYER, "attacker": ATTACKER}
     quote_feed = price_feed_name(next(t for t in TOKENS if t.symbol == POOL_QUOTE))
     pools = [{"name": spec.name, "address": dep.pools[spec.name], "token": spec.token, "protocol": "uniswap_v3",
               "quote_feed": quote_feed} for spec in POOLS if spec.name in dep.pools]
@@ -121,7 +141,8 @@ def manifest_data(
             "disperse": dep.disperse,
             "market_maker": dep.market_maker,
             "aggregators": {name: list(addrs) for name, addrs in dep.aggregators.items()},
-            "contracts": {spec.symbol: spec.contract for spec in TOKENS},
+            "contracts": {**{spec.symbol: spec.contract for spec in TOKENS},
+                          **{v.symbol: "stock_vault" for v in VAULTS if v.symbol in dep.vaults}},
             **world_pools,
         },
         "tokens": tokens,

@@ -176,6 +176,27 @@ POOLS: tuple[PoolSpec, ...] = (
 POOL_WITHDRAW = {"share": "80/100", "discount_bp": 300, "thin_discount_bp": 800}
 
 @dataclass(frozen=True)
+class VaultSpec:
+    """An ERC-4626 vault (`contracts/StockVault.sol`, OpenZeppelin's ERC4626 as published) over one of the world's
+    tokens (docs/liquidity.md, "The dev world's vault")."""
+
+    symbol: str
+    name: str
+    asset: str  # the symbol of the token it holds
+    decimals: int = 18  # the asset's: the decimals offset is 0
+    depositors: tuple[int, int] = (15, 25)  # how many of the asset's holders deposit early (inclusive)
+    deposit_share: tuple[float, float] = (0.20, 0.60)  # the part of its balance each deposits
+    deposit_days: int = 5  # the early deposits fall in the world's first days, one a block
+    later_moves: int = 8  # later deposits and redemptions spread over the world
+
+
+VAULTS: tuple[VaultSpec, ...] = (VaultSpec("vTSLAx", "TSLAx Vault", "TSLAx"),)
+# the donation (`vault_donation`, scheduled_events): the attacker sends the vault `multiple - 1` times its assets,
+# so that convertToAssets jumps `multiple` times in one block, and redeems its shares `redeem_days` later
+VAULT_DONATION = {"multiple": 13, "redeem_days": 5}
+
+
+@dataclass(frozen=True)
 class ScheduledEvent:
     """Something the issuer or an oracle does at a given time; `kind` names it in the manifest."""
 
@@ -233,6 +254,9 @@ def scheduled_events(tl: Timeline) -> list[ScheduledEvent]:
         ScheduledEvent(utc(2026, 3, 10, 15), "pool_liquidity_withdrawn", "*",
                        {**POOL_WITHDRAW, "until": utc(2026, 3, 13, 15)}),
         ScheduledEvent(utc(2026, 3, 13, 15), "pool_liquidity_restored", "*", {}),
+        # The vault over TSLAx (docs/liquidity.md, "The dev world's vault"): one donation of TSLAx to it, as a
+        # flash loan and donations pushed a GOOGL xStock vault's rate ~13x in July 2026; the attacker redeems later
+        ScheduledEvent(utc(2026, 4, 21, 14, 30), "vault_donation", VAULTS[0].symbol, dict(VAULT_DONATION)),
         *(ScheduledEvent(d(day, 4), "aggregator_change", "*", {"phase": phase})
           for phase, day in enumerate(PHASE_DAYS, start=2)),
     ]

@@ -44,6 +44,7 @@ from indexer.devchain.specs import (
     scheduled_events,
 )
 from indexer.devchain.txs import Tx
+from indexer.devchain.vaults import VAULT_CONTRACT, VAULT_SYMBOLS, VaultSim
 from indexer.risk.calendar import xnys
 from indexer.types import Accounting
 
@@ -56,7 +57,9 @@ CONTRACT_ABI = {"xstock": "XStockV4", "scaled_ui": "ScaledUiStock", "scaled_ui_d
 
 
 def token_contract(symbol: str) -> str:
-    """The name of the ABI (in indexer/abis) of the world's token `symbol`."""
+    """The name of the ABI (in indexer/abis) of the world's token `symbol` (a vault's: StockVault)."""
+    if symbol in VAULT_SYMBOLS:
+        return VAULT_CONTRACT
     return CONTRACT_ABI[next(t.contract for t in TOKENS if t.symbol == symbol)]
 
 
@@ -96,6 +99,7 @@ class Deployment:
     # deployed: a world without pools
     uniswap: dict[str, str] = field(default_factory=dict)
     pools: dict[str, str] = field(default_factory=dict)  # pool name (specs.PoolSpec.name) -> address
+    vaults: dict[str, str] = field(default_factory=dict)  # ERC-4626 vault symbol (specs.VaultSpec) -> address; none: no vault
 
     @property
     def market_maker(self) -> str:
@@ -139,11 +143,13 @@ class WorldSim:
         self.admin_abi = load_abi("ProxyAdmin")
         self.disperse_abi = load_abi("Disperse")
         self.specs = {t.symbol: t for t in TOKENS}
-        # books: per token, wallet index -> raw balance (plain, ui) or shares (rebasing)
-        self.units: dict[str, dict[int, int]] = {t.symbol: {} for t in TOKENS}
-        self.holders: dict[str, list[int]] = {t.symbol: [] for t in TOKENS}
-        self._holder_pos: dict[str, dict[int, int]] = {t.symbol: {} for t in TOKENS}
-        self.total_units: dict[str, int] = {t.symbol: 0 for t in TOKENS}
+        # books: per token, wallet index -> raw balance (plain, ui) or shares (rebasing); after the tokens, the
+        # vaults' shares (vaults.py), which only the vaults' moves change
+        booked = [t.symbol for t in TOKENS] + sorted(VAULT_SYMBOLS)
+        self.units: dict[str, dict[int, int]] = {s_: {} for s_ in booked}
+        self.holders: dict[str, list[int]] = {s_: [] for s_ in booked}
+        self._holder_pos: dict[str, dict[int, int]] = {s_: {} for s_ in booked}
+        self.total_units: dict[str, int] = {s_: 0 for s_ in booked}
         # an xStock's stored multiplier state, as its initializer leaves it (fee clock from the deployment)
         self.rebasing: dict[str, RebasingParams] = {
             t.symbol: RebasingParams(WAD, deployment.deployed_at - 1, t.fee_per_period, t.period_length,
@@ -188,6 +194,8 @@ class WorldSim:
         self.last_plan = BlockPlan(timestamp=0)
         # the DEX pools and their actors (pools.py), with draws of their own: the rest of the world is the same
         self.dex = DexSim(self) if deployment.uniswap else None
+        # the ERC-4626 vault and its depositors (vaults.py), with draws of their own as well
+        self.vault = VaultSim(self) if deployment.vaults else None
 
     # -- books --------------------------------------------------------------------------------
     def _credit(self, sym: str, w: int, units: int) -> None:
@@ -214,7 +222,9 @@ class WorldSim:
                 self._holder_pos[sym][last] = pos
 
     def multiplier(self, sym: str, t: int) -> int:
-        spec = self.specs[sym]
+        spec = self.specs.get(sym)
+        if spec is None:  # a vault's shares: plain units
+            return WAD
         if spec.accounting == Accounting.REBASING_SHARES:
             key = (sym, t)
             m = self._m_cache.get(key)
@@ -228,7 +238,7 @@ class WorldSim:
     def balance(self, sym: str, w: int, t: int) -> int:
         """balanceOf(wallet) as the contract reports it at time t."""
         units = self.units[sym].get(w, 0)
-        if self.specs[sym].accounting == Accounting.REBASING_SHARES:
+        if sym in self.specs and self.specs[sym].accounting == Accounting.REBASING_SHARES:
             return balance_from_shares(units, self.multiplier(sym, t))
         return units
 
@@ -327,6 +337,8 @@ class WorldSim:
         if self.dex is not None:  # the pools' actors funded and the pools created, then the first positions
             mints += self.dex.initial_txs(self, t)
             distributions += self.dex.initial_positions(self, t)
+        if self.vault is not None:  # the vault's attacker funded, its depositors drawn (they deposit later)
+            mints += self.vault.initial_txs(self, t)
         return [mints, distributions]
 
     def _disperse(self, sym: str, rows: list[tuple[int, int]], t: int) -> list[Tx]:
@@ -356,6 +368,8 @@ class WorldSim:
         self._advance_prices(self.last_time, t)
         self._fire_events(t, plan)
         self._end_pauses(t, plan)
+        if self.vault is not None:  # before the transfers: a depositor's later moves see its balance after it
+            self.vault.plan_block(self, t, plan)
         self._plan_burns(t, plan)
         self._plan_transfers(t, plan)
         if self.dex is not None:  # before the rounds: a reserve report counts what the pools' refills minted
@@ -529,6 +543,13 @@ class WorldSim:
         if self.dex is not None:
             self.dex.on_restored(self, ev, t, plan, record)
 
+    # -- the vault's event (vaults.py) ----------------------------------------------------------
+    def _on_vault_donation(self, ev: ScheduledEvent, t: int, plan: BlockPlan, record: dict) -> None:
+        if self.vault is None:
+            record["skipped"] = True
+            return
+        self.vault.on_donation(self, ev, t, plan, record)
+
     # -- events of feeds ----------------------------------------------------------------------
     def _on_reserve_shortfall(self, ev: ScheduledEvent, t: int, plan: BlockPlan, record: dict) -> None:
         num, den = (int(x) for x in ev.detail["coverage"].split("/"))
@@ -594,7 +615,7 @@ class WorldSim:
         n_ops = int(rng.poisson(self.scale.transfers_per_block))
         if n_ops == 0:
             return
-        symbols = [s_ for s_ in self.holders if self.holders[s_] and self._can_move_token(s_, t)]
+        symbols = [s_ for s_ in self.specs if self.holders[s_] and self._can_move_token(s_, t)]
         if not symbols:
             return
         weights = np.array([len(self.holders[s_]) for s_ in symbols], dtype=float)
