@@ -133,8 +133,8 @@ def test_json_is_each_policys_stored_run_side_by_side_and_nothing_is_stored(db) 
         assert (u["status_flip"], u["stress_flip"]) == (flip, stress_flip)
         assert u["ours"]["status"] == ours[u["wallet"]].status and u["theirs"]["excess"] == pytest.approx(
             theirs[u["wallet"]].excess, rel=1e-12, abs=1e-9)
-    # measured at this block: no wallet under margin under ours (default: 1,124 healthy; kraken_2026: 26 margin
-    # call, 12 liquidate), so no status flip; 8 wallets stressed-negative only under ours, 160 with more excess
+    # measured at this block: no wallet under margin under ours (default: 1,137 healthy; kraken_2026: 26 margin
+    # call, 12 liquidate), so no status flip; 8 wallets stressed-negative only under ours, 165 with more excess
     # under kraken_2026
     assert not any(u["status_flip"] for u in under) and any(u["stress_flip"] for u in under)
     assert doc["totals"]["kraken_2026"]["shortfall"] == pytest.approx(sum(shortfalls), rel=1e-9)

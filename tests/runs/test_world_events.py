@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from indexer.chain.rpc import RpcClient
+from indexer.chain.vaults import CONVERT_TO_ASSETS
 from indexer.devchain.specs import utc
 from indexer.risk import Eligibility
 from indexer.runs.job import run_and_store
@@ -88,3 +90,75 @@ def test_googl_stall_grades_the_haircut_and_never_liquidates_on_its_own(stall_wo
     moved = [w for w in held if before[w].status == "healthy" and late_w[w].status == "liquidate"]
     assert moved == []  # 19 wallets went to liquidate on the stall alone when staleness was a cliff
     assert any(n.startswith("GOOGL/USD: stale") for n in runs["late"].notes)
+
+
+# -- the ERC-4626 vault over TSLAx (docs/risk.md section 16, docs/liquidity.md "The dev world's vault") ----------
+
+def vault_reads(engine, vault: str) -> list[m.VaultRate]:
+    with Session(engine) as s:
+        return s.execute(select(m.VaultRate).where(m.VaultRate.vault == vault)
+                         .order_by(m.VaultRate.block_number)).scalars().all()
+
+
+def test_the_split_moves_the_vaults_rate_in_tslax_units_and_not_its_value(split_world):
+    """TSLAx's 3-for-1 triples every balance, the vault's too: convertToAssets triples with no event, the rate
+    in underlying shares (over the multiplier read with it) stays, no VAULT_RATE_JUMP, and the vault's holders
+    keep their value across the multiplier taking effect (carried by it between reads) and the feed's print."""
+    store = split_world
+    engine, cid = store.engine, store.chain_id
+    vault = store.settings.token("vTSLAx").address
+    reads = [r for r in vault_reads(engine, vault) if utc(2026, 2, 13) <= r.block_timestamp <= utc(2026, 2, 18)]
+    assert len(reads) >= 5  # a row when the rate moved: TSLAx's daily fee, the split
+    before = [r for r in reads if r.block_timestamp < utc(2026, 2, 14, 12)][-1]
+    after = [r for r in reads if r.block_timestamp > utc(2026, 2, 14, 12)][0]
+    assert after.assets_per_share_raw / before.assets_per_share_raw == pytest.approx(3, rel=1e-3)
+    assert after.asset_multiplier_raw / before.asset_multiplier_raw == pytest.approx(3, rel=1e-3)
+    shares = [r.assets_per_share_raw / r.asset_multiplier_raw for r in reads]
+    assert max(shares) / min(shares) < 1.001  # in underlying shares the rate did not move (fees only)
+    runs = {k: run_and_store(engine, cid, POLICY, at=t) for k, t in (
+        ("before", utc(2026, 2, 13, 22)), ("between", utc(2026, 2, 15, 12)), ("after", utc(2026, 2, 17, 19)))}
+    rows = {k: holdings(engine, r.run_id, "vTSLAx") for k, r in runs.items()}
+    asset = {k: holdings(engine, r.run_id, "TSLAx") for k, r in runs.items()}
+    for k, v in rows.items():
+        assert v and not any(h.codes & (Eligibility.VAULT_RATE_JUMP | Eligibility.VAULT_RATE_MISSING) for h in v), k
+        assert all(h.vault_jump is not None and h.vault_jump < 0.001 for h in v), k
+    value = {k: sum(h.market_value for h in v) for k, v in rows.items()}
+    assert value["between"] == pytest.approx(value["before"], rel=1e-3)  # the same round, the rate x3, the price /3
+    assert value["after"] == pytest.approx(value["before"], rel=0.15)  # a session's move
+    # a share is worth its rate in TSLAx at TSLAx's value per token
+    per_token = {k: sum(h.market_value for h in v) / sum(h.balance for h in v) for k, v in asset.items()}
+    for k, v in rows.items():
+        for h in v:
+            assert h.market_value == pytest.approx(h.balance * h.vault_rate_raw / 1e18 * per_token[k], rel=1e-9)
+
+
+def test_the_donation_to_the_vault_makes_its_shares_ineligible_for_a_week(stall_world):
+    """The attacker's donation (2026-04-21 14:30 UTC) pushes the vault's rate about 13x in one block: the sync
+    reads it at that block (a TSLAx transfer to the vault), and every run in the policy's week after it holds
+    the vault's shares ineligible (VAULT_RATE_JUMP) at their inflated value, while TSLAx itself is untouched."""
+    store = stall_world
+    engine, cid = store.engine, store.chain_id
+    vault = store.settings.token("vTSLAx").address
+    reads = {r.block_timestamp: r for r in vault_reads(engine, vault)}
+    at = reads[utc(2026, 4, 21, 14, 30)]  # read at the donation's own block (a TSLAx transfer to the vault)
+    prior = reads[max(t for t in reads if t < at.block_timestamp)]
+    assert 10 < at.assets_per_share_raw / prior.assets_per_share_raw < 16
+    # as the vault answers at that block (the node still holds it)
+    rpc = RpcClient(store.settings.chain.rpc_urls[0], timeout=60)
+    try:
+        assert at.assets_per_share_raw == int(rpc.call("eth_call", [
+            {"to": vault, "data": "0x" + (CONVERT_TO_ASSETS.selector + (10**18).to_bytes(32, "big")).hex()},
+            hex(at.block_number)]), 16)
+    finally:
+        rpc.close()
+    runs = {k: run_and_store(engine, cid, POLICY, at=t) for k, t in (
+        ("before", utc(2026, 4, 21, 14)), ("after", utc(2026, 4, 21, 16)), ("next_day", utc(2026, 4, 22, 16, 30)))}
+    rows = {k: holdings(engine, r.run_id, "vTSLAx") for k, r in runs.items()}
+    vault_bits = Eligibility.VAULT_RATE_JUMP | Eligibility.VAULT_RATE_MISSING
+    assert rows["before"] and not any(h.codes & vault_bits for h in rows["before"])
+    for k in ("after", "next_day"):
+        assert rows[k] and all(h.codes & Eligibility.VAULT_RATE_JUMP for h in rows[k]), k
+        assert all(h.collateral_value == 0 and h.vault_jump > 10 for h in rows[k]), k
+        assert not any(h.codes & vault_bits for h in holdings(engine, runs[k].run_id, "TSLAx")), k
+    value = {k: sum(h.market_value for h in v) for k, v in rows.items()}
+    assert value["after"] > 5 * value["before"]  # shown at the inflated rate, counted as nothing

@@ -232,7 +232,8 @@ def test_backtest_on_the_demo_world(crash_world):
     ours, kraken = docs[0]["policies"]
     assert (ours["name"], kraken["name"]) == ("default", "kraken_2026")
     windows = [w for w in ours["windows"] if w["kind"] == "horizon"]
-    assert len({w["token"] for w in windows}) == 13 and len(windows) >= 13 * 10
+    # the 13 tokens with a feed and the TSLAx vault, valued through TSLAx's feed at its own haircut
+    assert len({w["token"] for w in windows}) == 14 and len(windows) >= 14 * 10
 
     def spanning(doc, token: str, when: str):
         return [w for w in doc["windows"] if w["token"] == token and w["start"] < when < w["end"]]
@@ -256,3 +257,37 @@ def test_backtest_on_the_demo_world(crash_world):
     spy = spanning(kraken, "SPYx", "2026-03-11T00:00:00Z")
     assert spy and all(w["failed"] and w["haircut"] == pytest.approx(0.10) for w in spy)
     assert next(c for c in kraken["asset_classes"] if c["group"] == "all" and c["kind"] == "horizon")["failures"] >= 3
+
+
+def test_the_crash_withdraws_dex_liquidity_and_the_tokens_trade_below_nav(crash_world):
+    """The world's liquidity provider takes 80% of every position out as the crash opens (2026-03-10 15:00 UTC)
+    and the pools trade 3% under NAV (the thin MSTRx pool 8%): the stored runs show the depth gone, the
+    discount, NAV_DEVIATION on the holdings valued at the pool price, and a larger liquidity term."""
+    _, stores = crash_world
+    settings, engine, _ = stores[0]
+    cid = settings.chain.chain_id
+    calm = run_and_store(engine, cid, POLICY, at=utc(2026, 3, 9, 19))
+    crash = run_and_store(engine, cid, POLICY, at=utc(2026, 3, 11, 19))
+    pools = {run.run_id: {p.name: p for p in rows_of(engine, m.RiskPool, m.RiskPool.run_id == run.run_id)}
+             for run in (calm, crash)}
+    calm_pools, crash_pools = pools[calm.run_id], pools[crash.run_id]
+    assert set(calm_pools) == set(crash_pools) and len(calm_pools) == 6
+    for name, before in calm_pools.items():
+        after = crash_pools[name]
+        assert after.depth_2pct < 0.5 * before.depth_2pct, name  # most of the liquidity is out
+        assert abs(before.premium_bp) < 200, name  # calm: the arbitrage keeps the pools near NAV
+        assert after.premium_bp < -200, name  # the crash: the tokens trade at a discount beyond the tolerance
+    flagged = {h.symbol for h in holdings_of(engine, crash.run_id) if h.value_flags & 1}  # ValuationFlag.NAV_DEVIATION
+    assert flagged == {p.symbol for p in crash_pools.values()}
+    assert not any(h.value_flags for h in holdings_of(engine, calm.run_id))
+    with engine.connect() as conn:
+        notes = conn.execute(select(m.RiskRunRecord.notes).where(m.RiskRunRecord.id == crash.run_id)).scalar()
+    assert "NAV_DEVIATION" in notes
+    terms: dict[int, dict[str, list[float]]] = {run.run_id: {} for run in (calm, crash)}
+    for run in (calm, crash):
+        for h in holdings_of(engine, run.run_id):
+            if h.liquidity_source == "measured" and h.balance > 0:
+                terms[run.run_id].setdefault(h.symbol, []).append(h.liquidity_term / h.balance ** 0.5)
+    # the same holding pays more to sell into the thinner market (the term per square root of units)
+    for symbol, calm_terms in terms[calm.run_id].items():
+        assert max(terms[crash.run_id][symbol]) > 1.5 * max(calm_terms), symbol
