@@ -296,8 +296,12 @@ def backtest(tokens: Tokens, feeds: Feeds, history: FeedHistory, actions: Corpor
             continue
         times = history.updated_at[lo:hi]
         prices = to_float_units(history.answer_raw[lo:hi], np.full(hi - lo, decimals[f]))
-        if adjusted[t]:
-            prices = prices * factor_at(actions, t, times, ratios)
+        # an ERC-4626 vault's share moves with its asset's price carried across the asset's corporate actions
+        # (its rate in value-continuous units is a constant of the price path; its jumps are judged apart,
+        # docs/risk.md section 16)
+        src = t if tokens.vault_asset_idx is None or tokens.vault_asset_idx[t] < 0 else int(tokens.vault_asset_idx[t])
+        if adjusted[src]:
+            prices = prices * factor_at(actions, src, times, ratios)
         run.token(t, sym, f, times, prices)
 
     rows = run.rows

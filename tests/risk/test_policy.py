@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 import tomli_w
 
+from indexer.devchain.specs import VAULTS
 from indexer.risk.policy import PolicyError, load_policy, policy_from_mapping
 from tests.oracles.synthetic import CRYPTO_FEEDS, DEFAULT_TOKENS
 
 from .worlds import DEFAULT_POLICY, KRAKEN_POLICY, default_policy_data
 
-WORLD_SYMBOLS = {t.symbol for t in DEFAULT_TOKENS}
+WORLD_SYMBOLS = {t.symbol for t in DEFAULT_TOKENS} | {v.symbol for v in VAULTS}  # and the dev world's vault
 WORLD_FEEDS = {t.feed for t in DEFAULT_TOKENS} | {name for name, _, _ in CRYPTO_FEEDS}
 
 
@@ -37,7 +38,7 @@ def test_default_policy_loads_against_the_default_world() -> None:
     assert policy.token_base_haircut("NOT_LISTED") == 1.0
     assert not policy.token_eligible("NOT_LISTED")
     assert policy.volatility.z == pytest.approx(2.326347874)
-    assert re.fullmatch(r"default/2026\.2\+sha256:[0-9a-f]{12}", policy.version_string)
+    assert re.fullmatch(r"default/2026\.3\+sha256:[0-9a-f]{12}", policy.version_string)
     assert re.fullmatch(r"[0-9a-f]{64}", policy.content_hash)
 
 
