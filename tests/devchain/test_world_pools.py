@@ -32,7 +32,7 @@ from indexer.devchain.deploy import (
 )
 from indexer.devchain.manifest import manifest_data, write_manifest
 from indexer.devchain.pools import ARBITRAGEUR, LIQUIDITY_PROVIDER, TRADERS
-from indexer.devchain.specs import CRYPTO, POOLS, SCALES, TIMELINE, TOKENS, utc
+from indexer.devchain.specs import CRYPTO, POOLS, SCALES, TIMELINE, TOKENS, VAULTS, utc
 from indexer.devchain.uniswap import FEE_TIERS, POOL, POSITIONS, SWAP, Pool, Uniswap, pool_address
 from indexer.devchain.world import Deployment, WorldSim, price_feed_name, token_contract
 from indexer.liquidity.v3 import PoolState, mid_price, premium_bp
@@ -332,7 +332,9 @@ def test_the_worlds_books_of_the_pools_and_their_actors_are_the_chains(pools_wor
 
 
 # ------------------------------------------------------------------------------------------ pure plan
-def _fake_deployment(uniswap: bool) -> Deployment:
+def fake_deployment(*, uniswap: bool = False, vault: bool = False) -> Deployment:
+    """A deployment at made-up addresses, for planning the world without a chain; with the DEX pools' contracts
+    and with the vault as asked."""
     from eth_utils import keccak
 
     def a(s: str) -> str:
@@ -347,15 +349,22 @@ def _fake_deployment(uniswap: bool) -> Deployment:
                       aggregators={n: [a(n + "1"), a(n + "2"), a(n + "3")]
                                    for n in (*feeds, *(f"{t.symbol} PoR" for t in TOKENS))},
                       uniswap={k: a(k) for k in ("factory", "positions", "router", "quoter", "lens")} if uniswap
-                      else {})
+                      else {},
+                      vaults={v.symbol: a("vault" + v.symbol) for v in VAULTS}
+                      if vault else {})
 
 
-def _played(uniswap: bool, seed: int = SEED, blocks: int = 600) -> tuple[WorldSim, list]:
-    sim = WorldSim(seed, SCALE, TIMELINE, _fake_deployment(uniswap))
+def played(deployment: Deployment, seed: int = SEED, blocks: int = 600) -> tuple[WorldSim, list]:
+    """The world planned on `deployment` for `blocks` blocks: the simulation and every transaction it sent."""
+    sim = WorldSim(seed, SCALE, TIMELINE, deployment)
     txs = [(tx.sender, tx.to, tx.data) for stage in sim.initial_mints(TIMELINE.start - 1800) for tx in stage]
     for t in sim.block_times()[:blocks]:
         txs += [(tx.sender, tx.to, tx.data) for tx in sim.next_block(t).txs]
     return sim, txs
+
+
+def _played(uniswap: bool, seed: int = SEED) -> tuple[WorldSim, list]:
+    return played(fake_deployment(uniswap=uniswap), seed)
 
 
 def test_the_pools_plan_is_seeded_and_leaves_the_rest_of_the_world_as_it_was():

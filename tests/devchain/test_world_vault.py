@@ -13,10 +13,11 @@ from indexer.accounting import WAD
 from indexer.chain.abi import load_abi
 from indexer.chain.decode import topic_of
 from indexer.chain.rpc import RpcClient
-from indexer.devchain.specs import CRYPTO, DAY, SCALES, TIMELINE, TOKENS, VAULT_DONATION, VAULTS, utc
+from indexer.devchain.specs import DAY, SCALES, VAULT_DONATION, VAULTS, utc
 from indexer.devchain.vaults import ATTACKER, VAULT_DEPLOYER
-from indexer.devchain.world import Deployment, WorldSim, price_feed_name, token_contract
+from indexer.devchain.world import WorldSim, token_contract
 from indexer.types import Accounting
+from tests.devchain.test_world_pools import fake_deployment, played
 
 SEED = 7
 SCALE = SCALES["small"]
@@ -132,28 +133,8 @@ def test_no_vault_transaction_moves_tslax_in_the_splits_quiet_days(manifest, wor
 
 
 # ------------------------------------------------------------------------------------------ pure plan
-def _fake_deployment(vault: bool) -> Deployment:
-    from eth_utils import keccak
-
-    def a(s: str) -> str:
-        return "0x" + keccak(s.encode())[-20:].hex()
-
-    feeds = {price_feed_name(t): a("feed" + t.symbol) for t in TOKENS} | {c.pair: a(c.pair) for c in CRYPTO}
-    return Deployment(a("issuer"), a("updater"), a("sanctions"), {t.symbol: a("token" + t.symbol) for t in TOKENS},
-                      feeds, {t.symbol: a("por" + t.symbol) for t in TOKENS}, TIMELINE.start - 7200,
-                      factory=a("factory"), proxy_admin=a("admin"),
-                      implementations={"XStockV3": a("v3"), "XStockV4": a("v4")}, disperse=a("disperse"),
-                      aggregators={n: [a(n + "1"), a(n + "2"), a(n + "3")]
-                                   for n in (*feeds, *(f"{t.symbol} PoR" for t in TOKENS))},
-                      vaults={VAULT.symbol: a("vault")} if vault else {})
-
-
-def _played(vault: bool, seed: int = SEED, blocks: int = 400) -> tuple[WorldSim, list]:
-    sim = WorldSim(seed, SCALE, TIMELINE, _fake_deployment(vault))
-    txs = [(tx.sender, tx.to, tx.data) for stage in sim.initial_mints(TIMELINE.start - 1800) for tx in stage]
-    for t in sim.block_times()[:blocks]:
-        txs += [(tx.sender, tx.to, tx.data) for tx in sim.next_block(t).txs]
-    return sim, txs
+def _played(vault: bool, seed: int = SEED) -> tuple[WorldSim, list]:
+    return played(fake_deployment(vault=vault), seed, blocks=400)
 
 
 def test_the_vaults_plan_is_seeded_and_leaves_the_worlds_draws_as_they_were():
